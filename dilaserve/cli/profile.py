@@ -1,0 +1,177 @@
+"""`dilaserve profile`: measure step-cost and quality profiles of a model on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from worker.engine.engine import DenoisingEngine, EngineConfig
+from worker.engine.step_types import CACHE_MODES, DecodeSettings
+from worker.measure.profile_files import (
+    QUALITY_FILE,
+    hardware_name,
+    profiles_dir,
+    step_cost_file,
+)
+from worker.measure.quality_eval import evaluate
+from worker.measure.step_cost_probe import ProbeGrid, probe
+from worker.models import tasks
+from worker.models.shipped import load
+from worker.profiles.quality import QualityProfile
+from worker.profiles.step_cost import StepCostProfile, sample_to_json
+
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+BLOCK_SIZES = (8, 16, 32)
+REFERENCE = DecodeSettings(threshold=0.9, block_size=32)
+CANVAS = 32
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "profile", help="measure step-cost and quality profiles of a model", description=__doc__
+    )
+    p.add_argument("--model", help="model directory (default: the shipped model)")
+    p.add_argument("--out", type=Path, help="profile directory (default: MODEL/profiles)")
+    p.add_argument(
+        "--what",
+        default="step-cost,quality",
+        help="comma list of step-cost, quality (default both)",
+    )
+    p.add_argument("--cache-modes", default="dual,prefix,none", help="for step-cost")
+    p.add_argument("--tp", type=int, default=1, help="tensor-parallel degree")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--per-task", type=int, default=100, help="held-out prompts per task")
+    p.add_argument("--quick", action="store_true", help="a small grid, for smoke runs")
+    p.set_defaults(func=run)
+
+
+def _log(message: str) -> None:
+    print(f"[profile] {message}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    what = set(args.what.split(","))
+    if not what <= {"step-cost", "quality"}:
+        raise ValueError(f"--what: unknown part(s) {sorted(what - {'step-cost', 'quality'})}")
+    modes = args.cache_modes.split(",")
+    if not set(modes) <= set(CACHE_MODES):
+        raise ValueError(f"--cache-modes: expected some of {', '.join(CACHE_MODES)}")
+    if args.tp != 1:
+        raise ValueError("--tp: only 1 is measured on this machine so far")
+    model, tok, model_dir = load(args.model, dtype=getattr(torch, args.dtype), device=args.device)
+    out = args.out or profiles_dir(model_dir)
+    provenance = {
+        "source": "measured",
+        "command": " ".join(["dilaserve", *sys.argv[1:]]),
+        "date": datetime.date.today().isoformat(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    if "step-cost" in what:
+        grid = (
+            ProbeGrid(batch_sizes=(1, 4, 16), seq_lens=(64, 256), repeats=1, mixed_steps=4)
+            if args.quick
+            else ProbeGrid()
+        )
+        grid = _clip_grid(grid, model.config.max_seq_len)
+        hardware = hardware_name(next(model.parameters()).device)
+        for mode in modes:
+            started = time.monotonic()
+            result = probe(model, mode, grid, progress=_log)
+            profile = StepCostProfile(
+                model=model.config.name,
+                hardware=hardware,
+                dtype=args.dtype,
+                tp=args.tp,
+                cache_mode=mode,
+                cost=result.model,
+                median_rel_error=result.heldout_error,
+                provenance={
+                    **provenance,
+                    "fit_median_rel_error": result.fit_error,
+                    "heldout": "steps mixing refresh and reuse rows, not fitted on",
+                },
+                samples=tuple(
+                    sample_to_json(s, **meta, heldout=False) for s, meta in result.fit_samples
+                )
+                + tuple(
+                    sample_to_json(s, **meta, heldout=True) for s, meta in result.heldout_samples
+                ),
+            )
+            path = out / step_cost_file(hardware, args.dtype, args.tp, mode)
+            profile.save(path)
+            print(
+                f"step-cost {mode:6s}: coef {[f'{c:.3g}' for c in result.model.coef]} "
+                f"fit error {result.fit_error:.1%}, held-out error {result.heldout_error:.1%} "
+                f"({time.monotonic() - started:.0f} s) -> {path}"
+            )
+    if "quality" in what:
+        if tok is None:
+            raise ValueError("--model: quality profiling needs the task tokenizer (tokenizer.json)")
+        per_task = 20 if args.quick else args.per_task
+        profile = quality_profile(model, tok, per_task, provenance)
+        profile.save(out / QUALITY_FILE)
+        print_quality(profile)
+        print(f"-> {out / QUALITY_FILE}")
+    return 0
+
+
+def _clip_grid(grid: ProbeGrid, max_seq: int) -> ProbeGrid:
+    return ProbeGrid(
+        grid.batch_sizes,
+        tuple(s for s in grid.seq_lens if s <= max_seq) or (max_seq,),
+        grid.block_sizes,
+        grid.repeats,
+        grid.mixed_steps,
+    )
+
+
+def quality_profile(model, tok, per_task: int, provenance: dict) -> QualityProfile:
+    examples = tasks.heldout_set(per_task)
+    engine = DenoisingEngine(model, EngineConfig(max_rows=32))
+    settings = [DecodeSettings(threshold=t, block_size=b) for b in BLOCK_SIZES for t in THRESHOLDS]
+    settings.append(DecodeSettings(block_size=8, rule="topk", rule_param=1))
+    points = []
+    for s in settings:
+        started = time.monotonic()
+        points.append(evaluate(engine, tok, examples, s, CANVAS, batch_size=32).point)
+        _log(
+            f"{s.rule} tau={s.threshold} block={s.block_size}: accuracy "
+            f"{points[-1].accuracy:.1%} ({time.monotonic() - started:.0f} s)"
+        )
+    reference = next(
+        p
+        for p in points
+        if p.rule == "threshold"
+        and p.threshold == REFERENCE.threshold
+        and p.block_size == REFERENCE.block_size
+    )
+    return QualityProfile(
+        model=model.config.name,
+        reference=reference,
+        points=tuple(points),
+        heldout={"per_task": per_task, "seed": 1234, "canvas": CANVAS, "tasks": list(tasks.TASKS)},
+        provenance=provenance,
+    )
+
+
+def print_quality(profile: QualityProfile) -> None:
+    names = list(profile.reference.per_task)
+    print(
+        f"{'rule':9s} {'tau':>5s} {'block':>5s} {'acc':>6s} "
+        + " ".join(f"{n:>6s}" for n in names)
+        + f" {'ans/step':>8s} {'tok/step':>8s} {'fwd/req':>7s}"
+    )
+    for p in profile.points:
+        print(
+            f"{p.rule:9s} {p.threshold:5.2f} {p.block_size:5d} {p.accuracy:6.1%} "
+            + " ".join(f"{p.per_task[n]:6.1%}" for n in names)
+            + f" {p.answer_tokens_per_step:8.2f} {p.tokens_per_step:8.2f} "
+            f"{p.forwards_per_request:7.2f}"
+        )

@@ -1,0 +1,201 @@
+"""From (cluster, workload, profiles, policy) to the numbers the ILP needs: the candidate replica
+configurations, each class's deadline and quality floor, and a capacity per configuration x class.
+
+Cross-input validation lives here (a node type with no profiled hardware, a floor no profiled
+threshold meets, a policy threshold outside the profiled range); errors name the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from solver.capacity import Capacity, CapacityQuery, capacity_table, latency
+from solver.tp_extrapolation import extrapolate
+from solver.types import Cluster, NodeType, Policy, Profiles, SloClass, Workload
+from worker.profiles.step_cost import StepCostProfile
+
+# Below these the solver treats a class as idle / a configuration as unable to serve it: tiny
+# positive values would only put huge coefficients (1 / rate, 1 / capacity) into the MILP.
+MIN_RATE = 1e-6  # requests/s offered (one request in 11 days)
+MIN_CAPACITY = 1e-6  # requests/s per replica
+
+
+@dataclass(frozen=True)
+class Config:
+    """One kind of replica: TP degree x threshold x block size on one node type."""
+
+    pool: int  # index into cluster.nodes
+    node_type: str
+    tp: int
+    threshold: float
+    block_size: int
+    accuracy: float
+    accuracy_drop: float  # against the quality profile's reference setting
+    extrapolated: bool  # the step-cost profile at this TP was extrapolated
+
+
+@dataclass(frozen=True)
+class Instance:
+    cluster: Cluster
+    workload: Workload
+    policy: Policy
+    configs: tuple[Config, ...]
+    deadlines: tuple[float | None, ...]  # per class, resolved to seconds (None: best effort)
+    allowed: tuple[tuple[bool, ...], ...]  # [config][class]: the config meets the class's floor
+    capacity: tuple[tuple[Capacity, ...], ...]  # [config][class], rate 0 when not allowed
+    weights: tuple[float, ...]  # per class, weight of a served request/s in the primary tier
+    reference_threshold: float
+    notes: tuple[str, ...]
+
+    @property
+    def classes(self) -> tuple[SloClass, ...]:
+        return self.workload.classes
+
+    def cap(self, k: int, c: int) -> float:
+        rate = self.capacity[k][c].rate if self.allowed[k][c] else 0.0
+        return rate if rate >= MIN_CAPACITY else 0.0
+
+
+def step_profiles(cluster: Cluster, profiles: Profiles, policy: Policy,
+                  ) -> tuple[dict[tuple[int, int], StepCostProfile], list[str]]:
+    """The step-cost profile for each (pool, TP degree) the policy allows; notes what was
+    extrapolated or skipped."""
+    by_hw: dict[str, dict[int, StepCostProfile]] = {}
+    for p in profiles.step_costs:
+        by_hw.setdefault(p.hardware.lower(), {})[p.tp] = p
+    out: dict[tuple[int, int], StepCostProfile] = {}
+    notes: list[str] = []
+    for i, node in enumerate(cluster.nodes):
+        have = by_hw.get(node.gpu_type.lower())
+        if not have:
+            raise ValueError(f"cluster.nodes[{i}].gpu_type {node.gpu_type!r}: no step-cost "
+                             f"profile for this hardware (profiled: {profiles.hardware()})")
+        extrapolated, skipped = [], []
+        for tp in sorted(policy.tp_degrees):
+            if tp > node.gpus_per_node:
+                continue
+            if tp in have:
+                out[i, tp] = have[tp]
+                continue
+            base = max((t for t in have if t < tp), default=None)
+            if base is None or not policy.extrapolate_tp:
+                skipped.append(tp)
+                continue
+            out[i, tp] = extrapolate(have[base], tp, profiles.tp_overhead)
+            extrapolated.append(f"TP={tp} from TP={base}")
+        if extrapolated:
+            notes.append(f"{node.name}: step cost extrapolated for {', '.join(extrapolated)}: "
+                         f"{profiles.tp_overhead.describe()}")
+        if skipped:
+            notes.append(f"{node.name}: TP={skipped} not considered (no profile to "
+                         f"extrapolate from)")
+        if not any(key[0] == i for key in out):
+            raise ValueError(f"cluster.nodes[{i}] ({node.name}): no allowed TP degree fits "
+                             f"{node.gpus_per_node} GPUs per node with a profile "
+                             f"(policy.tp_degrees {policy.tp_degrees}, profiled {sorted(have)})")
+    return out, notes
+
+
+def threshold_levels(profiles: Profiles, policy: Policy) -> dict[int, list[float]]:
+    quality = profiles.quality
+    blocks = policy.block_sizes or tuple(quality.block_sizes())
+    levels: dict[int, list[float]] = {}
+    for b in blocks:
+        pts = [p.threshold for p in quality.threshold_points(b)]
+        if not pts:
+            raise ValueError(f"policy.block_sizes: block size {b} is not in the quality profile "
+                             f"(profiled: {quality.block_sizes()})")
+        if policy.thresholds is None:
+            levels[b] = sorted(set(pts))
+            continue
+        for t in policy.thresholds:
+            if not pts[0] - 1e-12 <= t <= pts[-1] + 1e-12:
+                raise ValueError(f"policy.thresholds: {t} is outside the profiled range "
+                                 f"[{pts[0]}, {pts[-1]}] at block size {b}")
+        levels[b] = sorted(set(policy.thresholds))
+    return levels
+
+
+def _floor_ok(cls: SloClass, threshold: float, drop: float) -> bool:
+    if cls.min_threshold is not None and threshold < cls.min_threshold - 1e-12:
+        return False
+    return cls.max_accuracy_drop is None or drop <= cls.max_accuracy_drop + 1e-12
+
+
+def _weights(workload: Workload, policy: Policy) -> tuple[float, ...]:
+    prios = sorted({c.priority for c in workload.classes})
+    span = max(1, len(prios) - 1)
+    w = policy.weights
+    return tuple((w.best_effort if c.best_effort else 1.0)
+                 * (1 + w.priority * prios.index(c.priority) / span) for c in workload.classes)
+
+
+def build_instance(cluster: Cluster, workload: Workload, profiles: Profiles,
+                   policy: Policy) -> Instance:
+    for name, obj, typ in (("cluster", cluster, Cluster), ("workload", workload, Workload),
+                           ("profiles", profiles, Profiles), ("policy", policy, Policy)):
+        if not isinstance(obj, typ):
+            raise ValueError(f"{name} must be a {typ.__name__}, got {type(obj).__name__}")
+    quality = profiles.quality
+    steps, notes = step_profiles(cluster, profiles, policy)
+    levels = threshold_levels(profiles, policy)
+    configs = []
+    for (pool, tp), _prof in sorted(steps.items()):
+        node: NodeType = cluster.nodes[pool]
+        for block, taus in sorted(levels.items()):
+            for tau in taus:
+                point = quality.at(tau, block)
+                configs.append(Config(pool, node.name, tp, tau, block, point.accuracy,
+                                      quality.reference.accuracy - point.accuracy,
+                                      "extrapolated_from_tp" in steps[pool, tp].provenance))
+    allowed = [[_floor_ok(c, k.threshold, k.accuracy_drop) for c in workload.classes]
+               for k in configs]
+    for ci, cls in enumerate(workload.classes):
+        if not any(row[ci] for row in allowed):
+            field = "min_threshold" if cls.min_threshold is not None else "max_accuracy_drop"
+            raise ValueError(
+                f"workload.classes[{ci}] ({cls.name}).{field}: no profiled setting meets the "
+                f"floor (min_threshold {cls.min_threshold}, max_accuracy_drop "
+                f"{cls.max_accuracy_drop}; thresholds {sorted({k.threshold for k in configs})}, "
+                f"best accuracy drop {min(k.accuracy_drop for k in configs):.4f})")
+    deadlines = _deadlines(cluster, workload, profiles, policy, steps, notes)
+    queries = []
+    for k in configs:
+        prof = steps[k.pool, k.tp]
+        tps = quality.at(k.threshold, k.block_size).tokens_per_step
+        for ci, cls in enumerate(workload.classes):
+            queries.append(CapacityQuery(prof.cost, prof.cache_mode, cls.prompt, cls.output,
+                                         k.block_size, tps, deadlines[ci], cls.target_attainment,
+                                         policy.max_batch, policy.best_effort_utilization))
+    caps = capacity_table(queries)
+    n = len(workload.classes)
+    capacity = tuple(tuple(caps[i * n:(i + 1) * n]) for i in range(len(configs)))
+    return Instance(cluster, workload, policy, tuple(configs), deadlines,
+                    tuple(tuple(r) for r in allowed), capacity, _weights(workload, policy),
+                    quality.reference.threshold, tuple(notes))
+
+
+def _deadlines(cluster: Cluster, workload: Workload, profiles: Profiles, policy: Policy,
+               steps: dict[tuple[int, int], StepCostProfile], notes: list[str],
+               ) -> tuple[float | None, ...]:
+    """Absolute deadlines; `slo_scale` x the unloaded latency: one request alone (mean lengths)
+    at the quality reference setting on the smallest TP of the first node type."""
+    quality = profiles.quality
+    ref = quality.reference
+    block = ref.block_size if ref.block_size in quality.block_sizes() else quality.block_sizes()[0]
+    tp = min(t for (p, t) in steps if p == 0)
+    prof = steps[0, tp]
+    out: list[float | None] = []
+    for cls in workload.classes:
+        if cls.best_effort or cls.deadline_s is not None:
+            out.append(None if cls.best_effort else cls.deadline_s)
+            continue
+        q = CapacityQuery(prof.cost, prof.cache_mode, cls.prompt, cls.output, block,
+                          quality.at(ref.threshold, block).tokens_per_step, None,
+                          cls.target_attainment, 1)
+        unloaded = latency(q, 1, tail=False)
+        out.append(cls.slo_scale * unloaded)
+        notes.append(f"class {cls.name}: deadline {cls.slo_scale:g} x {unloaded:.3g} s "
+                     f"(alone at tau={ref.threshold:g}, block {block}, TP={tp} on "
+                     f"{cluster.nodes[0].name}) = {out[-1]:.3g} s")
+    return tuple(out)

@@ -1,0 +1,65 @@
+"""Exact-match quality of decoding settings on the shipped model's held-out task set."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from worker.engine.engine import DenoisingEngine
+from worker.engine.runner import RunReport, run_to_completion
+from worker.engine.step_types import AdmitRow, DecodeSettings
+from worker.models.tasks import Example
+from worker.models.tokenizer import CharTokenizer
+from worker.profiles.quality import QualityPoint
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    point: QualityPoint
+    report: RunReport
+    answers: dict[str, str]
+
+
+def requests_for(
+    examples: list[Example], tok: CharTokenizer, canvas: int, settings: DecodeSettings
+) -> list[AdmitRow]:
+    return [
+        AdmitRow(f"{i}", tuple(tok.encode(ex.prompt)), canvas, settings)
+        for i, ex in enumerate(examples)
+    ]
+
+
+def evaluate(
+    engine: DenoisingEngine,
+    tok: CharTokenizer,
+    examples: list[Example],
+    settings: DecodeSettings,
+    canvas: int,
+    batch_size: int,
+    keep_steps: bool = False,
+) -> EvalResult:
+    report = run_to_completion(
+        engine, requests_for(examples, tok, canvas, settings), batch_size, keep_steps
+    )
+    correct: dict[str, list[bool]] = defaultdict(list)
+    answers = {}
+    forwards = committed = answer_tokens = 0
+    for i, ex in enumerate(examples):
+        done = report.completions[f"{i}"]
+        answers[f"{i}"] = tok.decode(done.output_ids)
+        correct[ex.task].append(answers[f"{i}"] == ex.answer)
+        forwards += done.forwards
+        committed += done.committed
+        answer_tokens += len(done.output_ids)
+    per_task = {task: sum(v) / len(v) for task, v in sorted(correct.items())}
+    point = QualityPoint(
+        rule=settings.rule,
+        threshold=settings.threshold if settings.rule == "threshold" else settings.param,
+        block_size=settings.block_size,
+        accuracy=sum(sum(v) for v in correct.values()) / len(examples),
+        per_task=per_task,
+        answer_tokens_per_step=answer_tokens / forwards,
+        tokens_per_step=committed / forwards,
+        forwards_per_request=forwards / len(examples),
+    )
+    return EvalResult(point, report, answers)

@@ -1,0 +1,192 @@
+"""Checkpoint directories: config.json + *.safetensors (+ tokenizer.json).
+
+Two formats are read:
+- dilaserve's own (config.json has "format": "dilaserve"; tensor names are this package's modules);
+- LLaDA-8B's Hugging Face layout (config.json has model_type "llada"; keys d_model, n_heads, ...;
+  tensors named model.transformer.blocks.N.q_proj.weight, ...), so a downloaded LLaDA-8B-Instruct
+  directory loads as it is. Nothing is ever fetched from a hub.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from worker.models.config import ModelConfig
+from worker.models.tokenizer import CharTokenizer
+from worker.models.transformer import DiffusionTransformer
+
+WEIGHTS_FILE = "model.safetensors"
+
+# LLaDA tensor name -> ours; {i} is the layer index.
+_LLADA_LAYER_NAMES = {
+    "attn_norm.weight": "attn_norm.weight",
+    "q_proj.weight": "attn.q_proj.weight",
+    "k_proj.weight": "attn.k_proj.weight",
+    "v_proj.weight": "attn.v_proj.weight",
+    "attn_out.weight": "attn.o_proj.weight",
+    "ff_norm.weight": "mlp_norm.weight",
+    "ff_proj.weight": "mlp.gate_proj.weight",
+    "up_proj.weight": "mlp.up_proj.weight",
+    "ff_out.weight": "mlp.down_proj.weight",
+}
+_LLADA_TOP_NAMES = {
+    "wte.weight": "embed.weight",
+    "ln_f.weight": "final_norm.weight",
+    "ff_out.weight": "lm_head.weight",
+}
+_LLADA_PREFIX = "model.transformer."
+
+
+def read_config(directory: Path) -> tuple[ModelConfig, str]:
+    path = Path(directory) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"model: no config.json in {directory}")
+    data = json.loads(path.read_text())
+    if data.get("format") == "dilaserve":
+        return ModelConfig.from_dict(data), "dilaserve"
+    if data.get("model_type") == "llada" or "d_model" in data:
+        return _llada_config(data, Path(directory).name), "llada"
+    raise ValueError(f"model: {path} is neither a dilaserve nor a LLaDA config")
+
+
+def _llada_config(data: dict, name: str) -> ModelConfig:
+    try:
+        n_heads = data["n_heads"]
+        return ModelConfig(
+            vocab_size=data.get("embedding_size") or data["vocab_size"],
+            hidden_size=data["d_model"],
+            num_layers=data["n_layers"],
+            num_heads=n_heads,
+            num_kv_heads=data.get("n_kv_heads") or n_heads,
+            intermediate_size=data.get("mlp_hidden_size") or data["mlp_ratio"] * data["d_model"],
+            max_seq_len=data.get("max_sequence_length", 4096),
+            mask_token_id=data.get("mask_token_id", 126336),
+            eos_token_id=data.get("eos_token_id", 126081),
+            pad_token_id=data.get("pad_token_id", 126081),
+            rope_theta=data.get("rope_theta", 10000.0),
+            rms_norm_eps=data.get("rms_norm_eps", 1e-5),
+            tie_embeddings=bool(data.get("weight_tying", False)),
+            name=name,
+        )
+    except KeyError as missing:
+        raise ValueError(f"model: LLaDA config.json lacks {missing}") from None
+
+
+def _llada_to_ours(key: str) -> str | None:
+    if not key.startswith(_LLADA_PREFIX):
+        return None
+    rest = key[len(_LLADA_PREFIX) :]
+    if rest in _LLADA_TOP_NAMES:
+        return _LLADA_TOP_NAMES[rest]
+    parts = rest.split(".", 2)
+    if len(parts) == 3 and parts[0] == "blocks" and parts[2] in _LLADA_LAYER_NAMES:
+        return f"blocks.{parts[1]}.{_LLADA_LAYER_NAMES[parts[2]]}"
+    return None
+
+
+def load_model(
+    directory: Path | str, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+) -> DiffusionTransformer:
+    directory = Path(directory)
+    cfg, fmt = read_config(directory)
+    model = DiffusionTransformer(cfg)
+    expected = model.state_dict()
+    loaded: dict[str, torch.Tensor] = {}
+    shards = sorted(directory.glob("*.safetensors"))
+    if not shards:
+        raise FileNotFoundError(f"model: no *.safetensors in {directory}")
+    for shard in shards:
+        with safe_open(str(shard), framework="pt") as f:
+            for key in f.keys():
+                ours = key if fmt == "dilaserve" else _llada_to_ours(key)
+                if ours is None or ours not in expected:
+                    continue
+                tensor = f.get_tensor(key)
+                if tensor.shape != expected[ours].shape:
+                    raise ValueError(
+                        f"model: {key} has shape {tuple(tensor.shape)}, "
+                        f"config implies {tuple(expected[ours].shape)}"
+                    )
+                loaded[ours] = tensor
+    if cfg.tie_embeddings:
+        loaded.setdefault("lm_head.weight", loaded.get("embed.weight"))
+    missing = sorted(set(expected) - set(loaded))
+    if missing:
+        raise ValueError(
+            f"model: checkpoint in {directory} lacks {len(missing)} tensors, first {missing[:3]}"
+        )
+    model.load_state_dict(loaded)
+    return model.to(device=device, dtype=dtype).eval()
+
+
+def save_model(
+    model: DiffusionTransformer, directory: Path | str, tokenizer: CharTokenizer | None = None
+) -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.config.save(directory / "config.json")
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    if model.config.tie_embeddings:
+        state.pop("lm_head.weight")
+    save_file(state, str(directory / WEIGHTS_FILE))
+    if tokenizer is not None:
+        tokenizer.save(directory / "tokenizer.json")
+
+
+def save_llada_format(model: DiffusionTransformer, directory: Path | str) -> None:
+    """Write a model in LLaDA's HF layout (used by tests to check that loader on a tiny model)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    cfg = model.config
+    config = {
+        "model_type": "llada",
+        "d_model": cfg.hidden_size,
+        "n_heads": cfg.num_heads,
+        "n_kv_heads": cfg.num_kv_heads,
+        "n_layers": cfg.num_layers,
+        "mlp_hidden_size": cfg.intermediate_size,
+        "vocab_size": cfg.vocab_size,
+        "embedding_size": cfg.vocab_size,
+        "max_sequence_length": cfg.max_seq_len,
+        "mask_token_id": cfg.mask_token_id,
+        "eos_token_id": cfg.eos_token_id,
+        "pad_token_id": cfg.pad_token_id,
+        "rope_theta": cfg.rope_theta,
+        "rms_norm_eps": cfg.rms_norm_eps,
+        "weight_tying": cfg.tie_embeddings,
+    }
+    (directory / "config.json").write_text(json.dumps(config, indent=2))
+    ours_to_llada = {
+        f"blocks.{i}.{ours}": f"{_LLADA_PREFIX}blocks.{i}.{theirs}"
+        for i in range(cfg.num_layers)
+        for theirs, ours in _LLADA_LAYER_NAMES.items()
+    }
+    ours_to_llada.update(
+        {ours: _LLADA_PREFIX + theirs for theirs, ours in _LLADA_TOP_NAMES.items()}
+    )
+    state = {ours_to_llada[k]: v.detach().contiguous() for k, v in model.state_dict().items()}
+    # two shards, as real multi-file checkpoints come
+    keys = sorted(state)
+    half = len(keys) // 2
+    save_file(
+        {k: state[k] for k in keys[:half]}, str(directory / "model-00001-of-00002.safetensors")
+    )
+    save_file(
+        {k: state[k] for k in keys[half:]}, str(directory / "model-00002-of-00002.safetensors")
+    )
+
+
+def load_tokenizer(directory: Path | str) -> CharTokenizer | None:
+    """The shipped char tokenizer; None for checkpoints without one (prompts then come as ids)."""
+    path = Path(directory) / "tokenizer.json"
+    if not path.is_file():
+        return None
+    try:
+        return CharTokenizer.load(path)
+    except (ValueError, KeyError):
+        return None

@@ -1,0 +1,156 @@
+"""Admission: refuse at arrival what cannot meet its deadline, rather than time it out late.
+
+The rule. An arrival is feasible when now + (wait + service) x step time x (1 + headroom) <= its
+deadline, where
+  service = its predicted steps at its floor threshold (what load control could bring it to; with
+            load control off, its starting threshold) and its starting block size,
+  wait    = when a row slot frees up for it: the work ahead of it (the resident rows' steps left
+            at their current settings, which load control keeps unless they run late, and the
+            floor steps of every queued request the ordering puts before it) list-scheduled onto
+            the row slots it can have (max_rows, fewer when its length limits it by max_tokens),
+  step time = the predicted step time of the current batch with it added, filled to as many rows
+            as the work ahead will keep busy or as recent steps have had (the arrivals that will
+            join during its service), whichever is more.
+With `admission_protects_queue`, an arrival is also infeasible when it would push a queued request
+behind it (edf puts an urgent arrival ahead of others) from meeting its deadline to missing it:
+the same list schedule is run with and without the arrival. Resident requests are not re-examined
+(they already hold their slots; arrivals wait for a slot).
+An infeasible arrival is rejected, or accepted demoted when its class allows best effort.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Collection, Iterable
+from operator import itemgetter
+
+from worker.engine.step_types import EngineLimits
+from worker.scheduler.config import SchedulerConfig
+from worker.scheduler.ordering import order_key
+from worker.scheduler.predictor import Predictor
+from worker.scheduler.requests import AdmissionDecision, RequestSpec, RequestState, Verdict
+
+
+def shape_problem(spec: RequestSpec, limits: EngineLimits) -> str | None:
+    """Why the engine could never run this request, or None."""
+    if spec.seq_len > limits.max_seq_len:
+        return (
+            f"rejected: prompt + canvas is {spec.seq_len} tokens, over the engine's "
+            f"max_seq_len {limits.max_seq_len}"
+        )
+    if spec.seq_len > limits.max_tokens:
+        return (
+            f"rejected: prompt + canvas is {spec.seq_len} tokens, over the engine's "
+            f"max_tokens {limits.max_tokens}"
+        )
+    return None
+
+
+class Admission:
+    def __init__(self, config: SchedulerConfig, limits: EngineLimits, predictor: Predictor) -> None:
+        self.config = config
+        self.limits = limits
+        self.predictor = predictor
+
+    def decide(
+        self,
+        state: RequestState,
+        now: float,
+        resident: Collection[RequestState],
+        queued: Iterable[RequestState],
+        typical_rows: float = 0.0,
+    ) -> AdmissionDecision:
+        spec = state.spec
+        rid = spec.request_id
+        if not self.config.admission:
+            return AdmissionDecision(rid, Verdict.ACCEPTED, "accepted: admission control is off")
+        if spec.deadline_s <= now:
+            return self._infeasible(state, "its deadline has already passed", None)
+
+        slots = max(1, min(self.limits.max_rows, self.limits.max_tokens // spec.seq_len))
+        shape = self.predictor.shape_with(self.predictor.shape_of(resident), state)
+        step_s = self.predictor.step_seconds(shape)
+        ordering = self.config.ordering
+        mine = order_key(state, ordering, now, step_s)
+        keyed = sorted(
+            ((order_key(q, ordering, now, step_s), q) for q in queued), key=itemgetter(0)
+        )
+        ahead = [q for key, q in keyed if key < mine]
+        behind = [q for key, q in keyed if key > mine]
+        busy = min(slots, max(len(resident) + len(ahead) + 1, typical_rows))
+        step_s = self.predictor.step_seconds(shape.filled_to(busy))
+        stretch = step_s * (1.0 + self.config.admission_headroom)
+
+        free_at = sorted(r.steps_left for r in resident)[-slots:]
+        free_at = [0.0] * (slots - len(free_at)) + free_at
+        heapq.heapify(free_at)
+        for q in ahead:
+            heapq.heappush(free_at, heapq.heappop(free_at) + q.floor_steps)
+        without = list(free_at)
+        wait_steps = heapq.heappop(free_at)
+        service_steps = state.floor_steps
+        heapq.heappush(free_at, wait_steps + service_steps)
+        finish = now + (wait_steps + service_steps) * stretch
+        detail = (
+            f"predicted finish in {(finish - now) * 1e3:.1f} ms (wait {wait_steps:.0f} + "
+            f"service {service_steps:.0f} steps of {step_s * 1e3:.2f} ms at threshold "
+            f"{state.threshold_rungs[-1]:g}) against a deadline in "
+            f"{(spec.deadline_s - now) * 1e3:.1f} ms"
+        )
+        if finish > spec.deadline_s:
+            return self._infeasible(state, detail, finish)
+        if self.config.admission_protects_queue:
+            victim = _first_victim(behind, free_at, without, now, stretch)
+            if victim is not None:
+                return self._infeasible(
+                    state, f"admitting it would make {victim} late; {detail}", finish
+                )
+        return AdmissionDecision(rid, Verdict.ACCEPTED, f"accepted: {detail}", finish)
+
+    def floor_steps(self, state: RequestState) -> float:
+        """Steps left at the floor threshold (block sizes as they are: a larger block can only be
+        reached at aligned block starts, so it is a bonus, not counted on)."""
+        steps, _ = self.predictor.work(state, state.threshold_rungs[-1])
+        return steps
+
+    def _infeasible(
+        self, state: RequestState, detail: str, finish: float | None
+    ) -> AdmissionDecision:
+        spec = state.spec
+        if spec.best_effort:
+            return AdmissionDecision(
+                spec.request_id,
+                Verdict.BEST_EFFORT,
+                f"accepted best-effort (class {spec.slo_class}) although infeasible: {detail}",
+                finish,
+            )
+        return AdmissionDecision(
+            spec.request_id,
+            Verdict.REJECTED,
+            f"rejected: infeasible even at its quality floor: {detail}",
+            finish,
+        )
+
+
+def _first_victim(
+    behind: list[RequestState],
+    with_new: list[float],
+    without_new: list[float],
+    now: float,
+    stretch: float,
+) -> str | None:
+    """The first queued request behind the arrival that meets its deadline without the arrival
+    and misses it with it (list-scheduled over the same slots), or None."""
+    for q in behind:
+        start_with = heapq.heappop(with_new)
+        start_without = heapq.heappop(without_new)
+        heapq.heappush(with_new, start_with + q.floor_steps)
+        heapq.heappush(without_new, start_without + q.floor_steps)
+        if q.spec.best_effort or q.deadline_s == math.inf:
+            continue  # nothing to protect, but its work still holds a slot
+        late_with = now + (start_with + q.floor_steps) * stretch > q.deadline_s
+        late_without = now + (start_without + q.floor_steps) * stretch > q.deadline_s
+        if late_with and not late_without:
+            return q.request_id
+    return None

@@ -1,0 +1,213 @@
+"""Predicts a request's time left: steps from tokens per step, seconds from the step-cost model.
+
+Steps left: the current block needs masked-in-block / rate steps (at least one), each later block
+size / rate, where rate is the quality profile's tokens per step at the request's threshold and
+block size times the request's own correction, (committed + K) / (expected + K): a blend of the
+profile prior (worth K tokens) and what the request actually committed. A decoder commits only in
+the current block, so later blocks are wholly masked and the current block's masked count follows
+from masked_left. Refresh steps: one per block start still ahead (every step with no cache).
+
+Seconds per step: every resident row steps together, so a request's remaining time is its steps
+left times the expected step time of the current batch. A row refreshes on a fraction p of its
+steps (over its whole life, see `refresh_fraction`); a step is one padded reuse forward over the
+rows that reuse plus one padded refresh forward over the rows that refresh (see `step_features`),
+so its expected cost is the cost model applied to the expected row counts per phase, with each
+forward's fixed cost weighted by the chance that the forward happens at all (`BatchShape`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from worker.engine.step_types import StepFeatures
+from worker.profiles.quality import QualityProfile
+from worker.scheduler.requests import RequestState
+
+MIN_CORRECTION, MAX_CORRECTION = 0.25, 4.0
+
+
+class StepCost(Protocol):
+    """A StepCostModel or an OnlineStepCost: the scheduler only needs the linear coefficients."""
+
+    @property
+    def coef(self) -> tuple[float, float, float, float]: ...
+
+    def predict(self, features: StepFeatures) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BatchShape:
+    """The expected composition of a step: rows per phase (fractional: expectations), the chances
+    that no row refreshes and that every row does (rows independent), the longest reuse query and
+    the longest row."""
+
+    reuse_rows: float = 0.0
+    refresh_rows: float = 0.0
+    none_refresh: float = 1.0
+    all_refresh: float = 1.0
+    reuse_query: int = 0
+    longest: int = 0
+
+    @property
+    def rows(self) -> float:
+        return self.reuse_rows + self.refresh_rows
+
+    def with_row(self, refresh_fraction: float, reuse_query: int, seq_len: int) -> BatchShape:
+        return BatchShape(
+            self.reuse_rows + 1.0 - refresh_fraction,
+            self.refresh_rows + refresh_fraction,
+            self.none_refresh * (1.0 - refresh_fraction),
+            self.all_refresh * refresh_fraction,
+            max(self.reuse_query, reuse_query),
+            max(self.longest, seq_len),
+        )
+
+    def filled_to(self, rows: float) -> BatchShape:
+        """The same mix of phases with `rows` rows (a batch that fills as the queue drains)."""
+        if self.rows <= 0 or rows <= self.rows:
+            return self
+        scale = rows / self.rows
+        return BatchShape(
+            self.reuse_rows * scale,
+            self.refresh_rows * scale,
+            self.none_refresh**scale,
+            self.all_refresh**scale,
+            self.reuse_query,
+            self.longest,
+        )
+
+    def step_seconds(self, coef: tuple[float, float, float, float]) -> float:
+        if self.rows <= 0:
+            return 0.0
+        per_forward, per_refresh_token, per_reuse_token, per_attended = coef
+        keys = self.longest + 1
+        reuse = self.reuse_rows * self.reuse_query
+        refresh = self.refresh_rows * self.longest
+        forwards = (1.0 - self.all_refresh) + (1.0 - self.none_refresh)
+        return (
+            per_forward * forwards
+            + per_reuse_token * reuse
+            + per_refresh_token * refresh
+            + per_attended * (reuse + refresh) * keys
+        )
+
+
+class Predictor:
+    def __init__(
+        self, quality: QualityProfile, step_cost: StepCost, rate_prior_tokens: float = 16.0
+    ) -> None:
+        self.quality = quality
+        self.step_cost = step_cost
+        self.rate_prior_tokens = rate_prior_tokens
+        self._profiled_blocks = tuple(quality.block_sizes())
+        self._rates: dict[tuple[float, int], float] = {}
+
+    def prior_rate(self, threshold: float, block: int, state: RequestState | None = None) -> float:
+        """The profile's tokens per step at this setting (nearest profiled block size)."""
+        if state is not None and state.spec.settings.rule == "topk":
+            return min(float(block), state.spec.settings.param)
+        rate = self._rates.get((threshold, block))
+        if rate is None:
+            if self._profiled_blocks:
+                nearest = min(self._profiled_blocks, key=lambda b: (abs(b - block), b))
+                rate = self.quality.at(threshold, nearest).tokens_per_step
+            else:
+                rate = self.quality.reference.tokens_per_step
+            rate = min(max(rate, 1.0), float(block))
+            self._rates[(threshold, block)] = rate
+        return rate
+
+    def correction(self, state: RequestState) -> float:
+        k = self.rate_prior_tokens
+        factor = (state.committed + k) / (state.expected_committed + k)
+        return min(MAX_CORRECTION, max(MIN_CORRECTION, factor))
+
+    def rate(self, state: RequestState, threshold: float, block: int) -> float:
+        """Tokens per step expected of this request at these settings: 1 <= rate <= block."""
+        return self._corrected_rate(threshold, block, self.correction(state), state)
+
+    def _corrected_rate(
+        self, threshold: float, block: int, correction: float, state: RequestState
+    ) -> float:
+        rate = self._rates.get((threshold, block))
+        if rate is None or state.spec.settings.rule == "topk":
+            rate = self.prior_rate(threshold, block, state)
+        rate *= correction
+        return 1.0 if rate < 1.0 else (block if rate > block else rate)
+
+    def work(
+        self, state: RequestState, threshold: float | None = None, next_block: int | None = None
+    ) -> tuple[float, float]:
+        """(steps left, refresh steps left) at these settings (default: the request's own)."""
+        # written out flat: this runs for every resident row after every step
+        if threshold is None:
+            threshold = state.threshold
+        block = state.block_size
+        if next_block is None:
+            next_block = state.pending_block or block
+        spec = state.spec
+        masked = state.masked_left
+        after = spec.canvas_len - state.block_start - block
+        if after < 0:
+            after = 0
+        in_block = masked - after
+        if in_block > block:
+            in_block = block
+        later = masked - in_block if in_block > 0 else masked
+        if later > after:
+            later = after
+        correction = self.correction(state)
+        steps = refresh = 0.0
+        if in_block > 0:
+            # at least one step, even when the rate would finish the block in less
+            steps = in_block / self._corrected_rate(threshold, block, correction, state)
+            if steps < 1.0:
+                steps = 1.0
+            if state.at_block_start:
+                refresh = 1.0
+        if later > 0:
+            blocks = after / next_block
+            per_block = next_block / self._corrected_rate(threshold, next_block, correction, state)
+            steps += blocks * (per_block if per_block > 1.0 else 1.0)
+            refresh += blocks
+        if spec.settings.cache_mode == "none":
+            refresh = steps
+        return steps, refresh
+
+    def update(self, state: RequestState) -> None:
+        state.steps_left, state.refresh_left = self.work(state)
+
+    def shape_of(self, states) -> BatchShape:
+        """The expected step composition when these (resident) requests step together."""
+        reuse_rows = refresh_rows = 0.0
+        none_refresh = all_refresh = 1.0
+        reuse_query = longest = 0
+        for s in states:
+            p = refresh_fraction(s)
+            reuse_rows += 1.0 - p
+            refresh_rows += p
+            none_refresh *= 1.0 - p
+            all_refresh *= p
+            if p < 1.0:
+                query = s.reuse_query_len
+                if query > reuse_query:
+                    reuse_query = query
+            if s.seq_len > longest:
+                longest = s.seq_len
+        return BatchShape(reuse_rows, refresh_rows, none_refresh, all_refresh, reuse_query, longest)
+
+    def shape_with(self, shape: BatchShape, state: RequestState) -> BatchShape:
+        p = refresh_fraction(state)
+        return shape.with_row(p, state.reuse_query_len, state.seq_len)
+
+    def step_seconds(self, shape: BatchShape) -> float:
+        return shape.step_seconds(self.step_cost.coef)
+
+
+def refresh_fraction(state: RequestState) -> float:
+    """The share of refresh steps over the request's whole life (done + predicted). Not of its
+    remaining steps alone: a slot whose row is in its last block refreshes again soon, for the
+    next request it takes, so whole lives are what a batch's steady mix is made of."""
+    steps = state.steps + state.steps_left
+    return (state.refreshes + state.refresh_left) / steps if steps > 0 else 1.0
