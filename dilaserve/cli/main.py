@@ -7,7 +7,10 @@ import importlib
 import sys
 
 # Each subcommand module defines register(subparsers) which adds a parser with func=run(args)->int
-COMMANDS = ("profile", "bench_engine", "generate_local", "train", "plan")
+COMMANDS = (
+    "demo", "profile", "bench_engine", "generate_local", "train", "plan", "worker", "bench_worker",
+    "bench",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

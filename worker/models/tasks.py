@@ -44,8 +44,8 @@ def _sort(rng: random.Random) -> tuple[str, str]:
     return f"sort:{s}>", "".join(sorted(s))
 
 
-def _count(rng: random.Random) -> tuple[str, str]:
-    s = "".join(rng.choice("abcd") for _ in range(rng.randint(8, 32)))
+def _count(rng: random.Random, lengths: tuple[int, int] = (4, 20)) -> tuple[str, str]:
+    s = "".join(rng.choice("abcd") for _ in range(rng.randint(*lengths)))
     target = rng.choice("abcd")
     return f"count:{s}?{target}>", f"{s.count(target):02d}"
 
@@ -58,7 +58,7 @@ def _find(rng: random.Random) -> tuple[str, str]:
     return f"find:{table}?{query}>", values[query]
 
 
-GENERATORS: dict[str, Callable[[random.Random], tuple[str, str]]] = {
+GENERATORS: dict[str, Callable[..., tuple[str, str]]] = {
     "add": _add,
     "rev": _rev,
     "sort": _sort,
@@ -73,11 +73,12 @@ def is_heldout(prompt: str) -> bool:
     return zlib.crc32(prompt.encode()) % HELDOUT_BUCKETS == 0
 
 
-def sample(task: str, rng: random.Random, heldout: bool) -> Example:
+def sample(task: str, rng: random.Random, heldout: bool, **options) -> Example:
+    """One example; `options` vary a generator (only training's recipe uses them)."""
     if task not in GENERATORS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     while True:
-        prompt, answer = GENERATORS[task](rng)
+        prompt, answer = GENERATORS[task](rng, **options)
         if is_heldout(prompt) == heldout:
             return Example(task, prompt, answer)
 

@@ -1,6 +1,7 @@
-"""Train the shipped masked-diffusion model on the synthetic task mix (deterministic under --seed).
+"""Train the shipped masked-diffusion model on the synthetic task mix (a deterministic recipe).
 
-    python -m worker.models.train --out worker/models/shipped/tiny-dlm
+    python -m worker.models.train --out DIR                # both stages, from scratch
+    python -m worker.models.train --out DIR --stages 2 --init STAGE1_DIR
 
 Loss as in LLaDA/MDLM: per sequence t ~ U(eps, 1); each canvas token (answer and the EOS fill after
 it) is masked with probability t; cross-entropy on masked tokens weighted 1/t, divided by
@@ -14,19 +15,43 @@ import math
 import random
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from worker.models import tasks
-from worker.models.checkpoint import save_model
+from worker.models.checkpoint import load_model, save_model
 from worker.models.config import ModelConfig
 from worker.models.tokenizer import CharTokenizer
 from worker.models.transformer import DiffusionTransformer
 
-TASK_WEIGHTS = {"add": 0.4, "find": 0.15, "sort": 0.2, "count": 0.1, "rev": 0.15}
-CANVAS_WEIGHTS = {32: 0.7, 64: 0.2, 128: 0.1}
+
+@dataclass(frozen=True)
+class Stage:
+    steps: int
+    lr: float
+    seed: int
+    warmup: int
+    task_weights: dict[str, float]
+    canvas_weights: dict[int, float]
+    task_options: dict[str, dict] = field(default_factory=dict)
+    halve_long_prompt_batches: bool = True
+    threads: int = 2  # part of the recipe: float reductions differ with the thread count
+
+
+# The shipped model's recipe. Stage 1 learns the format, EOS fill over canvases up to 128 and the
+# easier tasks; its loss breaks through late (around step 3,000). Stage 2 continues with a fresh
+# schedule, more weight on the copy/lookup tasks, mostly 32-token canvases (cheaper steps).
+RECIPE = (
+    # stage 1 predates the shorter count strings of the final task mix
+    Stage(3500, 2e-3, 0, 150, {"add": 0.4, "find": 0.15, "sort": 0.2, "count": 0.1, "rev": 0.15},
+          {32: 0.7, 64: 0.2, 128: 0.1}, {"count": {"lengths": (8, 32)}}, False),
+    Stage(3000, 1.5e-3, 1, 100, {"add": 0.3, "find": 0.25, "sort": 0.1, "count": 0.15, "rev": 0.2},
+          {32: 0.85, 64: 0.1, 128: 0.05}, threads=1),
+)
+LONG_PROMPT_TASKS = {"find"}  # half-size batches: their prompts are 5-10x longer
 MAX_PROMPT = 256
 MAX_CANVAS = 128
 
@@ -48,10 +73,14 @@ def shipped_config(tok: CharTokenizer) -> ModelConfig:
     )
 
 
-def make_batch(tok: CharTokenizer, rng: random.Random, gen: torch.Generator, batch: int):
-    task = rng.choices(list(TASK_WEIGHTS), weights=list(TASK_WEIGHTS.values()))[0]
-    canvas = rng.choices(list(CANVAS_WEIGHTS), weights=list(CANVAS_WEIGHTS.values()))[0]
-    examples = [tasks.sample(task, rng, heldout=False) for _ in range(batch)]
+def make_batch(tok: CharTokenizer, rng: random.Random, gen: torch.Generator, batch: int,
+               stage: Stage):
+    task = rng.choices(list(stage.task_weights), weights=list(stage.task_weights.values()))[0]
+    canvas = rng.choices(list(stage.canvas_weights), weights=list(stage.canvas_weights.values()))[0]
+    if task in LONG_PROMPT_TASKS and stage.halve_long_prompt_batches:
+        batch //= 2
+    options = stage.task_options.get(task, {})
+    examples = [tasks.sample(task, rng, heldout=False, **options) for _ in range(batch)]
     prompts = [tok.encode(ex.prompt) for ex in examples]
     length = max(len(p) for p in prompts) + canvas
     tokens = torch.full((batch, length), tok.pad_id, dtype=torch.long)
@@ -78,23 +107,32 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train(out: Path, steps: int, batch: int, seed: int, lr: float, log_every: int = 50) -> None:
-    torch.manual_seed(seed)
-    rng = random.Random(seed)
-    gen = torch.Generator().manual_seed(seed)
+def train(out: Path, batch: int, stages: tuple[Stage, ...] = RECIPE, init: Path | None = None,
+          log_every: int = 50) -> None:
+    """Run the recipe's stages in order, from scratch or continuing from `init`."""
     tok = CharTokenizer()
-    model = DiffusionTransformer(shipped_config(tok))
-    print(
-        f"training {model.config.num_parameters() / 1e6:.2f}M parameters for {steps} steps",
-        flush=True,
-    )
+    torch.manual_seed(stages[0].seed)
+    model = load_model(init) if init else DiffusionTransformer(shipped_config(tok))
+    print(f"training {model.config.num_parameters() / 1e6:.2f}M parameters", flush=True)
+    for stage in stages:
+        run_stage(model, tok, stage, batch, out, f"stage {RECIPE.index(stage) + 1}", log_every)
+
+
+def run_stage(model: DiffusionTransformer, tok: CharTokenizer, stage: Stage, batch: int,
+              out: Path, label: str, log_every: int) -> None:
+    model.train()
+    torch.set_num_threads(stage.threads)
+    torch.manual_seed(stage.seed)
+    rng = random.Random(stage.seed)
+    gen = torch.Generator().manual_seed(stage.seed)
+    steps, lr = stage.steps, stage.lr
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
     started = time.monotonic()
     running = 0.0
     for step in range(steps):
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, steps, lr, warmup=150)
-        noisy, key_mask, canvas_pos, targets, masked, t = make_batch(tok, rng, gen, batch)
+            group["lr"] = lr_at(step, steps, lr, warmup=stage.warmup)
+        noisy, key_mask, canvas_pos, targets, masked, t = make_batch(tok, rng, gen, batch, stage)
         hidden = model.hidden_states(noisy, torch.arange(noisy.shape[1]).expand_as(noisy), key_mask)
         canvas_hidden = hidden.gather(1, canvas_pos[..., None].expand(-1, -1, hidden.shape[-1]))
         logits = model.logits(canvas_hidden[masked])
@@ -110,27 +148,25 @@ def train(out: Path, steps: int, batch: int, seed: int, lr: float, log_every: in
             elapsed = time.monotonic() - started
             eta = elapsed / (step + 1) * (steps - step - 1)
             print(
-                f"step {step + 1}/{steps} loss {running / log_every:.4f} "
+                f"{label} step {step + 1}/{steps} loss {running / log_every:.4f} "
                 f"elapsed {elapsed / 60:.1f} min eta {eta / 60:.1f} min",
                 flush=True,
             )
             running = 0.0
         if (step + 1) % 500 == 0 or step + 1 == steps:
             save_model(model, out, tok)
-    print(f"saved {out} after {(time.monotonic() - started) / 60:.1f} min", flush=True)
+    print(f"{label}: saved {out} after {(time.monotonic() - started) / 60:.1f} min", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
-    parser.add_argument("--steps", type=int, default=3500)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--stages", default="1,2", help="recipe stages to run, e.g. 2")
+    parser.add_argument("--init", type=Path, help="continue from this checkpoint directory")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    train(args.out, args.steps, args.batch, args.seed, args.lr)
+    stages = tuple(RECIPE[int(i) - 1] for i in args.stages.split(","))
+    train(args.out, args.batch, stages, args.init)
     return 0
 
 
