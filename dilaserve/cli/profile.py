@@ -47,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--per-task", type=int, default=100, help="held-out prompts per task")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: an embedded-default CPU replica has one core)")
     p.add_argument("--quick", action="store_true", help="a small grid, for smoke runs")
     p.set_defaults(func=run)
 
@@ -64,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--cache-modes: expected some of {', '.join(CACHE_MODES)}")
     if args.tp != 1:
         raise ValueError("--tp: only 1 is measured on this machine so far")
+    if args.threads <= 0:
+        raise ValueError("--threads must be positive")
+    torch.set_num_threads(args.threads)
     model, tok, model_dir = load(args.model, dtype=getattr(torch, args.dtype), device=args.device)
     out = args.out or profiles_dir(model_dir)
     provenance = {
