@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--canvas", type=int, default=32, help="answer canvas length")
     p.add_argument("--block-size", type=int, default=8)
     p.add_argument("--batches", default="8,16", help="batch sizes for the batched configurations")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1; two threads stall badly when another "
+                        "process holds a core of a 2-core machine)")
     p.add_argument("--json", help="write results as JSON to this file ('-' for stdout)")
     p.set_defaults(func=run)
 
@@ -77,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
     batches = [int(b) for b in args.batches.split(",") if b]
     if args.requests <= 0 or not batches or min(batches) <= 0:
         raise ValueError("--requests and --batches must be positive")
+    if args.threads <= 0:
+        raise ValueError("--threads must be positive")
+    torch.set_num_threads(args.threads)
     if args.canvas % args.block_size:
         raise ValueError(
             f"--canvas {args.canvas} is not a multiple of --block-size {args.block_size}"

@@ -39,4 +39,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"  [{mark}] {prompt:50s} -> {answer}")
     print()
     return bench_engine.run(argparse.Namespace(
-        model=args.model, requests=16, canvas=32, block_size=8, batches="8,16", json=None))
+        model=args.model, requests=16, canvas=32, block_size=8, batches="8,16", threads=1,
+        json=None))
