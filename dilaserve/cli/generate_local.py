@@ -1,8 +1,9 @@
-"""`dilaserve generate`: decode one prompt with the engine in this process."""
+"""`dilaserve generate`: decode prompts with the engine here, or on a worker with --target."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import time
 
 from worker.engine.engine import DenoisingEngine, EngineConfig
@@ -10,50 +11,116 @@ from worker.engine.runner import run_to_completion
 from worker.engine.step_types import CACHE_MODES, COMMIT_RULES, AdmitRow, DecodeSettings
 from worker.models.shipped import load
 
+LOCAL_BLOCK_SIZE = 8
+LOCAL_THRESHOLD = 0.9
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "generate", help="decode a prompt locally with the engine", description=__doc__
+        "generate", help="decode a prompt locally or on a worker", description=__doc__
     )
     p.add_argument("prompt", nargs="+", help="prompt text (several prompts decode as one batch)")
-    p.add_argument("--model", help="model directory (default: the shipped model)")
+    p.add_argument("--target", help="HOST:PORT of a worker to call (default: decode locally)")
+    p.add_argument("--deadline", type=duration_ms, help="SLO deadline, e.g. 2s, 500ms, 1.5")
+    p.add_argument(
+        "--slo-class", default="", help="with --target: the SLO class (default: the policy's)"
+    )
+    p.add_argument("--model", help="local: model directory (default: the shipped model)")
     p.add_argument("--max-new-tokens", type=int, default=32, help="answer canvas length")
-    p.add_argument("--block-size", type=int, default=8)
-    p.add_argument("--threshold", type=float, default=0.9)
+    p.add_argument("--block-size", type=int, help=f"default {LOCAL_BLOCK_SIZE} (worker: policy's)")
+    p.add_argument("--threshold", type=float, help=f"default {LOCAL_THRESHOLD} (worker: replica's)")
+    p.add_argument("--min-threshold", type=float, help="with --target: the lowest allowed")
     p.add_argument("--rule", default="threshold", choices=COMMIT_RULES)
-    p.add_argument("--cache-mode", default="dual", choices=CACHE_MODES)
+    p.add_argument("--cache-mode", default="dual", choices=CACHE_MODES, help="local only")
     p.set_defaults(func=run)
+
+
+def duration_ms(text: str) -> float:
+    """'2s', '500ms', '1.5' (seconds) -> milliseconds."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s)?\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 2s or 500ms)")
+    value = float(match.group(1))
+    ms = value if match.group(2) == "ms" else value * 1e3
+    if ms <= 0:
+        raise argparse.ArgumentTypeError(f"a deadline must be positive, got {text!r}")
+    return ms
 
 
 def run(args: argparse.Namespace) -> int:
     if args.max_new_tokens <= 0:
         raise ValueError("--max-new-tokens must be positive")
-    if args.block_size <= 0:
+    if args.block_size is not None and args.block_size <= 0:
         raise ValueError("--block-size must be positive")
-    model, tok, _ = load(args.model)
-    if tok is None:
-        raise ValueError("--model: this model has no tokenizer.json; send token ids to a worker")
-    canvas = -(-args.max_new_tokens // args.block_size) * args.block_size
-    settings = DecodeSettings(
-        threshold=args.threshold,
-        block_size=args.block_size,
-        rule=args.rule,
-        cache_mode=args.cache_mode,
-    )
-    requests = []
     for i, text in enumerate(args.prompt):
         if not text:
             raise ValueError(f"prompt {i + 1}: empty")
-        requests.append(AdmitRow(str(i), tuple(tok.encode(text)), canvas, settings))
+    return run_remote(args) if args.target else run_local(args)
+
+
+def run_local(args: argparse.Namespace) -> int:
+    model, tok, _ = load(args.model)
+    if tok is None:
+        raise ValueError("--model: this model has no tokenizer.json; send token ids to a worker")
+    block = args.block_size or LOCAL_BLOCK_SIZE
+    canvas = -(-args.max_new_tokens // block) * block
+    settings = DecodeSettings(
+        threshold=args.threshold if args.threshold is not None else LOCAL_THRESHOLD,
+        block_size=block,
+        rule=args.rule,
+        cache_mode=args.cache_mode,
+    )
+    requests = [
+        AdmitRow(str(i), tuple(tok.encode(text)), canvas, settings)
+        for i, text in enumerate(args.prompt)
+    ]
     engine = DenoisingEngine(model, EngineConfig(max_rows=max(1, len(requests))))
     started = time.perf_counter()
     report = run_to_completion(engine, requests, batch_size=len(requests))
-    elapsed = time.perf_counter() - started
+    elapsed_ms = (time.perf_counter() - started) * 1e3
     for i, text in enumerate(args.prompt):
         done = report.completions[str(i)]
         print(
             f"{text} -> {tok.decode(done.output_ids)}   "
             f"[{done.forwards} forwards, {done.refreshes} refreshes, {done.finish_reason.value}]"
         )
-    print(f"{len(requests)} prompt(s) in {elapsed * 1000:.0f} ms")
+    met = ""
+    if args.deadline is not None:
+        verdict = "met" if elapsed_ms <= args.deadline else "missed"
+        met = f" (deadline {args.deadline:.0f} ms {verdict})"
+    print(f"{len(requests)} prompt(s) in {elapsed_ms:.0f} ms{met}")
     return 0
+
+
+def run_remote(args: argparse.Namespace) -> int:
+    from worker.client import WorkerClient, WorkerError
+
+    failures = 0
+    with WorkerClient(args.target) as client:
+        for text in args.prompt:
+            try:
+                result = client.generate(
+                    text,
+                    args.max_new_tokens,
+                    deadline_ms=args.deadline,
+                    slo_class=args.slo_class,
+                    threshold=args.threshold,
+                    min_threshold=args.min_threshold,
+                    block_size=args.block_size,
+                    commit_rule=args.rule,
+                )
+            except WorkerError as err:
+                print(f"{text} -> error {err.code.name}: {err.details}")
+                failures += 1
+                continue
+            deadline = (
+                f"deadline {'met' if result.deadline_met else 'missed'}"
+                if result.deadline_ms
+                else "no deadline"
+            )
+            print(
+                f"{text} -> {result.text}   [{result.forwards} forwards, {result.finish_reason}, "
+                f"{deadline}, {result.e2e_ms:.0f} ms, threshold {result.threshold_start:g}"
+                f"->{result.threshold_min:g}, class {result.slo_class}]"
+            )
+    return 1 if failures else 0

@@ -31,11 +31,12 @@ def test_reference_accuracy_meets_the_bar(quality):
     assert min(ref.per_task.values()) >= 0.80, ref.per_task
 
 
-def test_threshold_trade_off_is_visible(quality):
-    low = quality.at(0.5, quality.reference.block_size)
-    drops = {t: quality.reference.per_task[t] - low.per_task[t] for t in low.per_task}
-    assert max(drops.values()) >= 0.05, drops
-    assert low.answer_tokens_per_step > quality.reference.answer_tokens_per_step
+def test_lower_threshold_commits_more_per_forward(quality):
+    block = quality.reference.block_size
+    low, ref = quality.at(0.5, block), quality.reference
+    assert low.answer_tokens_per_step > ref.answer_tokens_per_step
+    assert low.forwards_per_request < ref.forwards_per_request
+    assert low.accuracy <= ref.accuracy + 0.01
 
 
 def test_step_cost_profiles_exist_for_every_cache_mode():

@@ -1,0 +1,304 @@
+"""`dilaserve bench`: SLO attainment of serving policies on a trace (simulated mode).
+
+dilaserve bench --trace PATH|poisson|gamma --rate-scale X[,X..] --slo-scale Y[,Y..] --mode sim
+                --policies static,static+edf,static+edf+threshold,best-static,dilaserve
+                [--gpus N] [--json FILE] [--plot FILE] [--sensitivity] [--capacity-check]
+
+Flags follow vLLM's and SGLang's serving benchmarks where they fit (--request-rate, --burstiness,
+--num-prompts, --seed, percentiles, goodput). The live mode (real workers) plugs into this command
+later; `--mode live` says so and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+HELP = "SLO attainment of serving policies on a trace (simulated cluster)"
+POLICY_LIST = "static,static+edf,static+edf+threshold,best-static,dilaserve"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("bench", help=HELP, description=HELP)
+    p.add_argument("--mode", choices=("sim", "live"), default="sim")
+    p.add_argument("--trace", required=True, metavar="PATH|poisson|gamma",
+                   help="an Azure CSV / Mooncake JSONL trace, or synthetic arrivals")
+    p.add_argument("--window", metavar="START:END", help="seconds of the trace to replay")
+    p.add_argument("--request-rate", type=float, default=4.0, metavar="R",
+                   help="synthetic: requests per second (default 4)")
+    p.add_argument("--burstiness", type=float, default=None, metavar="K",
+                   help="gamma: shape k (vLLM's burstiness; cv = 1/sqrt(k))")
+    p.add_argument("--cv", type=float, default=None, help="gamma: coefficient of variation")
+    p.add_argument("--num-prompts", type=int, default=None, metavar="N",
+                   help="synthetic: number of requests (default: --duration)")
+    p.add_argument("--duration", type=float, default=600.0, metavar="S",
+                   help="synthetic: seconds of arrivals (default 600)")
+    p.add_argument("--prompt-len", default="lognormal:1000:1.0", metavar="SPEC",
+                   help="synthetic prompt lengths: N, uniform:LO:HI, lognormal:MEAN:CV")
+    p.add_argument("--output-len", default="lognormal:200:0.8", metavar="SPEC")
+    p.add_argument("--rate-scale", default="1", metavar="X[,X..]",
+                   help="multiply the trace's request rate (a list sweeps)")
+    p.add_argument("--scale-mode", choices=("count", "time"), default="count",
+                   help="count: more requests over the same span; time: compress time")
+    p.add_argument("--slo-scale", default="5", metavar="Y[,Y..]",
+                   help="deadline = arrival + Y x the request's unloaded latency (a list sweeps)")
+    p.add_argument("--policies", default=POLICY_LIST)
+    p.add_argument("--gpus", type=int, default=32, help="GPUs (nodes of --gpus-per-node)")
+    p.add_argument("--gpus-per-node", type=int, default=8)
+    p.add_argument("--cluster", metavar="SPEC", help="instead of --gpus: e.g. 4x8:A100")
+    p.add_argument("--profiles", default="llada-8b",
+                   help="llada-8b (published figures), shipped (measured), or a directory")
+    p.add_argument("--max-accuracy-drop", type=float, default=0.03, metavar="F",
+                   help="the class's quality floor vs the reference threshold (fraction)")
+    p.add_argument("--target-attainment", type=float, default=0.9)
+    p.add_argument("--canvas", default="known", metavar="known|fixed:N",
+                   help="known: output length rounded up (an oracle); fixed:N: canvas N with "
+                        "early stop at EOS")
+    p.add_argument("--find-static", type=float, default=None, metavar="A",
+                   help="first find the rate scale at which static attains A (e.g. 0.4)")
+    p.add_argument("--sensitivity", action="store_true",
+                   help="halve and double each assumed parameter at the (first) point")
+    p.add_argument("--capacity-check", action="store_true",
+                   help="solver capacity model vs one simulated replica, per configuration")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1, help="parallel simulation processes")
+    p.add_argument("--json", metavar="FILE", help="write every number to this JSON file")
+    p.add_argument("--plot", metavar="FILE", help="attainment curves (PNG)")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=run)
+
+
+def _floats(text: str, flag: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{flag}: expected numbers like 1,2,4, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise ValueError(f"{flag}: expected positive numbers, got {text!r}")
+    return values
+
+
+def load_base_trace(args: argparse.Namespace):
+    from traces import load_trace, parse_lengths, synthetic_trace, window
+
+    if args.trace in ("poisson", "gamma"):
+        cv = 1.0
+        if args.trace == "gamma":
+            if args.burstiness is not None and args.cv is not None:
+                raise ValueError("give --burstiness or --cv, not both")
+            if args.burstiness is not None:
+                if args.burstiness <= 0:
+                    raise ValueError("--burstiness must be > 0")
+                cv = args.burstiness ** -0.5
+            elif args.cv is not None:
+                cv = args.cv
+            else:
+                raise ValueError("--trace gamma needs --burstiness K or --cv C")
+        count = args.num_prompts
+        trace = synthetic_trace(args.request_rate, duration_s=None if count else args.duration,
+                                count=count, cv=cv, prompt=parse_lengths(args.prompt_len),
+                                output=parse_lengths(args.output_len), seed=args.seed)
+    else:
+        trace = load_trace(args.trace)
+    if args.window:
+        start, _, end = args.window.partition(":")
+        try:
+            trace = window(trace, float(start or 0), float(end) if end else None)
+        except ValueError as err:
+            raise ValueError(f"--window: {err}") from None
+    return trace
+
+
+def make_setup(args: argparse.Namespace):
+    from sim.experiments import BenchSetup
+    from sim.profiles import resolve_profiles
+    from sim.simulator import SimOptions
+    from sim.workload import SimClass
+    from solver.types import Cluster
+    from traces.jobs import CanvasPolicy
+
+    profiles = resolve_profiles(args.profiles)
+    if args.cluster:
+        cluster = Cluster.from_spec(args.cluster)
+    else:
+        if args.gpus < 1 or args.gpus % args.gpus_per_node and args.gpus > args.gpus_per_node:
+            raise ValueError(f"--gpus {args.gpus}: must fill whole nodes of "
+                             f"{args.gpus_per_node} (or be at most one node)")
+        per = min(args.gpus, args.gpus_per_node)
+        cluster = Cluster.from_spec(f"{args.gpus // per}x{per}:{profiles.hardware[0]}")
+    block = profiles.reference_block
+    if args.canvas == "known":
+        canvas = CanvasPolicy(block_size=block)
+    elif args.canvas.startswith("fixed:") and args.canvas[6:].isdigit():
+        canvas = CanvasPolicy(block_size=block, fixed_default=int(args.canvas[6:]))
+    else:
+        raise ValueError(f"--canvas: expected known or fixed:N, got {args.canvas!r}")
+    trace = load_base_trace(args)
+    classes = tuple(SimClass(name, 1.0, args.max_accuracy_drop, None, args.target_attainment)
+                    for name in trace.classes())
+    options = SimOptions(seed=args.seed, progress=not args.no_progress and args.jobs <= 1)
+    return BenchSetup(trace, classes, cluster, profiles, canvas, args.seed, args.scale_mode,
+                      options=options)
+
+
+def find_rate_for(setup, policy, target: float, slo_scale: float, log) -> float:
+    """Bisection on the rate scale for `policy`'s attainment to come within 2 points of
+    `target` (attainment falls as the rate grows)."""
+    from sim.experiments import run_grid
+
+    lo, hi, best = 0.25, 64.0, None
+    for _ in range(12):
+        mid = (lo * hi) ** 0.5
+        att = run_grid(setup, [policy], [round(mid, 3)], [slo_scale])[0].summary.attainment
+        log(f"  find: rate x{mid:.3f} -> {policy.name} {att:.1%}")
+        best = round(mid, 3)
+        if abs(att - target) <= 0.02:
+            break
+        lo, hi = (mid, hi) if att > target else (lo, mid)
+    return best
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.mode == "live":
+        raise ValueError("--mode live is not available yet (it plugs in with the gRPC workers)")
+    from sim.experiments import (
+        offered_load,
+        run_grid,
+        sustained_rate,
+        upper_bound,
+        workload_at,
+    )
+    from sim.policies import POLICIES, parse_policies
+    from sim.report import legend, point_table, sweep_lines
+
+    t0 = time.perf_counter()
+    policies = parse_policies(args.policies)
+    rates = _floats(args.rate_scale, "--rate-scale")
+    slos = _floats(args.slo_scale, "--slo-scale")
+    setup = make_setup(args)
+
+    def log(msg: str) -> None:
+        if not args.no_progress:
+            print(msg, file=sys.stderr, flush=True)
+
+    print(f"trace: {setup.trace.summary()}")
+    for note in setup.trace.notes:
+        print(f"  {note}")
+    nodes = ", ".join(f"{n.count}x{n.gpus_per_node} {n.gpu_type}" for n in setup.cluster.nodes)
+    print(f"cluster: {setup.cluster.gpus} GPUs ({nodes}); profiles: {setup.profiles.name} "
+          f"({'; '.join(setup.profiles.notes)})")
+    if args.find_static is not None:
+        found = find_rate_for(setup, POLICIES["static"], args.find_static, slos[0], log)
+        print(f"rate scale where static attains ~{args.find_static:.0%}: x{found:g}")
+        rates = [found]
+    done = [0]
+    total = len(rates) * len(slos) * len(policies)
+
+    def on_result(result) -> None:
+        done[0] += 1
+        s = result.summary
+        log(f"[{done[0]}/{total}] {s.policy} x{result.rate_scale:g}/{result.slo_scale:g}: "
+            f"{s.attainment:.1%} ({s.replica_steps} steps in {s.wall_s:.1f} s, "
+            f"{s.steps_per_s:,.0f} steps/s)")
+
+    results = run_grid(setup, policies, rates, slos, args.jobs, on_result)
+    out: dict = {"setup": _setup_json(setup, args), "points": []}
+    for slo in slos:
+        for rate in rates:
+            point = [r for r in results if r.rate_scale == rate and r.slo_scale == slo]
+            workload = workload_at(setup, rate, slo)
+            bound = upper_bound(workload, setup.profiles, setup.cluster)
+            load = offered_load(workload, setup.profiles, setup.cluster)
+            print(f"\n== rate x{rate:g} ({workload.rate:.2f} req/s, {len(workload.jobs)} "
+                  f"requests, fluid load {load:.0%}), SLO scale {slo:g} ==")
+            if rate == rates[0] and slo == slos[0]:
+                for note in workload.description[len(setup.trace.notes):]:
+                    print(f"  {note}")
+            print(point_table(point, bound))
+            for line in sweep_lines(point):
+                print(line)
+            out["points"].append({"rate_scale": rate, "slo_scale": slo,
+                                  "request_rate": workload.rate, "requests": len(workload.jobs),
+                                  "fluid_load": load, "upper_bound": bound,
+                                  "results": [_result_json(r) for r in point]})
+    print(f"\n{legend()}")
+    if len(rates) > 1:
+        out["sustained_rate_at_90"] = {}
+        for slo in slos:
+            rates_at = {p.name: sustained_rate(results, p.name, slo) for p in policies}
+            out["sustained_rate_at_90"][str(slo)] = rates_at
+            cells = ", ".join(f"{k} {'-' if v is None else f'{v:.2f}'}"
+                              for k, v in rates_at.items())
+            print(f"highest rate at >= 90% attainment (req/s), SLO scale {slo:g}: {cells}")
+    _speed(results)
+    if args.sensitivity:
+        base = [r for r in results if r.rate_scale == rates[0] and r.slo_scale == slos[0]]
+        out["sensitivity"] = _sensitivity(setup, policies, rates[0], slos[0], args.jobs, base)
+    if args.capacity_check:
+        out["capacity_check"] = _capacity(setup, slos[0])
+    if args.plot:
+        from sim.plot import plot_attainment
+
+        title = (f"{setup.trace.name}, {setup.cluster.gpus} GPUs, profiles "
+                 f"{setup.profiles.name}, seed {setup.seed}")
+        path = plot_attainment(results, args.plot, title)
+        print(f"plot: {path}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=1, default=str) + "\n")
+        print(f"json: {args.json}")
+    print(f"bench wall time {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+def _speed(results) -> None:
+    steps = sum(r.summary.replica_steps for r in results)
+    wall = sum(r.summary.wall_s - r.summary.planning_s for r in results)
+    sched = sum(r.summary.scheduler_s for r in results)
+    planning = sum(r.summary.planning_s for r in results)
+    if wall > 0:
+        print(f"speed: {steps:,} simulated replica steps in {wall:.1f} s of simulation wall time "
+              f"= {steps / wall:,.0f} steps/s ({sched / wall:.0%} of it inside the worker "
+              f"scheduler's calls); planning (solver + plan evaluations) {planning:.1f} s more")
+
+
+def _sensitivity(setup, policies, rate: float, slo: float, jobs: int, base) -> list[dict]:
+    from sim.report import sensitivity_table
+    from sim.sensitivity import sensitivity
+
+    rows = sensitivity(setup, policies, rate, slo, jobs=jobs, base=base)
+    print(f"\n== sensitivity at rate x{rate:g}, SLO scale {slo:g} (attainment) ==")
+    print(sensitivity_table(rows, [p.name for p in policies]))
+    return [{"assumption": r.assumption, "factor": r.factor, "value": r.value,
+             "results": [_result_json(x) for x in r.results]} for r in rows]
+
+
+def _capacity(setup, slo: float) -> list[dict]:
+    from sim.capacity_check import capacity_check
+    from sim.report import capacity_table
+
+    rows = capacity_check(setup.profiles, setup.trace, slo, seed=setup.seed)
+    print(f"\n== capacity model (solver/capacity.py) vs one simulated replica, SLO scale "
+          f"{slo:g} ==")
+    print(capacity_table(rows))
+    return [asdict(r) for r in rows]
+
+
+def _result_json(result) -> dict:
+    return {"policy": result.policy, "rate_scale": result.rate_scale,
+            "slo_scale": result.slo_scale, **result.summary.to_dict(),
+            "sweep": [{"layout": lay, "attainment": a, "accuracy": acc}
+                      for lay, a, acc in result.sweep]}
+
+
+def _setup_json(setup, args: argparse.Namespace) -> dict:
+    return {"trace": setup.trace.summary(), "trace_notes": list(setup.trace.notes),
+            "cluster": [asdict(n) for n in setup.cluster.nodes],
+            "profiles": setup.profiles.name, "profile_notes": list(setup.profiles.notes),
+            "classes": [asdict(c) for c in setup.classes], "seed": setup.seed,
+            "canvas": args.canvas, "scale_mode": setup.scale_mode,
+            "speed_cv": setup.speed_cv, "options": asdict(replace(setup.options))}

@@ -1,0 +1,79 @@
+"""`dilaserve worker`: serve one model replica over gRPC with deadline-aware scheduling."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import sys
+from pathlib import Path
+
+from dilaserve.policy import Policy, default_policy, load_policy
+from worker.scheduler import LOAD_CONTROLS, ORDERINGS
+from worker.service.server import serve
+from worker.service.setup import load_worker
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("worker", help="serve a model replica over gRPC", description=__doc__)
+    p.add_argument("--model", help="model directory (default: the shipped model)")
+    p.add_argument("--policy", type=Path, help="SLO policy YAML (default: one best-effort class)")
+    p.add_argument("--profiles", type=Path, help="profile directory (default: MODEL/profiles)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=50051, help="port (0: any free one)")
+    p.add_argument("--ordering", choices=ORDERINGS, help="override the policy's ordering")
+    p.add_argument("--load-control", choices=LOAD_CONTROLS, help="override the policy's")
+    p.add_argument("--admission", choices=("on", "off"), help="override admission control")
+    p.add_argument(
+        "--grace-s", type=float, default=10.0, help="shutdown: time to finish requests in flight"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1, as `dilaserve profile` measures: one core per replica)",
+    )
+    p.set_defaults(func=run)
+
+
+def with_overrides(policy: Policy, args: argparse.Namespace) -> Policy:
+    changes = {}
+    if args.ordering:
+        changes["ordering"] = args.ordering
+    if args.load_control:
+        changes["load_control"] = args.load_control
+    if args.admission:
+        changes["admission"] = args.admission == "on"
+    if not changes:
+        return policy
+    scheduler = dataclasses.replace(policy.worker.scheduler, **changes)
+    return dataclasses.replace(
+        policy, worker=dataclasses.replace(policy.worker, scheduler=scheduler)
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 <= args.port < 65536:
+        raise ValueError(f"--port: must be in [0, 65535], got {args.port}")
+    if args.grace_s < 0:
+        raise ValueError("--grace-s: must be >= 0")
+    if args.threads <= 0:
+        raise ValueError("--threads: must be positive")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    policy = load_policy(args.policy) if args.policy else default_policy()
+    worker = load_worker(args.model, with_overrides(policy, args), args.profiles)
+    sched = worker.policy.worker.scheduler
+
+    def ready(port: int) -> None:
+        print(
+            f"dilaserve worker: serving {worker.model_name} on {args.host}:{port} "
+            f"(ordering {sched.ordering}, load control {sched.load_control}, "
+            f"admission {'on' if sched.admission else 'off'})",
+            flush=True,
+        )
+
+    asyncio.run(serve(worker, args.host, args.port, args.grace_s, on_ready=ready))
+    print("dilaserve worker: stopped", file=sys.stderr, flush=True)
+    return 0

@@ -1,0 +1,143 @@
+"""Plain typed data between the cluster's decision logic and whatever runs it (the simulator here,
+Ray actors and a gRPC router later): replica configurations and views, routing requests and
+decisions, and the controller's actions. Frozen, no behaviour beyond small derived values."""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaConfig:
+    """What a replica is: TP degree on a node type, and the decode settings it gives new requests
+    (start at threshold_max; load control may lower a request to threshold_min)."""
+
+    node_type: str
+    tp: int
+    block_size: int
+    threshold_min: float
+    threshold_max: float
+
+    def __post_init__(self) -> None:
+        if self.tp < 1 or self.block_size < 1:
+            raise ValueError(f"replica config needs tp >= 1 and block_size >= 1, got {self}")
+        if not 0 < self.threshold_min <= self.threshold_max <= 1:
+            raise ValueError(f"replica config needs 0 < threshold_min <= threshold_max <= 1, "
+                             f"got {self.threshold_min}, {self.threshold_max}")
+
+    @property
+    def slot(self) -> tuple[str, int]:
+        """What changing costs a reload: (node type, TP degree). Thresholds are free."""
+        return (self.node_type, self.tp)
+
+    def describe(self) -> str:
+        tau = (f"{self.threshold_max:g}" if self.threshold_min == self.threshold_max
+               else f"{self.threshold_min:g}-{self.threshold_max:g}")
+        return f"TP{self.tp} tau {tau} B{self.block_size} on {self.node_type}"
+
+
+class ReplicaState(enum.StrEnum):
+    LOADING = "loading"  # weights loading: takes no requests yet
+    ACTIVE = "active"
+    DRAINING = "draining"  # takes no new requests; ends when its requests have ended
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaView:
+    """A replica's load as the router and controller see it (reported by the worker).
+
+    A step of r rows is predicted to take `step_base_s + r * row_step_s`; `backlog_steps` is the
+    steps its active requests still need (each at the start threshold's rate); `tokens_per_step`
+    is the rate a new request starts at."""
+
+    replica_id: int
+    config: ReplicaConfig
+    state: ReplicaState
+    node: int  # index of the node it runs on
+    active: int  # accepted requests not yet ended (resident + queued)
+    resident: int
+    max_rows: int
+    backlog_steps: float
+    step_base_s: float
+    row_step_s: float
+    tokens_per_step: float
+
+    @property
+    def accepting(self) -> bool:
+        return self.state is ReplicaState.ACTIVE
+
+    def step_s(self, rows: int) -> float:
+        return self.step_base_s + max(1, rows) * self.row_step_s
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRequest:
+    request_id: str
+    slo_class: str
+    prompt_len: int
+    canvas_len: int
+    arrival_s: float
+    deadline_s: float = math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDecision:
+    """`replica_id` gets the request (None: shed); if its worker's admission refuses it, the
+    caller offers it to `fallbacks` in order (the router's next choices), and rejects it only
+    when all of them refuse."""
+
+    request_id: str
+    replica_id: int | None  # None: shed
+    reason: str
+    predicted_latency_s: float = math.nan
+    fallbacks: tuple[int, ...] = ()
+
+    @property
+    def shed(self) -> bool:
+        return self.replica_id is None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A share of a class's load for replicas of one configuration."""
+
+    slo_class: str
+    config: ReplicaConfig
+    fraction: float
+
+
+# -- the controller's actions ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AddReplica:
+    """Start a replica of this configuration on a node of its type (it serves after loading)."""
+
+    config: ReplicaConfig
+    node: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveReplica:
+    """Stop routing to a replica; with drain, it finishes its requests before its GPUs free up."""
+
+    replica_id: int
+    drain: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SetThresholdRange:
+    """New decode settings for a replica's new requests (free: no reload)."""
+
+    replica_id: int
+    config: ReplicaConfig
+
+
+@dataclass(frozen=True, slots=True)
+class SetRoutes:
+    routes: tuple[Route, ...]
+
+
+Action = AddReplica | RemoveReplica | SetThresholdRange | SetRoutes

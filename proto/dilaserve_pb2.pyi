@@ -1,0 +1,225 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class FinishReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FINISH_REASON_UNSPECIFIED: _ClassVar[FinishReason]
+    FINISH_REASON_EOS: _ClassVar[FinishReason]
+    FINISH_REASON_LENGTH: _ClassVar[FinishReason]
+    FINISH_REASON_CANCELLED: _ClassVar[FinishReason]
+FINISH_REASON_UNSPECIFIED: FinishReason
+FINISH_REASON_EOS: FinishReason
+FINISH_REASON_LENGTH: FinishReason
+FINISH_REASON_CANCELLED: FinishReason
+
+class GenerateRequest(_message.Message):
+    __slots__ = ("request_id", "prompt_text", "prompt_ids", "max_new_tokens", "deadline_ms", "slo_class", "quality", "commit_rule", "rule_param", "temperature", "seed", "priority")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TEXT_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_IDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    SLO_CLASS_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_RULE_FIELD_NUMBER: _ClassVar[int]
+    RULE_PARAM_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    prompt_text: str
+    prompt_ids: _containers.RepeatedScalarFieldContainer[int]
+    max_new_tokens: int
+    deadline_ms: float
+    slo_class: str
+    quality: QualityBounds
+    commit_rule: str
+    rule_param: float
+    temperature: float
+    seed: int
+    priority: int
+    def __init__(self, request_id: _Optional[str] = ..., prompt_text: _Optional[str] = ..., prompt_ids: _Optional[_Iterable[int]] = ..., max_new_tokens: _Optional[int] = ..., deadline_ms: _Optional[float] = ..., slo_class: _Optional[str] = ..., quality: _Optional[_Union[QualityBounds, _Mapping]] = ..., commit_rule: _Optional[str] = ..., rule_param: _Optional[float] = ..., temperature: _Optional[float] = ..., seed: _Optional[int] = ..., priority: _Optional[int] = ...) -> None: ...
+
+class QualityBounds(_message.Message):
+    __slots__ = ("min_threshold", "threshold", "block_size", "min_block_size", "max_block_size")
+    MIN_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MIN_BLOCK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_BLOCK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    min_threshold: float
+    threshold: float
+    block_size: int
+    min_block_size: int
+    max_block_size: int
+    def __init__(self, min_threshold: _Optional[float] = ..., threshold: _Optional[float] = ..., block_size: _Optional[int] = ..., min_block_size: _Optional[int] = ..., max_block_size: _Optional[int] = ...) -> None: ...
+
+class GenerateResponse(_message.Message):
+    __slots__ = ("partial", "final")
+    PARTIAL_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
+    partial: Partial
+    final: Final
+    def __init__(self, partial: _Optional[_Union[Partial, _Mapping]] = ..., final: _Optional[_Union[Final, _Mapping]] = ...) -> None: ...
+
+class Partial(_message.Message):
+    __slots__ = ("request_id", "block_index", "token_ids", "text", "elapsed_ms", "threshold")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_MS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    block_index: int
+    token_ids: _containers.RepeatedScalarFieldContainer[int]
+    text: str
+    elapsed_ms: float
+    threshold: float
+    def __init__(self, request_id: _Optional[str] = ..., block_index: _Optional[int] = ..., token_ids: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ..., elapsed_ms: _Optional[float] = ..., threshold: _Optional[float] = ...) -> None: ...
+
+class Timings(_message.Message):
+    __slots__ = ("queued_ms", "first_block_ms", "e2e_ms")
+    QUEUED_MS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_BLOCK_MS_FIELD_NUMBER: _ClassVar[int]
+    E2E_MS_FIELD_NUMBER: _ClassVar[int]
+    queued_ms: float
+    first_block_ms: float
+    e2e_ms: float
+    def __init__(self, queued_ms: _Optional[float] = ..., first_block_ms: _Optional[float] = ..., e2e_ms: _Optional[float] = ...) -> None: ...
+
+class Final(_message.Message):
+    __slots__ = ("request_id", "text", "token_ids", "finish_reason", "deadline_met", "timings", "threshold_start", "threshold_min", "threshold_mean", "forwards", "block_size", "slo_class", "deadline_ms")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_MET_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_START_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_MIN_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_MEAN_FIELD_NUMBER: _ClassVar[int]
+    FORWARDS_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SLO_CLASS_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    text: str
+    token_ids: _containers.RepeatedScalarFieldContainer[int]
+    finish_reason: FinishReason
+    deadline_met: bool
+    timings: Timings
+    threshold_start: float
+    threshold_min: float
+    threshold_mean: float
+    forwards: int
+    block_size: int
+    slo_class: str
+    deadline_ms: float
+    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., deadline_met: _Optional[bool] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., threshold_start: _Optional[float] = ..., threshold_min: _Optional[float] = ..., threshold_mean: _Optional[float] = ..., forwards: _Optional[int] = ..., block_size: _Optional[int] = ..., slo_class: _Optional[str] = ..., deadline_ms: _Optional[float] = ...) -> None: ...
+
+class StatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ClassStats(_message.Message):
+    __slots__ = ("name", "ended", "met", "attainment", "target_attainment")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    MET_FIELD_NUMBER: _ClassVar[int]
+    ATTAINMENT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_ATTAINMENT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    ended: int
+    met: int
+    attainment: float
+    target_attainment: float
+    def __init__(self, name: _Optional[str] = ..., ended: _Optional[int] = ..., met: _Optional[int] = ..., attainment: _Optional[float] = ..., target_attainment: _Optional[float] = ...) -> None: ...
+
+class StatsReply(_message.Message):
+    __slots__ = ("model", "uptime_s", "queued", "running", "max_rows", "draining", "min_threshold", "max_threshold", "accepted", "rejected", "finished", "deadline_met", "expired", "cancelled", "failed", "attainment", "classes", "predicted_step_ms", "predicted_drain_ms", "load", "step_cost_error", "step_cost_samples", "step_cost_coef", "median_step_ms", "steps", "step_cost_prior_error")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_S_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    MAX_ROWS_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    MIN_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MAX_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_MET_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    ATTAINMENT_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_STEP_MS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_DRAIN_MS_FIELD_NUMBER: _ClassVar[int]
+    LOAD_FIELD_NUMBER: _ClassVar[int]
+    STEP_COST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    STEP_COST_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    STEP_COST_COEF_FIELD_NUMBER: _ClassVar[int]
+    MEDIAN_STEP_MS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    STEP_COST_PRIOR_ERROR_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    uptime_s: float
+    queued: int
+    running: int
+    max_rows: int
+    draining: bool
+    min_threshold: float
+    max_threshold: float
+    accepted: int
+    rejected: int
+    finished: int
+    deadline_met: int
+    expired: int
+    cancelled: int
+    failed: int
+    attainment: float
+    classes: _containers.RepeatedCompositeFieldContainer[ClassStats]
+    predicted_step_ms: float
+    predicted_drain_ms: float
+    load: float
+    step_cost_error: float
+    step_cost_samples: int
+    step_cost_coef: _containers.RepeatedScalarFieldContainer[float]
+    median_step_ms: float
+    steps: int
+    step_cost_prior_error: float
+    def __init__(self, model: _Optional[str] = ..., uptime_s: _Optional[float] = ..., queued: _Optional[int] = ..., running: _Optional[int] = ..., max_rows: _Optional[int] = ..., draining: _Optional[bool] = ..., min_threshold: _Optional[float] = ..., max_threshold: _Optional[float] = ..., accepted: _Optional[int] = ..., rejected: _Optional[int] = ..., finished: _Optional[int] = ..., deadline_met: _Optional[int] = ..., expired: _Optional[int] = ..., cancelled: _Optional[int] = ..., failed: _Optional[int] = ..., attainment: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassStats, _Mapping]]] = ..., predicted_step_ms: _Optional[float] = ..., predicted_drain_ms: _Optional[float] = ..., load: _Optional[float] = ..., step_cost_error: _Optional[float] = ..., step_cost_samples: _Optional[int] = ..., step_cost_coef: _Optional[_Iterable[float]] = ..., median_step_ms: _Optional[float] = ..., steps: _Optional[int] = ..., step_cost_prior_error: _Optional[float] = ...) -> None: ...
+
+class ThresholdRange(_message.Message):
+    __slots__ = ("min", "max")
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    min: float
+    max: float
+    def __init__(self, min: _Optional[float] = ..., max: _Optional[float] = ...) -> None: ...
+
+class ControlRequest(_message.Message):
+    __slots__ = ("threshold_range", "drain")
+    THRESHOLD_RANGE_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_FIELD_NUMBER: _ClassVar[int]
+    threshold_range: ThresholdRange
+    drain: bool
+    def __init__(self, threshold_range: _Optional[_Union[ThresholdRange, _Mapping]] = ..., drain: _Optional[bool] = ...) -> None: ...
+
+class ControlReply(_message.Message):
+    __slots__ = ("threshold_range", "draining", "in_flight")
+    THRESHOLD_RANGE_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    threshold_range: ThresholdRange
+    draining: bool
+    in_flight: int
+    def __init__(self, threshold_range: _Optional[_Union[ThresholdRange, _Mapping]] = ..., draining: _Optional[bool] = ..., in_flight: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,95 @@
+"""Text tables of bench results (the CLI prints these; `--json` writes the same numbers)."""
+
+from __future__ import annotations
+
+import math
+
+from sim.capacity_check import CapacityRow
+from sim.experiments import PointResult
+from sim.sensitivity import SensitivityRow
+
+
+def _f(value: float, fmt: str) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else format(value, fmt)
+
+
+def _thresholds(hist: dict[str, float]) -> str:
+    top = sorted(hist.items(), key=lambda kv: -kv[1])[:3]
+    return " ".join(f"{k}:{v:.0%}" for k, v in sorted(top, reverse=True)) or "-"
+
+
+def _reconfig(counts: dict[str, int]) -> str:
+    if not counts:
+        return "-"
+    return (f"{counts.get('plans', 0)}p +{counts.get('replicas_added', 0)} "
+            f"-{counts.get('replicas_removed', 0)} ~{counts.get('threshold_changes', 0)}")
+
+
+def point_table(results: list[PointResult], bound: float | None = None) -> str:
+    head = (f"{'policy':<21} {'attain':>6} {'goodput':>8} {'met':>6} {'late':>5} {'expir':>6} "
+            f"{'reject':>6} {'shed':>5} {'p50 s':>6} {'p90 s':>6} {'p99 s':>6} {'acc %':>6} "
+            f"{'drop':>5}  {'thresholds':<22} {'reconfig':<14} layout")
+    lines = [head]
+    for r in results:
+        s = r.summary
+        lines.append(
+            f"{s.policy:<21} {s.attainment:>6.1%} {s.goodput:>8.2f} {s.met:>6} {s.late:>5} "
+            f"{s.expired:>6} {s.rejected:>6} {s.shed:>5} {_f(s.latency_p50_s, '6.1f'):>6} "
+            f"{_f(s.latency_p90_s, '6.1f'):>6} {_f(s.latency_p99_s, '6.1f'):>6} "
+            f"{_f(100 * s.mean_accuracy, '6.2f'):>6} {_f(s.accuracy_drop_points, '5.2f'):>5}  "
+            f"{_thresholds(s.thresholds):<22} {_reconfig(s.reconfigurations):<14} {s.layout}")
+    if bound is not None:
+        lines.append(f"{'upper bound':<21} {bound:>6.1%}   (GPU-seconds at the cheapest batching "
+                     f"the cost model allows; see sim.experiments.upper_bound)")
+    return "\n".join(lines)
+
+
+def legend() -> str:
+    return ("attain = met / all requests (late, expired, rejected and shed are misses); goodput "
+            "= met req/s; latency over finished requests; acc = mean expected accuracy of "
+            "finished requests (quality profile), drop = points below the reference threshold; "
+            "thresholds = token-weighted threshold per request, share of finished; reconfig = "
+            "plans +added -removed ~threshold changes")
+
+
+def sweep_lines(results: list[PointResult]) -> list[str]:
+    lines = []
+    for r in results:
+        if r.sweep:
+            cells = ", ".join(f"{layout} {att:.1%}" for layout, att, _ in r.sweep)
+            lines.append(f"  {r.policy} sweep at x{r.rate_scale:g}/{r.slo_scale:g}: {cells}")
+    return lines
+
+
+def sensitivity_table(rows: list[SensitivityRow], policies: list[str]) -> str:
+    cols = " ".join(f"{p:>14}" for p in policies)
+    lines = [f"{'assumption':<14} {'factor':>6}  {'value':<42} {cols}  {'d-static':>8} "
+             f"{'d-best':>7}"]
+    for row in rows:
+        if not row.results:
+            lines.append(f"{row.assumption:<14} {row.factor:>6g}  {row.value}")
+            continue
+        att = {p: row.attainment(p) for p in policies if any(r.policy == p for r in row.results)}
+        cells = " ".join(f"{att.get(p, math.nan):>14.1%}" for p in policies)
+        d_static = _delta(att, "dilaserve", "static")
+        d_best = _delta(att, "dilaserve", "best-static")
+        lines.append(f"{row.assumption:<14} {row.factor:>6g}  {row.value:<42} {cells}  "
+                     f"{d_static:>8} {d_best:>7}")
+    return "\n".join(lines)
+
+
+def _delta(att: dict[str, float], a: str, b: str) -> str:
+    if a in att and b in att:
+        return f"{100 * (att[a] - att[b]):+.1f}"
+    return "-"
+
+
+def capacity_table(rows: list[CapacityRow]) -> str:
+    lines = [f"{'TP':>3} {'tau':>4} {'load':>5} {'rate':>7} {'capacity':>8} {'batch':>5} "
+             f"{'deadline':>8} {'predicted':>9} {'simulated':>9} {'sim p90 s':>9}"]
+    for r in rows:
+        lines.append(f"{r.tp:>3} {r.threshold:>4g} {r.load:>5.0%} {r.rate:>7.3f} "
+                     f"{r.capacity:>8.3f} {r.batch:>5} {r.deadline_s:>8.1f} {r.predicted:>9.1%} "
+                     f"{r.simulated:>9.1%} {_f(r.simulated_p90_s, '9.1f'):>9}")
+    return "\n".join(lines)

@@ -1,0 +1,94 @@
+"""An asyncio client of the Generate service (grpc.aio); the same calls as WorkerClient."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from proto import dilaserve_pb2 as pb
+from proto import dilaserve_pb2_grpc as pb_grpc
+from worker.client.messages import (
+    Generation,
+    WorkerError,
+    control_request,
+    generate_request,
+)
+
+
+class AsyncWorkerClient:
+    """Create it inside a running event loop; `timeout` is the gRPC deadline in seconds."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.channel = grpc.aio.insecure_channel(target)
+        self.stub = pb_grpc.GenerateStub(self.channel)
+
+    async def __aenter__(self) -> AsyncWorkerClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    def stream(
+        self, request: pb.GenerateRequest, timeout: float | None = None
+    ) -> AsyncIterator[pb.GenerateResponse]:
+        """The raw call: iterate it with `async for`; `.cancel()` ends it."""
+        return self.stub.Generate(request, timeout=timeout)
+
+    async def generate(
+        self,
+        prompt: str | Sequence[int],
+        max_new_tokens: int = 32,
+        *,
+        timeout: float | None = None,
+        **fields,
+    ) -> Generation:
+        request = generate_request(prompt, max_new_tokens, **fields)
+        return await self.run(request, timeout)
+
+    async def run(self, request: pb.GenerateRequest, timeout: float | None = None) -> Generation:
+        """One prepared request to its final message; raises WorkerError on a gRPC status."""
+        partials = []
+        try:
+            async for message in self.stream(request, timeout):
+                if message.HasField("partial"):
+                    partials.append(message.partial)
+                else:
+                    return Generation.from_final(message.final, partials)
+        except grpc.RpcError as err:
+            raise WorkerError.from_rpc(err) from None
+        raise WorkerError(grpc.StatusCode.UNKNOWN, "the stream ended without a final message")
+
+    async def stats(self, timeout: float | None = 10.0) -> pb.StatsReply:
+        return await self._unary(self.stub.Stats, pb.StatsRequest(), timeout)
+
+    async def control(
+        self,
+        threshold_range: tuple[float, float] | None = None,
+        drain: bool | None = None,
+        timeout: float | None = 10.0,
+    ) -> pb.ControlReply:
+        request = control_request(threshold_range, drain)
+        return await self._unary(self.stub.Control, request, timeout)
+
+    async def health(self, service: str = "", timeout: float | None = 10.0) -> str:
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        request = health_pb2.HealthCheckRequest(service=service)
+        reply = await self._unary(stub.Check, request, timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        await asyncio.wait_for(self.channel.channel_ready(), timeout)
+
+    @staticmethod
+    async def _unary(method, request, timeout):
+        try:
+            return await method(request, timeout=timeout)
+        except grpc.RpcError as err:
+            raise WorkerError.from_rpc(err) from None

@@ -1,0 +1,137 @@
+"""Building requests and reading results, shared by the sync and async clients."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from proto import dilaserve_pb2 as pb
+
+FINISH_REASONS = {
+    pb.FINISH_REASON_EOS: "eos",
+    pb.FINISH_REASON_LENGTH: "length",
+    pb.FINISH_REASON_CANCELLED: "cancelled",
+}
+
+
+class WorkerError(RuntimeError):
+    """A call that ended with a gRPC status instead of a final message."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+    @classmethod
+    def from_rpc(cls, err: grpc.RpcError) -> WorkerError:
+        return cls(err.code(), err.details() or "")
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A request's final message, with the partials streamed before it."""
+
+    request_id: str
+    text: str
+    token_ids: tuple[int, ...]
+    finish_reason: str
+    deadline_met: bool
+    queued_ms: float
+    first_block_ms: float
+    e2e_ms: float
+    threshold_start: float
+    threshold_min: float
+    threshold_mean: float
+    forwards: int
+    block_size: int
+    slo_class: str
+    deadline_ms: float
+    partials: tuple[pb.Partial, ...] = ()
+
+    @classmethod
+    def from_final(cls, final: pb.Final, partials: Sequence[pb.Partial] = ()) -> Generation:
+        t = final.timings
+        return cls(
+            request_id=final.request_id,
+            text=final.text,
+            token_ids=tuple(final.token_ids),
+            finish_reason=FINISH_REASONS.get(final.finish_reason, "unspecified"),
+            deadline_met=final.deadline_met,
+            queued_ms=t.queued_ms,
+            first_block_ms=t.first_block_ms,
+            e2e_ms=t.e2e_ms,
+            threshold_start=final.threshold_start,
+            threshold_min=final.threshold_min,
+            threshold_mean=final.threshold_mean,
+            forwards=final.forwards,
+            block_size=final.block_size,
+            slo_class=final.slo_class,
+            deadline_ms=final.deadline_ms,
+            partials=tuple(partials),
+        )
+
+
+def generate_request(
+    prompt: str | Sequence[int],
+    max_new_tokens: int = 32,
+    *,
+    deadline_ms: float | None = None,
+    slo_class: str = "",
+    min_threshold: float | None = None,
+    threshold: float | None = None,
+    block_size: int | None = None,
+    min_block_size: int | None = None,
+    max_block_size: int | None = None,
+    commit_rule: str = "",
+    rule_param: float | None = None,
+    temperature: float = 0.0,
+    seed: int = 0,
+    request_id: str = "",
+    priority: int | None = None,
+) -> pb.GenerateRequest:
+    """A GenerateRequest; `prompt` is text or token ids. None leaves a field unset (its default)."""
+    quality = pb.QualityBounds()
+    for name, value in (
+        ("min_threshold", min_threshold),
+        ("threshold", threshold),
+        ("block_size", block_size),
+        ("min_block_size", min_block_size),
+        ("max_block_size", max_block_size),
+    ):
+        if value is not None:
+            setattr(quality, name, value)
+    request = pb.GenerateRequest(
+        request_id=request_id,
+        max_new_tokens=max_new_tokens,
+        slo_class=slo_class,
+        quality=quality,
+        commit_rule=commit_rule,
+        temperature=temperature,
+        seed=seed,
+    )
+    if isinstance(prompt, str):
+        request.prompt_text = prompt
+    else:
+        request.prompt_ids.extend(prompt)
+    if deadline_ms is not None:
+        request.deadline_ms = deadline_ms
+    if rule_param is not None:
+        request.rule_param = rule_param
+    if priority is not None:
+        request.priority = priority
+    return request
+
+
+def control_request(
+    threshold_range: tuple[float, float] | None = None, drain: bool | None = None
+) -> pb.ControlRequest:
+    request = pb.ControlRequest()
+    if threshold_range is not None:
+        request.threshold_range.CopyFrom(
+            pb.ThresholdRange(min=threshold_range[0], max=threshold_range[1])
+        )
+    if drain is not None:
+        request.drain = drain
+    return request

@@ -1,0 +1,89 @@
+"""A blocking client of the Generate service (a worker's or, later, the router's)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from proto import dilaserve_pb2 as pb
+from proto import dilaserve_pb2_grpc as pb_grpc
+from worker.client.messages import (
+    Generation,
+    WorkerError,
+    control_request,
+    generate_request,
+)
+
+
+class WorkerClient:
+    """`timeout` is the gRPC deadline in seconds (the earlier of it and the SLO deadline wins)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.channel = grpc.insecure_channel(target)
+        self.stub = pb_grpc.GenerateStub(self.channel)
+
+    def __enter__(self) -> WorkerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def stream(
+        self, request: pb.GenerateRequest, timeout: float | None = None
+    ) -> Iterator[pb.GenerateResponse]:
+        """The raw stream (gRPC errors raise grpc.RpcError); cancel it with `.cancel()`."""
+        return self.stub.Generate(request, timeout=timeout)
+
+    def generate(
+        self,
+        prompt: str | Sequence[int],
+        max_new_tokens: int = 32,
+        *,
+        timeout: float | None = None,
+        **fields,
+    ) -> Generation:
+        """Run one request to its final message; raises WorkerError on a gRPC status."""
+        request = generate_request(prompt, max_new_tokens, **fields)
+        partials = []
+        try:
+            for message in self.stream(request, timeout):
+                if message.HasField("partial"):
+                    partials.append(message.partial)
+                else:
+                    return Generation.from_final(message.final, partials)
+        except grpc.RpcError as err:
+            raise WorkerError.from_rpc(err) from None
+        raise WorkerError(grpc.StatusCode.UNKNOWN, "the stream ended without a final message")
+
+    def stats(self, timeout: float | None = 10.0) -> pb.StatsReply:
+        return self._unary(self.stub.Stats, pb.StatsRequest(), timeout)
+
+    def control(
+        self,
+        threshold_range: tuple[float, float] | None = None,
+        drain: bool | None = None,
+        timeout: float | None = 10.0,
+    ) -> pb.ControlReply:
+        return self._unary(self.stub.Control, control_request(threshold_range, drain), timeout)
+
+    def health(self, service: str = "", timeout: float | None = 10.0) -> str:
+        """ "SERVING" or "NOT_SERVING" (standard grpc.health.v1)."""
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        reply = self._unary(stub.Check, health_pb2.HealthCheckRequest(service=service), timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        grpc.channel_ready_future(self.channel).result(timeout=timeout)
+
+    @staticmethod
+    def _unary(method, request, timeout):
+        try:
+            return method(request, timeout=timeout)
+        except grpc.RpcError as err:
+            raise WorkerError.from_rpc(err) from None

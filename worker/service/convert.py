@@ -1,0 +1,99 @@
+"""Between the loop's plain results and the proto messages (and status codes) of the API."""
+
+from __future__ import annotations
+
+import grpc
+
+from dilaserve.policy import ThresholdRange
+from proto import dilaserve_pb2 as pb
+from worker.service.events import Failure, FinalResult, LoopStats, PartialResult
+
+STATUS = {
+    Failure.REJECTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Failure.EXPIRED: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Failure.DUPLICATE: grpc.StatusCode.ALREADY_EXISTS,
+    Failure.ENGINE_ERROR: grpc.StatusCode.INTERNAL,
+    Failure.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+}
+FINISH_REASONS = {
+    "eos": pb.FINISH_REASON_EOS,
+    "length": pb.FINISH_REASON_LENGTH,
+    "cancelled": pb.FINISH_REASON_CANCELLED,
+}
+
+
+def partial_message(p: PartialResult) -> pb.GenerateResponse:
+    return pb.GenerateResponse(
+        partial=pb.Partial(
+            request_id=p.request_id,
+            block_index=p.block_index,
+            token_ids=p.token_ids,
+            text=p.text,
+            elapsed_ms=p.elapsed_ms,
+            threshold=p.threshold,
+        )
+    )
+
+
+def final_message(f: FinalResult) -> pb.GenerateResponse:
+    return pb.GenerateResponse(
+        final=pb.Final(
+            request_id=f.request_id,
+            text=f.text,
+            token_ids=f.token_ids,
+            finish_reason=FINISH_REASONS[f.finish_reason],
+            deadline_met=f.deadline_met,
+            timings=pb.Timings(
+                queued_ms=f.queued_ms, first_block_ms=f.first_block_ms, e2e_ms=f.e2e_ms
+            ),
+            threshold_start=f.threshold_start,
+            threshold_min=f.threshold_min,
+            threshold_mean=f.threshold_mean,
+            forwards=f.forwards,
+            block_size=f.block_size,
+            slo_class=f.slo_class,
+            deadline_ms=f.deadline_ms,
+        )
+    )
+
+
+def stats_message(
+    s: LoopStats, model: str, uptime_s: float, draining: bool, replica: ThresholdRange
+) -> pb.StatsReply:
+    return pb.StatsReply(
+        model=model,
+        uptime_s=uptime_s,
+        queued=s.queued,
+        running=s.running,
+        max_rows=s.max_rows,
+        draining=draining,
+        min_threshold=replica.min,
+        max_threshold=replica.max,
+        accepted=s.accepted,
+        rejected=s.rejected,
+        finished=s.finished,
+        deadline_met=s.deadline_met,
+        expired=s.expired,
+        cancelled=s.cancelled,
+        failed=s.failed,
+        attainment=s.attainment,
+        classes=[
+            pb.ClassStats(
+                name=c.name,
+                ended=c.ended,
+                met=c.met,
+                attainment=c.attainment,
+                target_attainment=c.target_attainment,
+            )
+            for c in s.classes
+        ],
+        predicted_step_ms=s.predicted_step_ms,
+        predicted_drain_ms=s.predicted_drain_ms,
+        load=(s.queued + s.running) / s.max_rows,
+        step_cost_error=s.step_cost_error,
+        step_cost_samples=s.step_cost_samples,
+        step_cost_coef=s.step_cost_coef,
+        step_cost_prior_error=s.step_cost_prior_error,
+        median_step_ms=s.median_step_ms,
+        steps=s.steps,
+    )

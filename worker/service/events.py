@@ -1,0 +1,119 @@
+"""What the serving loop tells a request's handler, and what a handler asks of the loop.
+
+Plain dataclasses, no gRPC and no torch: the loop thread builds them, the gRPC handlers (on the
+asyncio thread) turn them into stream messages or status codes. A `RequestSink` carries them across
+threads; its `send` must be safe to call from the loop thread.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+from worker.scheduler.requests import RequestSpec
+
+
+class Failure(enum.StrEnum):
+    """Ways a request ends without a final message; the servicer maps each to a gRPC status."""
+
+    REJECTED = "rejected"  # refused at admission -> RESOURCE_EXHAUSTED
+    EXPIRED = "expired"  # deadline passed, not best-effort -> DEADLINE_EXCEEDED
+    DUPLICATE = "duplicate"  # request id already in flight -> ALREADY_EXISTS
+    ENGINE_ERROR = "engine_error"  # engine.step raised -> INTERNAL
+    UNAVAILABLE = "unavailable"  # the loop is stopping -> UNAVAILABLE
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated request, ready for the scheduler."""
+
+    spec: RequestSpec
+    slo_class: str
+    deadline_ms: float  # the relative SLO deadline in force (0: none)
+
+
+@dataclass(frozen=True)
+class PartialResult:
+    request_id: str
+    block_index: int
+    token_ids: tuple[int, ...]
+    text: str
+    elapsed_ms: float
+    threshold: float
+
+
+@dataclass(frozen=True)
+class FinalResult:
+    request_id: str
+    text: str
+    token_ids: tuple[int, ...]
+    finish_reason: str  # "eos", "length" or "cancelled"
+    deadline_met: bool
+    queued_ms: float
+    first_block_ms: float
+    e2e_ms: float
+    threshold_start: float
+    threshold_min: float
+    threshold_mean: float
+    forwards: int
+    block_size: int
+    slo_class: str
+    deadline_ms: float
+
+
+@dataclass(frozen=True)
+class FailedResult:
+    request_id: str
+    failure: Failure
+    message: str
+
+
+Event = PartialResult | FinalResult | FailedResult
+
+
+class RequestSink(Protocol):
+    def send(self, event: Event) -> None: ...
+
+
+@dataclass(frozen=True)
+class ClassCounts:
+    name: str
+    target_attainment: float
+    ended: int
+    met: int
+
+    @property
+    def attainment(self) -> float:
+        return self.met / self.ended if self.ended else 1.0
+
+
+@dataclass(frozen=True)
+class LoopStats:
+    """A snapshot taken by the loop thread between steps."""
+
+    queued: int
+    running: int
+    max_rows: int
+    in_flight: int
+    accepted: int
+    rejected: int
+    finished: int
+    deadline_met: int
+    expired: int
+    cancelled: int
+    failed: int
+    classes: tuple[ClassCounts, ...]
+    predicted_step_ms: float
+    predicted_drain_ms: float
+    step_cost_error: float
+    step_cost_samples: int
+    step_cost_coef: tuple[float, ...]
+    step_cost_prior_error: float  # the offline profile's error on the same steps, unrefined
+    median_step_ms: float
+    steps: int
+
+    @property
+    def attainment(self) -> float:
+        ended = self.finished + self.expired + self.rejected
+        return self.deadline_met / ended if ended else 1.0

@@ -1,0 +1,344 @@
+"""The serving loop: one thread drives the scheduler and the engine, step after step.
+
+    handlers (asyncio thread)  --submit/cancel/stats/stop-->  inbox  -->  loop thread
+    loop thread  --PartialResult/FinalResult/FailedResult-->  each request's sink
+
+The scheduler is not thread-safe and the engine holds torch state, so both are touched only here.
+Each turn takes every waiting command, then plans one step, runs it, streams a partial for every
+finished block and ends the requests the scheduler reports ended (`scheduler` explains the
+contract: every accepted request ends exactly once). With nothing to run the thread blocks on the
+inbox (up to the next deadline when requests wait), so an idle worker does not spin.
+
+If engine.step raises, every request in flight fails with the error's message (ENGINE_ERROR ->
+INTERNAL), a fresh engine and scheduler are built, and serving goes on. Stopping: admission closes,
+requests in flight get `grace_s` to finish, and those still running after it are stopped with a
+final message whose finish reason is "cancelled".
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import queue
+import statistics
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from worker.engine.engine import DenoisingEngine
+from worker.engine.step_types import EngineLimits, StepResult
+from worker.scheduler import Scheduler, TerminalEvent, TerminalKind, plan_has_work
+from worker.service.events import (
+    FailedResult,
+    Failure,
+    LoopStats,
+    Prepared,
+    RequestSink,
+)
+from worker.service.tracking import Counters, Tracked
+
+IDLE_POLL_S = 0.05  # the longest an idle wait lasts while requests wait (a safety net only)
+
+EngineFactory = Callable[[], DenoisingEngine]
+SchedulerFactory = Callable[[EngineLimits], Scheduler]
+Decode = Callable[[tuple[int, ...]], str]
+
+
+class ServingLoop:
+    def __init__(
+        self,
+        make_engine: EngineFactory,
+        make_scheduler: SchedulerFactory,
+        decode: Decode,
+        eos_id: int,
+        class_targets: dict[str, float],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._make_engine = make_engine
+        self._make_scheduler = make_scheduler
+        self.engine = make_engine()
+        self.scheduler = make_scheduler(self.engine.limits)
+        self._decode = decode
+        self._eos_id = eos_id
+        self.clock = clock
+        self.counters = Counters(dict(class_targets))
+        self._tracked: dict[str, Tracked] = {}
+        self._deadlines: list[tuple[float, str]] = []
+        self._inbox: queue.SimpleQueue[tuple] = queue.SimpleQueue()
+        self._gate = threading.Lock()  # orders "is it running?" against "it has stopped"
+        self._stopped = False
+        self._stop_at: float | None = None
+        self._had_work = False
+        self._thread = threading.Thread(target=self._run, name="dilaserve-loop", daemon=True)
+
+    # ---- thread-safe API ---------------------------------------------------------------------
+
+    @property
+    def limits(self) -> EngineLimits:
+        return self.engine.limits
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, prepared: Prepared, sink: RequestSink) -> None:
+        if not self._put(("submit", prepared, sink)):
+            rid = prepared.spec.request_id
+            sink.send(FailedResult(rid, Failure.UNAVAILABLE, "worker is shutting down"))
+
+    def cancel(self, request_id: str) -> None:
+        self._put(("cancel", request_id))
+
+    def stats_future(self) -> Future[LoopStats]:
+        future: Future[LoopStats] = Future()
+        if not self._put(("stats", future)):
+            future.set_exception(RuntimeError("the serving loop has stopped"))
+        return future
+
+    def stop(self, grace_s: float = 0.0) -> None:
+        """Close admission; let requests in flight finish for up to grace_s, then stop them."""
+        self._put(("stop", grace_s))
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _put(self, command: tuple) -> bool:
+        with self._gate:
+            if self._stopped:
+                return False
+            self._inbox.put(command)
+            return True
+
+    # ---- the thread --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._take_commands(self._wait_s())
+                if self._stop_at is not None:
+                    if not self._tracked:
+                        break
+                    if self.clock() >= self._stop_at:
+                        self._stop_all()
+                self._turn()
+        except BaseException as err:  # the loop must not die silently: report, then fail the rest
+            _log_error("serving loop stopped by an error", err)
+            self._fail_all(Failure.UNAVAILABLE, f"worker loop stopped: {err}")
+        finally:
+            with self._gate:
+                self._stopped = True
+            self._answer_leftovers()
+
+    def _wait_s(self) -> float | None:
+        """How long to block on the inbox: not at all while there is work."""
+        if self._had_work:
+            return 0.0
+        now = self.clock()
+        wake = []
+        if self._stop_at is not None:
+            wake.append(self._stop_at - now)
+        if self.scheduler.active_count:
+            while self._deadlines and self._deadlines[0][1] not in self._tracked:
+                heapq.heappop(self._deadlines)
+            nearest = self._deadlines[0][0] - now if self._deadlines else IDLE_POLL_S
+            wake.append(min(nearest, IDLE_POLL_S))
+        return max(0.0, min(wake)) if wake else None
+
+    def _take_commands(self, wait_s: float | None) -> None:
+        try:
+            command = self._inbox.get(timeout=wait_s) if wait_s != 0 else self._inbox.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            try:
+                self._handle(command)
+            except Exception as err:  # one bad command must not stop the loop
+                _log_error(f"serving loop: {command[0]} failed", err)
+                if command[0] == "submit":
+                    rid = command[1].spec.request_id
+                    command[2].send(FailedResult(rid, Failure.ENGINE_ERROR, f"{command[0]}: {err}"))
+            try:
+                command = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    def _handle(self, command: tuple) -> None:
+        kind = command[0]
+        if kind == "submit":
+            self._submit(command[1], command[2])
+        elif kind == "cancel":
+            if command[1] in self._tracked:
+                self.scheduler.cancel(command[1])
+        elif kind == "stats":
+            command[1].set_result(self.snapshot())
+        elif kind == "stop":
+            if self._stop_at is None:
+                self._stop_at = self.clock() + max(0.0, command[1])
+
+    def _submit(self, prepared: Prepared, sink: RequestSink) -> None:
+        spec = prepared.spec
+        rid = spec.request_id
+        if self._stop_at is not None:
+            sink.send(FailedResult(rid, Failure.UNAVAILABLE, "worker is shutting down"))
+            return
+        if rid in self._tracked:
+            sink.send(
+                FailedResult(rid, Failure.DUPLICATE, f"request_id {rid!r} is already in flight")
+            )
+            return
+        decision = self.scheduler.submit(spec, self.clock())
+        if not decision.accepted:
+            self.counters.on_rejected(prepared.slo_class)
+            sink.send(FailedResult(rid, Failure.REJECTED, decision.reason))
+            return
+        self.counters.accepted += 1
+        self._tracked[rid] = Tracked(spec, sink, prepared.slo_class, prepared.deadline_ms)
+        if math.isfinite(spec.deadline_s):
+            heapq.heappush(self._deadlines, (spec.deadline_s, rid))
+
+    def _turn(self) -> None:
+        scheduler = self.scheduler
+        now = self.clock()
+        plan = scheduler.plan(now)
+        self._had_work = plan_has_work(plan)
+        if not self._had_work:
+            self._end(scheduler.take_events())
+            return
+        for admit in plan.admit:
+            self._tracked[admit.request_id].admitted_at = now
+        for rid in plan.run:
+            self._tracked[rid].ran_at(scheduler.state(rid).threshold)
+        try:
+            result = self.engine.step(plan)
+        except Exception as err:
+            self._engine_failed(err)
+            return
+        now = self.clock()
+        self.counters.steps += 1
+        self.counters.step_times.append(result.elapsed_s)
+        prior = getattr(scheduler.step_cost, "prior", None)  # the offline profile, for comparison
+        if prior is not None and result.elapsed_s > 0:
+            error = abs(prior.predict(result.features) - result.elapsed_s) / result.elapsed_s
+            self.counters.prior_errors.append(error)
+        self._stream_blocks(result, now)
+        self._end(scheduler.observe(result, now))
+
+    def _stream_blocks(self, result: StepResult, now: float) -> None:
+        for outcome in result.outcomes:
+            if not outcome.block_finished:
+                continue
+            tracked = self._tracked[outcome.request_id]
+            tokens = outcome.block_tokens
+            if self._eos_id in tokens:
+                tokens = tokens[: tokens.index(self._eos_id)]
+            if tracked.saw_eos:
+                tokens = ()  # the answer ended in an earlier block; the final has what came before
+            tracked.saw_eos = tracked.saw_eos or len(tokens) < len(outcome.block_tokens)
+            threshold = self.scheduler.state(outcome.request_id).threshold
+            tracked.sink.send(tracked.partial(tokens, self._decode(tokens), now, threshold))
+
+    def _end(self, events: list[TerminalEvent]) -> None:
+        for event in events:
+            tracked = self._tracked.pop(event.request_id, None)
+            if tracked is None:
+                continue
+            if event.kind is TerminalKind.FINISHED:
+                self.counters.on_finished(tracked.slo_class, event.deadline_met)
+                reason = event.finish_reason.value if event.finish_reason else "length"
+                text = self._decode(event.output_ids)
+                tracked.sink.send(tracked.final(event, text, reason))
+            elif event.kind is TerminalKind.EXPIRED:
+                self.counters.on_expired(tracked.slo_class)
+                message = (
+                    f"SLO deadline of {tracked.deadline_ms:.1f} ms passed "
+                    f"{tracked.elapsed_ms(event.at_s):.1f} ms after arrival "
+                    f"({event.steps} steps done, class {tracked.slo_class} is not best-effort)"
+                )
+                tracked.sink.send(FailedResult(event.request_id, Failure.EXPIRED, message))
+            else:
+                self.counters.cancelled += 1
+                if tracked.stopped_by_server:
+                    tracked.sink.send(tracked.final(event, "", "cancelled"))
+
+    def _stop_all(self) -> None:
+        for rid, tracked in self._tracked.items():
+            if not tracked.stopped_by_server:
+                tracked.stopped_by_server = True
+                self.scheduler.cancel(rid)
+
+    def _engine_failed(self, err: Exception) -> None:
+        _log_error("engine step failed; failing the requests in flight", err)
+        self._fail_all(Failure.ENGINE_ERROR, f"engine step failed: {type(err).__name__}: {err}")
+        self.engine = self._make_engine()
+        self.scheduler = self._make_scheduler(self.engine.limits)
+        self._had_work = False
+
+    def _fail_all(self, failure: Failure, message: str) -> None:
+        for rid, tracked in self._tracked.items():
+            self.counters.failed += 1
+            tracked.sink.send(FailedResult(rid, failure, message))
+        self._tracked.clear()
+        self._deadlines.clear()
+
+    def _answer_leftovers(self) -> None:
+        self._fail_all(Failure.UNAVAILABLE, "worker is shutting down")
+        while True:
+            try:
+                command = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if command[0] == "submit":
+                rid = command[1].spec.request_id
+                command[2].send(FailedResult(rid, Failure.UNAVAILABLE, "worker is shutting down"))
+            elif command[0] == "stats":
+                command[1].set_exception(RuntimeError("the serving loop has stopped"))
+
+    # ---- stats -------------------------------------------------------------------------------
+
+    def snapshot(self) -> LoopStats:
+        """Taken on the loop thread (via stats_future) or when the loop is not running."""
+        scheduler = self.scheduler
+        resident = [scheduler.state(rid) for rid in scheduler.resident_ids]
+        queued = [scheduler.state(rid) for rid in scheduler.queued_ids]
+        states = [s for s in resident + queued if s is not None]
+        max_rows = self.limits.max_rows
+        predictor = scheduler.predictor
+        step_s = predictor.step_seconds(predictor.shape_of(states[:max_rows]))
+        steps_left = [s.steps_left for s in states]
+        drain_steps = max(max(steps_left, default=0.0), sum(steps_left) / max_rows)
+        cost = scheduler.step_cost
+        errors = getattr(cost, "median_abs_rel_error", None)
+        counts = getattr(cost, "error_count", None)
+        c = self.counters
+        return LoopStats(
+            queued=len(queued),
+            running=len(resident),
+            max_rows=max_rows,
+            in_flight=len(self._tracked),
+            accepted=c.accepted,
+            rejected=c.rejected,
+            finished=c.finished,
+            deadline_met=c.deadline_met,
+            expired=c.expired,
+            cancelled=c.cancelled,
+            failed=c.failed,
+            classes=c.classes(),
+            predicted_step_ms=scheduler.last_predicted_step_s * 1e3,
+            predicted_drain_ms=drain_steps * step_s * 1e3,
+            step_cost_error=errors() if errors else math.nan,
+            step_cost_samples=counts() if counts else 0,
+            step_cost_coef=tuple(cost.coef),
+            step_cost_prior_error=(
+                statistics.median(c.prior_errors) if c.prior_errors else math.nan
+            ),
+            median_step_ms=statistics.median(c.step_times) * 1e3 if c.step_times else math.nan,
+            steps=c.steps,
+        )
+
+
+def _log_error(what: str, err: BaseException) -> None:
+    print(f"dilaserve worker: {what}:", file=sys.stderr)
+    traceback.print_exception(err, file=sys.stderr)

@@ -1,0 +1,103 @@
+"""Assembling a worker: model, profiles and policy -> engine, scheduler, serving loop, validator.
+
+The step-cost model starts from the profile `dilaserve profile` wrote for this cache mode and is
+refined online from every measured step (OnlineStepCost); the scheduler calls its `update`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dilaserve.policy import Policy
+from worker.engine.engine import DenoisingEngine, EngineConfig
+from worker.engine.step_types import EngineLimits
+from worker.measure.profile_files import QUALITY_FILE, find_step_cost, profiles_dir
+from worker.models.shipped import load
+from worker.models.tokenizer import CharTokenizer
+from worker.models.transformer import DiffusionTransformer
+from worker.profiles.online import OnlineStepCost
+from worker.profiles.quality import QualityProfile
+from worker.profiles.step_cost import StepCostModel, StepCostProfile
+from worker.scheduler import Scheduler
+from worker.service.loop import ServingLoop
+from worker.service.servicer import ReplicaState
+from worker.service.validation import ModelFacts, RequestValidator
+
+ERROR_WINDOW = 1000  # recent steps the step-cost error in Stats is the median over
+EngineClass = Callable[[DiffusionTransformer, EngineConfig], DenoisingEngine]
+
+
+@dataclass
+class Worker:
+    """Everything a server needs; `loop` is not started yet."""
+
+    loop: ServingLoop
+    validator: RequestValidator
+    replica: ReplicaState
+    model_name: str
+    policy: Policy
+
+
+def build_worker(
+    model: DiffusionTransformer,
+    tokenizer: CharTokenizer | None,
+    policy: Policy,
+    quality: QualityProfile,
+    step_cost: StepCostModel,
+    engine_class: EngineClass = DenoisingEngine,
+    online_step_cost: bool = True,
+    clock: Callable[[], float] = time.monotonic,
+) -> Worker:
+    policy.check_against(quality)
+    settings = policy.worker
+    engine_config = EngineConfig(max_rows=settings.max_rows, max_tokens=settings.max_tokens)
+    cost = OnlineStepCost(step_cost, error_window=ERROR_WINDOW) if online_step_cost else step_cost
+
+    def make_engine() -> DenoisingEngine:
+        return engine_class(model, engine_config)
+
+    def make_scheduler(limits: EngineLimits) -> Scheduler:
+        return Scheduler(settings.scheduler, limits, quality, cost)
+
+    def decode(ids: tuple[int, ...]) -> str:
+        return tokenizer.decode(ids) if tokenizer is not None else ""
+
+    cfg = model.config
+    loop = ServingLoop(
+        make_engine,
+        make_scheduler,
+        decode,
+        cfg.eos_token_id,
+        {c.name: c.target_attainment for c in policy.classes},
+        clock=clock,
+    )
+    facts = ModelFacts(cfg.vocab_size, cfg.mask_token_id, loop.limits)
+    validator = RequestValidator(policy, facts, tokenizer, quality)
+    return Worker(loop, validator, ReplicaState(settings.threshold_range), cfg.name, policy)
+
+
+def load_profiles(directory: Path, cache_mode: str) -> tuple[QualityProfile, StepCostModel]:
+    quality_path = directory / QUALITY_FILE
+    if not quality_path.is_file():
+        raise FileNotFoundError(
+            f"no quality profile {quality_path}; run `dilaserve profile` (or pass --profiles)"
+        )
+    step_cost = StepCostProfile.load(find_step_cost(directory, cache_mode))
+    return QualityProfile.load(quality_path), step_cost.cost
+
+
+def load_worker(
+    model_path: str | Path | None,
+    policy: Policy,
+    profiles: Path | None = None,
+    **options,
+) -> Worker:
+    """A worker for a model directory (None: the shipped model) and its profiles."""
+    model, tokenizer, directory = load(model_path)
+    quality, step_cost = load_profiles(
+        profiles or profiles_dir(directory), policy.worker.cache_mode
+    )
+    return build_worker(model, tokenizer, policy, quality, step_cost, **options)
