@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--admission", choices=("on", "off"), default="on", help="admission control, every config"
     )
+    p.add_argument("--worker-flags", default="", help="more `dilaserve worker` flags, quoted")
     p.add_argument("--slo-scale", type=float, default=4.0, help="deadline / unloaded latency")
     p.add_argument("--per-task", type=int, default=20, help="held-out prompts per task")
     p.add_argument("--requests", type=int, default=200, help="requests per trial")
@@ -249,7 +250,7 @@ worker:
 def worker_flags(args: argparse.Namespace, policy: Path, config: str) -> list[str]:
     ordering, load_control = config.split("+")
     flags = ["--policy", str(policy), "--ordering", ordering, "--load-control", load_control]
-    flags += ["--admission", args.admission]
+    flags += ["--admission", args.admission, *args.worker_flags.split()]
     if args.model:
         flags += ["--model", args.model]
     if args.profiles:
