@@ -12,8 +12,7 @@ A TP degree without a profile is extrapolated exactly as the solver does it
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sim.published import PUBLISHED_DIR, LladaAssumptions, assumptions_from
@@ -89,9 +88,6 @@ class SimProfiles:
         s0, s1 = service_affine(prof.cost, prof.cache_mode, prompt_len, canvas_len, block, tps)
         return (s0 + s1) * decoded_len / canvas_len
 
-    def with_assumptions(self, **changes: float) -> SimProfiles:
-        """A copy with deployment figures changed (reload_s, drain_s, max_rows, tp_overhead)."""
-        return replace(self, **changes)
 
 
 def _read(path: Path) -> dict:
@@ -165,7 +161,3 @@ def resolve_profiles(name: str) -> SimProfiles:
     if name == "shipped":
         return load_sim_profiles(SHIPPED_PROFILES)
     return load_sim_profiles(name)
-
-
-def finite_or(value: float, default: float) -> float:
-    return value if math.isfinite(value) else default

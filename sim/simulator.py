@@ -17,7 +17,7 @@ import heapq
 import math
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -293,7 +293,3 @@ class Simulation:
 def run_policy(workload: SimWorkload, cluster: Cluster, profiles: SimProfiles,
                policy: PolicySpec, options: SimOptions | None = None) -> RunSummary:
     return Simulation(workload, cluster, profiles, policy, options).run()
-
-
-def with_label(options: SimOptions | None, label: str) -> SimOptions:
-    return replace(options or SimOptions(), label=label)

@@ -61,7 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--find-static", type=float, default=None, metavar="A",
                    help="first find the rate scale at which static attains A (e.g. 0.4)")
     p.add_argument("--sensitivity", action="store_true",
-                   help="halve and double each assumed parameter at the (first) point")
+                   help="halve and double each assumed parameter at one point")
+    p.add_argument("--sensitivity-rate", type=float, default=None, metavar="X",
+                   help="the rate scale of that point (default: the first --rate-scale)")
+    p.add_argument("--sensitivity-policies", default="static,best-static,dilaserve",
+                   help="policies rerun under each changed assumption")
     p.add_argument("--capacity-check", action="store_true",
                    help="solver capacity model vs one simulated replica, per configuration")
     p.add_argument("--seed", type=int, default=0)
@@ -236,8 +240,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"highest rate at >= 90% attainment (req/s), SLO scale {slo:g}: {cells}")
     _speed(results)
     if args.sensitivity:
-        base = [r for r in results if r.rate_scale == rates[0] and r.slo_scale == slos[0]]
-        out["sensitivity"] = _sensitivity(setup, policies, rates[0], slos[0], args.jobs, base)
+        at = rates[0] if args.sensitivity_rate is None else args.sensitivity_rate
+        chosen = parse_policies(args.sensitivity_policies)
+        names = {p.name for p in chosen}
+        base = [r for r in results if r.rate_scale == at and r.slo_scale == slos[0]
+                and r.policy in names]
+        if {r.policy for r in base} != names:
+            base = None
+        out["sensitivity"] = _sensitivity(setup, chosen, at, slos[0], args.jobs, base)
     if args.capacity_check:
         out["capacity_check"] = _capacity(setup, slos[0])
     if args.plot:
