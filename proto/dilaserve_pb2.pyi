@@ -61,12 +61,24 @@ class QualityBounds(_message.Message):
     def __init__(self, min_threshold: _Optional[float] = ..., threshold: _Optional[float] = ..., block_size: _Optional[int] = ..., min_block_size: _Optional[int] = ..., max_block_size: _Optional[int] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
-    __slots__ = ("partial", "final")
+    __slots__ = ("partial", "final", "restarted")
     PARTIAL_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
+    RESTARTED_FIELD_NUMBER: _ClassVar[int]
     partial: Partial
     final: Final
-    def __init__(self, partial: _Optional[_Union[Partial, _Mapping]] = ..., final: _Optional[_Union[Final, _Mapping]] = ...) -> None: ...
+    restarted: Restarted
+    def __init__(self, partial: _Optional[_Union[Partial, _Mapping]] = ..., final: _Optional[_Union[Final, _Mapping]] = ..., restarted: _Optional[_Union[Restarted, _Mapping]] = ...) -> None: ...
+
+class Restarted(_message.Message):
+    __slots__ = ("request_id", "attempt", "reason")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    attempt: int
+    reason: str
+    def __init__(self, request_id: _Optional[str] = ..., attempt: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Partial(_message.Message):
     __slots__ = ("request_id", "block_index", "token_ids", "text", "elapsed_ms", "threshold")
@@ -95,7 +107,7 @@ class Timings(_message.Message):
     def __init__(self, queued_ms: _Optional[float] = ..., first_block_ms: _Optional[float] = ..., e2e_ms: _Optional[float] = ...) -> None: ...
 
 class Final(_message.Message):
-    __slots__ = ("request_id", "text", "token_ids", "finish_reason", "deadline_met", "timings", "threshold_start", "threshold_min", "threshold_mean", "forwards", "block_size", "slo_class", "deadline_ms")
+    __slots__ = ("request_id", "text", "token_ids", "finish_reason", "deadline_met", "timings", "threshold_start", "threshold_min", "threshold_mean", "forwards", "block_size", "slo_class", "deadline_ms", "replica")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +121,7 @@ class Final(_message.Message):
     BLOCK_SIZE_FIELD_NUMBER: _ClassVar[int]
     SLO_CLASS_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     text: str
     token_ids: _containers.RepeatedScalarFieldContainer[int]
@@ -122,7 +135,8 @@ class Final(_message.Message):
     block_size: int
     slo_class: str
     deadline_ms: float
-    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., deadline_met: _Optional[bool] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., threshold_start: _Optional[float] = ..., threshold_min: _Optional[float] = ..., threshold_mean: _Optional[float] = ..., forwards: _Optional[int] = ..., block_size: _Optional[int] = ..., slo_class: _Optional[str] = ..., deadline_ms: _Optional[float] = ...) -> None: ...
+    replica: str
+    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., deadline_met: _Optional[bool] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., threshold_start: _Optional[float] = ..., threshold_min: _Optional[float] = ..., threshold_mean: _Optional[float] = ..., forwards: _Optional[int] = ..., block_size: _Optional[int] = ..., slo_class: _Optional[str] = ..., deadline_ms: _Optional[float] = ..., replica: _Optional[str] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
     __slots__ = ()
@@ -143,7 +157,7 @@ class ClassStats(_message.Message):
     def __init__(self, name: _Optional[str] = ..., ended: _Optional[int] = ..., met: _Optional[int] = ..., attainment: _Optional[float] = ..., target_attainment: _Optional[float] = ...) -> None: ...
 
 class StatsReply(_message.Message):
-    __slots__ = ("model", "uptime_s", "queued", "running", "max_rows", "draining", "min_threshold", "max_threshold", "accepted", "rejected", "finished", "deadline_met", "expired", "cancelled", "failed", "attainment", "classes", "predicted_step_ms", "predicted_drain_ms", "load", "step_cost_error", "step_cost_samples", "step_cost_coef", "median_step_ms", "steps", "step_cost_prior_error")
+    __slots__ = ("model", "uptime_s", "queued", "running", "max_rows", "draining", "min_threshold", "max_threshold", "accepted", "rejected", "finished", "deadline_met", "expired", "cancelled", "failed", "attainment", "classes", "predicted_step_ms", "predicted_drain_ms", "load", "step_cost_error", "step_cost_samples", "step_cost_coef", "median_step_ms", "steps", "step_cost_prior_error", "backlog_steps", "tokens_per_step", "block_size", "replicas", "shed", "restarts")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     UPTIME_S_FIELD_NUMBER: _ClassVar[int]
     QUEUED_FIELD_NUMBER: _ClassVar[int]
@@ -170,6 +184,12 @@ class StatsReply(_message.Message):
     MEDIAN_STEP_MS_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     STEP_COST_PRIOR_ERROR_FIELD_NUMBER: _ClassVar[int]
+    BACKLOG_STEPS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PER_STEP_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    SHED_FIELD_NUMBER: _ClassVar[int]
+    RESTARTS_FIELD_NUMBER: _ClassVar[int]
     model: str
     uptime_s: float
     queued: int
@@ -196,7 +216,53 @@ class StatsReply(_message.Message):
     median_step_ms: float
     steps: int
     step_cost_prior_error: float
-    def __init__(self, model: _Optional[str] = ..., uptime_s: _Optional[float] = ..., queued: _Optional[int] = ..., running: _Optional[int] = ..., max_rows: _Optional[int] = ..., draining: _Optional[bool] = ..., min_threshold: _Optional[float] = ..., max_threshold: _Optional[float] = ..., accepted: _Optional[int] = ..., rejected: _Optional[int] = ..., finished: _Optional[int] = ..., deadline_met: _Optional[int] = ..., expired: _Optional[int] = ..., cancelled: _Optional[int] = ..., failed: _Optional[int] = ..., attainment: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassStats, _Mapping]]] = ..., predicted_step_ms: _Optional[float] = ..., predicted_drain_ms: _Optional[float] = ..., load: _Optional[float] = ..., step_cost_error: _Optional[float] = ..., step_cost_samples: _Optional[int] = ..., step_cost_coef: _Optional[_Iterable[float]] = ..., median_step_ms: _Optional[float] = ..., steps: _Optional[int] = ..., step_cost_prior_error: _Optional[float] = ...) -> None: ...
+    backlog_steps: float
+    tokens_per_step: float
+    block_size: int
+    replicas: _containers.RepeatedCompositeFieldContainer[ReplicaStats]
+    shed: int
+    restarts: int
+    def __init__(self, model: _Optional[str] = ..., uptime_s: _Optional[float] = ..., queued: _Optional[int] = ..., running: _Optional[int] = ..., max_rows: _Optional[int] = ..., draining: _Optional[bool] = ..., min_threshold: _Optional[float] = ..., max_threshold: _Optional[float] = ..., accepted: _Optional[int] = ..., rejected: _Optional[int] = ..., finished: _Optional[int] = ..., deadline_met: _Optional[int] = ..., expired: _Optional[int] = ..., cancelled: _Optional[int] = ..., failed: _Optional[int] = ..., attainment: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassStats, _Mapping]]] = ..., predicted_step_ms: _Optional[float] = ..., predicted_drain_ms: _Optional[float] = ..., load: _Optional[float] = ..., step_cost_error: _Optional[float] = ..., step_cost_samples: _Optional[int] = ..., step_cost_coef: _Optional[_Iterable[float]] = ..., median_step_ms: _Optional[float] = ..., steps: _Optional[int] = ..., step_cost_prior_error: _Optional[float] = ..., backlog_steps: _Optional[float] = ..., tokens_per_step: _Optional[float] = ..., block_size: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStats, _Mapping]]] = ..., shed: _Optional[int] = ..., restarts: _Optional[int] = ...) -> None: ...
+
+class ReplicaStats(_message.Message):
+    __slots__ = ("id", "target", "state", "node", "node_type", "tp", "block_size", "min_threshold", "max_threshold", "queued", "running", "max_rows", "load", "in_flight", "healthy", "error", "attainment", "predicted_step_ms")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    NODE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TP_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MIN_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MAX_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    MAX_ROWS_FIELD_NUMBER: _ClassVar[int]
+    LOAD_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    HEALTHY_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ATTAINMENT_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_STEP_MS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    target: str
+    state: str
+    node: int
+    node_type: str
+    tp: int
+    block_size: int
+    min_threshold: float
+    max_threshold: float
+    queued: int
+    running: int
+    max_rows: int
+    load: float
+    in_flight: int
+    healthy: bool
+    error: str
+    attainment: float
+    predicted_step_ms: float
+    def __init__(self, id: _Optional[int] = ..., target: _Optional[str] = ..., state: _Optional[str] = ..., node: _Optional[int] = ..., node_type: _Optional[str] = ..., tp: _Optional[int] = ..., block_size: _Optional[int] = ..., min_threshold: _Optional[float] = ..., max_threshold: _Optional[float] = ..., queued: _Optional[int] = ..., running: _Optional[int] = ..., max_rows: _Optional[int] = ..., load: _Optional[float] = ..., in_flight: _Optional[int] = ..., healthy: _Optional[bool] = ..., error: _Optional[str] = ..., attainment: _Optional[float] = ..., predicted_step_ms: _Optional[float] = ...) -> None: ...
 
 class ThresholdRange(_message.Message):
     __slots__ = ("min", "max")
@@ -207,12 +273,14 @@ class ThresholdRange(_message.Message):
     def __init__(self, min: _Optional[float] = ..., max: _Optional[float] = ...) -> None: ...
 
 class ControlRequest(_message.Message):
-    __slots__ = ("threshold_range", "drain")
+    __slots__ = ("threshold_range", "drain", "replica_id")
     THRESHOLD_RANGE_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
     threshold_range: ThresholdRange
     drain: bool
-    def __init__(self, threshold_range: _Optional[_Union[ThresholdRange, _Mapping]] = ..., drain: _Optional[bool] = ...) -> None: ...
+    replica_id: int
+    def __init__(self, threshold_range: _Optional[_Union[ThresholdRange, _Mapping]] = ..., drain: _Optional[bool] = ..., replica_id: _Optional[int] = ...) -> None: ...
 
 class ControlReply(_message.Message):
     __slots__ = ("threshold_range", "draining", "in_flight")

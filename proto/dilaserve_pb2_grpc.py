@@ -70,6 +70,7 @@ class GenerateServicer:
 
     def Control(self, request, context):
         """Sets the replica's threshold range and/or starts or ends a drain; replies with the new state.
+        At the router it names the replica (replica_id) and is forwarded to it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
