@@ -54,13 +54,16 @@ class AsyncWorkerClient:
 
     async def run(self, request: pb.GenerateRequest, timeout: float | None = None) -> Generation:
         """One prepared request to its final message; raises WorkerError on a gRPC status."""
-        partials = []
+        partials, restarts = [], []
         try:
             async for message in self.stream(request, timeout):
                 if message.HasField("partial"):
                     partials.append(message.partial)
+                elif message.HasField("restarted"):  # the blocks start again from 0
+                    partials.clear()
+                    restarts.append(message.restarted)
                 else:
-                    return Generation.from_final(message.final, partials)
+                    return Generation.from_final(message.final, partials, restarts)
         except grpc.RpcError as err:
             raise WorkerError.from_rpc(err) from None
         raise WorkerError(grpc.StatusCode.UNKNOWN, "the stream ended without a final message")

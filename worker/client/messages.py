@@ -48,10 +48,17 @@ class Generation:
     block_size: int
     slo_class: str
     deadline_ms: float
-    partials: tuple[pb.Partial, ...] = ()
+    partials: tuple[pb.Partial, ...] = ()  # since the last restart
+    replica: str = ""  # who served it (see Final.replica)
+    restarts: tuple[pb.Restarted, ...] = ()  # the router's restarts on another replica
 
     @classmethod
-    def from_final(cls, final: pb.Final, partials: Sequence[pb.Partial] = ()) -> Generation:
+    def from_final(
+        cls,
+        final: pb.Final,
+        partials: Sequence[pb.Partial] = (),
+        restarts: Sequence[pb.Restarted] = (),
+    ) -> Generation:
         t = final.timings
         return cls(
             request_id=final.request_id,
@@ -70,6 +77,8 @@ class Generation:
             slo_class=final.slo_class,
             deadline_ms=final.deadline_ms,
             partials=tuple(partials),
+            replica=final.replica,
+            restarts=tuple(restarts),
         )
 
 

@@ -50,13 +50,16 @@ class WorkerClient:
     ) -> Generation:
         """Run one request to its final message; raises WorkerError on a gRPC status."""
         request = generate_request(prompt, max_new_tokens, **fields)
-        partials = []
+        partials, restarts = [], []
         try:
             for message in self.stream(request, timeout):
                 if message.HasField("partial"):
                     partials.append(message.partial)
+                elif message.HasField("restarted"):  # the blocks start again from 0
+                    partials.clear()
+                    restarts.append(message.restarted)
                 else:
-                    return Generation.from_final(message.final, partials)
+                    return Generation.from_final(message.final, partials, restarts)
         except grpc.RpcError as err:
             raise WorkerError.from_rpc(err) from None
         raise WorkerError(grpc.StatusCode.UNKNOWN, "the stream ended without a final message")

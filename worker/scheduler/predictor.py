@@ -109,12 +109,7 @@ class Predictor:
             return min(float(block), state.spec.settings.param)
         rate = self._rates.get((threshold, block))
         if rate is None:
-            if self._profiled_blocks:
-                nearest = min(self._profiled_blocks, key=lambda b: (abs(b - block), b))
-                rate = self.quality.at(threshold, nearest).tokens_per_step
-            else:
-                rate = self.quality.reference.tokens_per_step
-            rate = min(max(rate, 1.0), float(block))
+            rate = profiled_rate(self.quality, threshold, block, self._profiled_blocks)
             self._rates[(threshold, block)] = rate
         return rate
 
@@ -203,6 +198,20 @@ class Predictor:
 
     def step_seconds(self, shape: BatchShape) -> float:
         return shape.step_seconds(self.step_cost.coef)
+
+
+def profiled_rate(
+    quality: QualityProfile, threshold: float, block: int, blocks: tuple[int, ...] | None = None
+) -> float:
+    """The profile's tokens per step at this setting (nearest profiled block size), in [1, block].
+    `blocks`: the profile's block sizes, when the caller has them at hand."""
+    blocks = tuple(quality.block_sizes()) if blocks is None else blocks
+    if blocks:
+        nearest = min(blocks, key=lambda b: (abs(b - block), b))
+        rate = quality.at(threshold, nearest).tokens_per_step
+    else:
+        rate = quality.reference.tokens_per_step
+    return min(max(rate, 1.0), float(block))
 
 
 def refresh_fraction(state: RequestState) -> float:

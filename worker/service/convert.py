@@ -35,7 +35,7 @@ def partial_message(p: PartialResult) -> pb.GenerateResponse:
     )
 
 
-def final_message(f: FinalResult) -> pb.GenerateResponse:
+def final_message(f: FinalResult, replica: str = "") -> pb.GenerateResponse:
     return pb.GenerateResponse(
         final=pb.Final(
             request_id=f.request_id,
@@ -53,12 +53,19 @@ def final_message(f: FinalResult) -> pb.GenerateResponse:
             block_size=f.block_size,
             slo_class=f.slo_class,
             deadline_ms=f.deadline_ms,
+            replica=replica,
         )
     )
 
 
 def stats_message(
-    s: LoopStats, model: str, uptime_s: float, draining: bool, replica: ThresholdRange
+    s: LoopStats,
+    model: str,
+    uptime_s: float,
+    draining: bool,
+    replica: ThresholdRange,
+    tokens_per_step: float,
+    block_size: int,
 ) -> pb.StatsReply:
     return pb.StatsReply(
         model=model,
@@ -96,4 +103,7 @@ def stats_message(
         step_cost_prior_error=s.step_cost_prior_error,
         median_step_ms=s.median_step_ms,
         steps=s.steps,
+        backlog_steps=s.backlog_steps,
+        tokens_per_step=tokens_per_step,
+        block_size=block_size,
     )

@@ -106,6 +106,7 @@ class LoopStats:
     classes: tuple[ClassCounts, ...]
     predicted_step_ms: float
     predicted_drain_ms: float
+    backlog_steps: float  # steps the queued and running requests still need, summed
     step_cost_error: float
     step_cost_samples: int
     step_cost_coef: tuple[float, ...]

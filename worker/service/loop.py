@@ -328,6 +328,7 @@ class ServingLoop:
             classes=c.classes(),
             predicted_step_ms=scheduler.last_predicted_step_s * 1e3,
             predicted_drain_ms=drain_steps * step_s * 1e3,
+            backlog_steps=sum(steps_left),
             step_cost_error=errors() if errors else math.nan,
             step_cost_samples=counts() if counts else 0,
             step_cost_coef=tuple(cost.coef),

@@ -54,6 +54,7 @@ class WorkerServer:
         self.port = server.add_insecure_port(address)
         if not self.port:
             raise OSError(f"cannot listen on {address}")
+        servicer.address = f"{self.host}:{self.port}"
         self.worker.loop.start()
         await server.start()
         await self._set_health(SERVING)

@@ -8,6 +8,7 @@ the loop to cancel, which frees the row at the next step.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import grpc
 from dilaserve.policy import ThresholdRange
 from proto import dilaserve_pb2 as pb
 from proto import dilaserve_pb2_grpc as pb_grpc
+from worker.scheduler.predictor import profiled_rate
 from worker.service.convert import STATUS, final_message, partial_message, stats_message
 from worker.service.events import Event, FailedResult, FinalResult, PartialResult
 from worker.service.loop import ServingLoop
@@ -60,6 +62,7 @@ class GenerateServicer(pb_grpc.GenerateServicer):
         self.model_name = model_name
         self.on_drain = on_drain
         self.started = time.monotonic()
+        self.address = ""  # host:port once the server listens; final messages name it
 
     async def Generate(
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
@@ -85,7 +88,7 @@ class GenerateServicer(pb_grpc.GenerateServicer):
                     yield partial_message(event)
                 elif isinstance(event, FinalResult):
                     ended = True
-                    yield final_message(event)
+                    yield final_message(event, self.address)
                     return
                 elif isinstance(event, FailedResult):
                     ended = True
@@ -98,12 +101,18 @@ class GenerateServicer(pb_grpc.GenerateServicer):
         self, request: pb.StatsRequest, context: grpc.aio.ServicerContext
     ) -> pb.StatsReply:
         snapshot = await self._snapshot(context)
+        block = self.validator.policy.worker.block_size
+        quality = self.validator.quality
+        start = self.replica.threshold_range.max
+        rate = profiled_rate(quality, start, block) if quality is not None else math.nan
         return stats_message(
             snapshot,
             self.model_name,
             time.monotonic() - self.started,
             self.replica.draining,
             self.replica.threshold_range,
+            rate,
+            block,
         )
 
     async def Control(
