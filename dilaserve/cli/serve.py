@@ -1,0 +1,70 @@
+"""`dilaserve serve`: run the cluster (controller, replicas in placement groups, the router).
+
+With no --address it starts a local Ray on 127.0.0.1: the embedded default, CPU replicas of the
+shipped model. With an address (`auto` on a `ray up` head node, or HOST:PORT) it joins that
+cluster and starts the controller there, detached, so that it outlives this command's driver
+unless stopped (Ctrl-C here stops it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policies" / "default.yaml"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the cluster: controller, replicas and the router",
+                       description=__doc__)
+    p.add_argument("--policy", type=Path, default=DEFAULT_POLICY,
+                   help="cluster SLO policy YAML (default: deploy/policies/default.yaml); "
+                        "edits are picked up while serving (hot reload)")
+    p.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: start a "
+                                     "local Ray on 127.0.0.1)")
+    p.add_argument("--port", type=int, help="router port (default: the policy's router.port)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: run "
+                                                  "until Ctrl-C)")
+    p.add_argument("--ready-timeout", type=float, default=300.0,
+                   help="seconds to wait for the first replicas to serve (default 300)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from dilaserve.policy.cluster_loader import load_cluster_policy
+    from orchestrator.runtime.cluster import start_cluster
+
+    if args.duration is not None and args.duration <= 0:
+        raise ValueError("--duration: must be > 0")
+    if args.port is not None and not 0 <= args.port < 65536:
+        raise ValueError(f"--port: must be in [0, 65535], got {args.port}")
+    cluster_policy = load_cluster_policy(args.policy)
+    if args.port is not None:
+        cluster_policy = dataclasses.replace(cluster_policy, cluster=dataclasses.replace(
+            cluster_policy.cluster, router_port=args.port))
+    where = args.address or "a local Ray on 127.0.0.1 (embedded default)"
+    print(f"dilaserve serve: starting on {where} with {args.policy}", file=sys.stderr, flush=True)
+    handle = start_cluster(cluster_policy, args.address, str(args.policy))
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    try:
+        ready = handle.wait_ready(args.ready_timeout)
+        print(f"dilaserve serve: router listening on {handle.target}"
+              f"{'' if ready else ' (replicas still loading)'}", flush=True)
+        end = time.monotonic() + args.duration if args.duration else None
+        while not stopping.wait(1.0):
+            if end is not None and time.monotonic() >= end:
+                break
+    finally:
+        print("dilaserve serve: stopping (in-flight requests get 5 s)", file=sys.stderr,
+              flush=True)
+        handle.stop(5.0)
+    print("dilaserve serve: stopped", file=sys.stderr, flush=True)
+    return 0
