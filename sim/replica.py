@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+from orchestrator.step_model import step_time_model
 from orchestrator.types import ReplicaConfig, ReplicaState, ReplicaView
 from sim.engine import QualityTable, RequestTruth, SimulatedEngine
 from sim.workload import SpecFactory
@@ -136,14 +137,10 @@ class SimReplica:
         self._view = None
 
     def _make_view(self) -> ReplicaView:
-        a, b, c, d = self.cost.coef
-        block = self.config.block_size
         rate = self._start_rate
         seq = self._mean_seq or float(self.limits.max_seq_len // 2)
-        refresh = min(1.0, rate / block)  # one refresh step per block of block / rate steps
-        query = seq if self.cache_mode == "none" else block
-        row = (refresh * (b * seq + d * seq * (seq + 1))
-               + (1.0 - refresh) * (c * query + d * query * (seq + 1)))
+        base, row = step_time_model(self.cost.coef, self.config.block_size, rate, seq,
+                                    self.cache_mode)
         return ReplicaView(self.replica_id, self.config, self.state, self.node, self.active,
                            len(self.scheduler.resident_ids), self.limits.max_rows,
-                           max(0.0, self._backlog_tokens) / rate, 2.0 * a, row, rate)
+                           max(0.0, self._backlog_tokens) / rate, base, row, rate)
