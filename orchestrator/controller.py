@@ -120,6 +120,7 @@ class Controller:
         self.load = LoadEstimator(self.config.window_s)
         self.recent: deque[Arrival] = deque()  # arrivals within the window, for the evaluator
         self.history: list[PlanRecord] = []
+        self._pending_reason = ""  # a re-plan asked for from outside (a policy reload)
 
     @property
     def plan(self) -> Plan | None:
@@ -162,6 +163,30 @@ class Controller:
                 *reconcile(plan_replicas(plan), (), self.node_types,
                            self._all_free(), budget)]
 
+    def cold_start(self, now: float, rate: float = 0.0) -> list[Action]:
+        """The first plan of a cluster that has seen no request yet: every class at `rate` req/s
+        with its template's lengths. With no load to serve, the solver spreads the cluster over
+        replicas for headroom; the first re-plan follows once load is measured."""
+        loads = {name: ClassLoad(name, rate, t.prompt.mean, t.prompt.p90 or t.prompt.mean,
+                                 t.output.mean, t.output.p90 or t.output.mean, 0)
+                 for name, t in self.templates.items()}
+        self._replan(loads, (), now, "cold start")
+        return [SetRoutes(plan_routes(self.plan)),
+                *reconcile(plan_replicas(self.plan), (), self.node_types, self._all_free(),
+                           self.total_gpus)]
+
+    def update(self, classes: Sequence[SloClass] | None = None,
+               planner: Planner | None = None, reason: str = "policy changed") -> None:
+        """New class templates and/or planner (a reloaded policy): the next tick re-plans, even
+        within `min_interval_s` of the last plan and without drift."""
+        if classes is not None:
+            if not classes:
+                raise ValueError("Controller needs at least one SLO class")
+            self.templates = {c.name: c for c in classes}
+        if planner is not None:
+            self.planner = planner
+        self._pending_reason = reason
+
     def _replan(self, loads: dict[str, ClassLoad], recent: tuple[Arrival, ...], now: float,
                 reason: str) -> None:
         offered = self.planner(self._workload(loads), self.plan)
@@ -200,9 +225,11 @@ class Controller:
 
     def _replan_reason(self, loads: dict[str, ClassLoad], now: float) -> str:
         if not loads:
-            return ""
+            return self._take_pending() if self.history else ""
         if not self.history:
             return "first plan"
+        if self._pending_reason:
+            return self._take_pending()
         last = self.history[-1]
         if now - last.at_s < self.config.min_interval_s:
             return ""
@@ -213,6 +240,10 @@ class Controller:
             if abs(load.rate - planned) > self.config.drift * max(planned, 1e-9):
                 return f"class {name}: rate {planned:.3g} -> {load.rate:.3g} req/s"
         return ""
+
+    def _take_pending(self) -> str:
+        reason, self._pending_reason = self._pending_reason, ""
+        return reason
 
     def _workload(self, loads: dict[str, ClassLoad]) -> Workload:
         classes = []

@@ -1,0 +1,84 @@
+"""Starting and stopping a dilaserve cluster from a driver: `dilaserve serve`, the demo, tests.
+
+    handle = start_cluster(cluster_policy, address=None)   # None: the embedded local Ray
+    handle.wait_ready(); ... handle.target ...; handle.stop()
+
+On a cluster (`address` given) the controller actor is detached and named, so a restarted driver
+finds it (`find_controller`) and it outlives the driver unless stopped; locally it lives with
+the driver's Ray.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from orchestrator.config import ClusterPolicy
+from orchestrator.runtime.controller_actor import CONTROLLER_NAME, ControllerActor
+from orchestrator.runtime.ray_env import NAMESPACE, connect
+
+
+@dataclass
+class ClusterHandle:
+    controller: object  # the controller's actor handle
+    target: str  # where the router listens
+    started_ray: bool
+
+    def wait_ready(self, timeout_s: float = 180.0) -> bool:
+        import ray
+
+        return ray.get(self.controller.wait_ready.remote(timeout_s))
+
+    def summary(self) -> dict:
+        import ray
+
+        return ray.get(self.controller.summary.remote())
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        import ray
+
+        try:
+            ray.get(self.controller.stop.remote(grace_s), timeout=grace_s + 120)
+            ray.kill(self.controller)
+        finally:
+            if self.started_ray:
+                ray.shutdown()
+
+
+def start_cluster(cluster_policy: ClusterPolicy, address: str | None = None,
+                  policy_path: str | None = None, planner_factory=None,
+                  num_gpus: int | None = None) -> ClusterHandle:
+    import ray
+
+    settings = cluster_policy.cluster
+    local_cpus = max(os.cpu_count() or 1, settings.cpu_slots * settings.cpu_threads)
+    started = connect(address, num_cpus=local_cpus if address is None else None,
+                      num_gpus=num_gpus)
+    controller = None
+    try:
+        if find_controller() is not None:
+            raise RuntimeError(f"a dilaserve controller is already running in namespace "
+                               f"{NAMESPACE!r}; stop it first (or use `dilaserve status`)")
+        options = dict(name=CONTROLLER_NAME, namespace=NAMESPACE, num_cpus=0, max_concurrency=8)
+        if address is not None:
+            options["lifetime"] = "detached"
+        controller = ray.remote(ControllerActor).options(**options).remote(
+            cluster_policy, policy_path, planner_factory)
+        target = ray.get(controller.start.remote())
+    except BaseException:
+        if controller is not None:
+            ray.kill(controller)
+        if started:
+            ray.shutdown()
+        raise
+    return ClusterHandle(controller, target, started)
+
+
+def find_controller():
+    """The running controller's handle, or None."""
+    import ray
+
+    try:
+        return ray.get_actor(CONTROLLER_NAME, namespace=NAMESPACE)
+    except ValueError:
+        return None

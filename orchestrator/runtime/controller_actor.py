@@ -1,0 +1,259 @@
+"""The cluster controller as a named Ray actor: it owns the plan, the replicas and the router.
+
+It runs the pure `orchestrator.controller.Controller` (the class the simulator runs) on a loop
+thread: every `reconfigure.period_s` it hands the controller what the router saw arrive and the
+replicas' load, and executes the actions it returns on the fleet (`fleet.LiveFleet`); between
+ticks it advances the fleet (placement, loading, draining, dead replicas) every `POLL_S`, and
+re-reads the policy file when it changed (hot reload: a bad file is reported and the running
+policy stays). Every new plan is logged with its reason and its predicted effect.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from orchestrator.config import ClusterPolicy, ClusterSettings
+from orchestrator.controller import Controller, ControllerConfig, Observation, PlanRecord
+from orchestrator.load import Arrival
+from orchestrator.runtime.planning import LivePlanner, class_templates
+
+CONTROLLER_NAME = "dilaserve-controller"
+POLL_S = 0.5
+LOG_LINES = 200
+log = logging.getLogger("dilaserve.controller")
+
+# (cluster, profiles, policy, settings) -> Planner; tests inject fixed plans through it
+PlannerFactory = Callable
+
+
+def controller_config(settings: ClusterSettings) -> ControllerConfig:
+    r = settings.reconfigure
+    return ControllerConfig(tick_s=r.period_s, window_s=r.window_s, drift=r.drift,
+                            min_interval_s=r.min_interval_s, headroom=r.headroom,
+                            max_draining_fraction=r.max_draining_fraction)
+
+
+def describe_plan(record: PlanRecord) -> str:
+    plan = record.plan
+    groups = ", ".join(f"{g.count} x TP{g.tp} tau {g.threshold_min:g}-{g.threshold_max:g}"
+                       for g in plan.groups) or "no replicas"
+    effect = ", ".join(f"{c.name} {c.predicted_attainment:.0%} at {c.offered_rate:.3g} req/s"
+                       for c in plan.classes)
+    return (f"plan ({record.reason}): {groups}; predicted attainment {effect}; "
+            f"accuracy drop {plan.accuracy_drop * 100:.2f} pts")
+
+
+class ControllerActor:
+    def __init__(self, cluster_policy: ClusterPolicy, policy_path: str | None = None,
+                 planner_factory: PlannerFactory | None = None, host: str = "127.0.0.1") -> None:
+        self.cluster_policy = cluster_policy
+        self.policy_path = policy_path
+        self.planner_factory = planner_factory or LivePlanner
+        self.host = host
+        self.lines: collections.deque[str] = collections.deque(maxlen=LOG_LINES)
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.router = None
+        self.fleet = None
+        self.controller: Controller | None = None
+        self.watcher = None
+        self.error = ""
+
+    # -- start and stop ---------------------------------------------------------------------
+
+    def start(self) -> str:
+        """Start the router and the first replicas; returns where the router listens."""
+        import ray
+
+        from orchestrator.runtime.fleet import LiveFleet
+        from orchestrator.runtime.router_actor import RouterActor
+        from orchestrator.runtime.shape import cluster_shape
+
+        policy, settings = self.cluster_policy.policy, self.cluster_policy.cluster
+        self.profiles = _load_profiles(settings)
+        self.shape = cluster_shape(settings, ray.nodes(), self.profiles.hardware)
+        self._log(f"cluster: {self.shape.describe()}")
+        self.router = ray.remote(RouterActor).options(num_cpus=0).remote(policy, settings)
+        target = ray.get(self.router.start.remote())
+        self._log(f"router listening on {target}")
+        self.fleet = LiveFleet(self.shape, settings, policy, self.host, self.router,
+                               _control, time.monotonic)
+        self.controller = Controller(
+            class_templates(policy), self._planner(self.cluster_policy),
+            self.shape.node_types, self.shape.devices_per_node, controller_config(settings))
+        with self._lock:
+            self._apply(self.controller.cold_start(time.monotonic()))
+        if self.policy_path:
+            from dilaserve.policy.watcher import PolicyWatcher
+
+            self.watcher = PolicyWatcher(Path(self.policy_path))
+            self.watcher.poll()  # the running policy's file: not a change
+        self._thread = threading.Thread(target=self._main, name="dilaserve-controller",
+                                        daemon=True)
+        self._thread.start()
+        return target
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        import ray
+
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(60)
+        with self._lock:
+            if self.fleet is not None:
+                self.fleet.stop_all(grace_s)
+            if self.router is not None:
+                ray.get(self.router.stop.remote(grace_s))
+
+    def _planner(self, cluster_policy: ClusterPolicy):
+        return self.planner_factory(self.shape.solver_cluster(), self.profiles,
+                                    cluster_policy.policy, cluster_policy.cluster)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def _main(self) -> None:
+        period = self.cluster_policy.cluster.reconfigure.period_s
+        next_tick = time.monotonic() + period
+        while not self._stop.wait(POLL_S):
+            try:
+                with self._lock:
+                    self.fleet.poll()
+                    self._drain_fleet_events()
+                    self._check_policy()
+                    if time.monotonic() >= next_tick:
+                        next_tick = time.monotonic() + period
+                        self._tick()
+            except Exception:  # noqa: BLE001 - keep serving; the error is in status and the log
+                self.error = traceback.format_exc(limit=3)
+                self._log(f"controller error: {self.error.strip().splitlines()[-1]}")
+
+    def tick(self) -> None:
+        """One controller step now (tests and `dilaserve status --tick` call it)."""
+        with self._lock:
+            self._tick()
+
+    def _tick(self) -> None:
+        import ray
+
+        raw, router_now = ray.get(self.router.take_arrivals.remote())
+        now = time.monotonic()
+        offset = now - router_now  # the router's clock may be another machine's
+        arrivals = tuple(Arrival(a.at_s + offset, a.slo_class, a.prompt_len, a.canvas_len)
+                         for a in raw)
+        obs = Observation(now, arrivals, self.fleet.views(), self.fleet.free_devices())
+        plans = len(self.controller.history)
+        actions = self.controller.tick(obs)
+        self._apply(actions, plans)
+
+    def _apply(self, actions: list, plans_before: int = 0) -> None:
+        history = self.controller.history
+        reason = history[-1].reason if history else "reconcile"
+        if len(history) > plans_before:
+            self._log(describe_plan(history[-1]))
+        elif actions:
+            reason = "rolling the plan out"
+        self.fleet.apply(actions, reason)
+        self._drain_fleet_events()
+
+    def _drain_fleet_events(self) -> None:
+        for line in self.fleet.events:
+            self._log(line)
+        self.fleet.events.clear()
+
+    def _check_policy(self) -> None:
+        if self.watcher is None:
+            return
+        result = self.watcher.poll()
+        if result is None:
+            return
+        if result.error:
+            self._log(f"policy reload rejected, the running policy stays: {result.error}")
+            return
+        self.apply_policy(result.policy, "policy file reloaded")
+
+    def apply_policy(self, cluster_policy: ClusterPolicy, reason: str = "policy changed") -> None:
+        """Classes, threshold levels and reconfiguration knobs take effect now (router, workers,
+        a re-plan at the next tick); the router address, model and cluster shape need a
+        restart and are kept."""
+        import dataclasses
+
+        import ray
+
+        with self._lock:
+            old = self.cluster_policy.cluster
+            new = cluster_policy.cluster
+            kept = [f for f in ("model", "profiles", "nodes", "cpu_slots", "cpu_threads",
+                                "router_host", "router_port", "metrics_port")
+                    if getattr(old, f) != getattr(new, f)]
+            if kept:
+                self._log(f"policy: {', '.join(kept)} changed; that takes a restart, the "
+                          f"running values stay")
+                new = dataclasses.replace(new, **{f: getattr(old, f) for f in kept})
+            cluster_policy = dataclasses.replace(cluster_policy, cluster=new)
+            planner = self._planner(cluster_policy)  # raises on a policy it cannot plan for
+            self.cluster_policy = cluster_policy
+            ray.get(self.router.set_policy.remote(cluster_policy.policy))
+            self.fleet.set_policy(cluster_policy.policy)
+            self.fleet.cluster = new
+            self.controller.config = controller_config(new)
+            self.controller.update(class_templates(cluster_policy.policy), planner, reason)
+            self._log(f"policy applied ({reason}); re-planning at the next tick")
+
+    # -- what status shows ------------------------------------------------------------------
+
+    def _log(self, line: str) -> None:
+        stamped = f"{time.strftime('%H:%M:%S')} {line}"
+        self.lines.append(stamped)
+        log.info(line)
+
+    def wait_ready(self, timeout_s: float = 120.0) -> bool:
+        """True once no replica is being placed or loaded and at least one serves."""
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            with self._lock:
+                phases = [r.phase for r in self.fleet.replicas.values()]
+            if phases and all(p in ("active", "draining") for p in phases):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def summary(self) -> dict:
+        import ray
+
+        with self._lock:
+            plan = self.controller.plan if self.controller else None
+            router = ray.get(self.router.summary.remote()) if self.router else {}
+            return {
+                "policy": self.cluster_policy.source,
+                "cluster": self.shape.describe() if self.fleet else "",
+                "plan": describe_plan(self.controller.history[-1]) if plan else "",
+                "plans": len(self.controller.history) if self.controller else 0,
+                "replicas": self.fleet.describe() if self.fleet else [],
+                "router": router,
+                "log": list(self.lines)[-30:],
+                "error": self.error,
+            }
+
+
+def _load_profiles(settings: ClusterSettings):
+    from sim.profiles import load_sim_profiles
+    from worker.models.shipped import SHIPPED_MODEL_DIR
+
+    if settings.profiles:
+        return load_sim_profiles(settings.profiles)
+    return load_sim_profiles(Path(settings.model or SHIPPED_MODEL_DIR) / "profiles")
+
+
+def _control(target: str, threshold_range, drain) -> int:
+    """The worker's Control RPC: returns its in-flight count."""
+    from worker.client.sync_client import WorkerClient
+
+    with WorkerClient(target) as client:
+        return client.control(threshold_range=threshold_range, drain=drain, timeout=5.0).in_flight
