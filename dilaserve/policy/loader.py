@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 from pydantic import ValidationError
@@ -16,6 +17,7 @@ from dilaserve.policy.schema import PolicyModel, SloClassModel
 from dilaserve.policy.types import Policy, SloClass, ThresholdRange, WorkerSettings
 
 Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=PolicyModel)
 _FIELD_PREFIX = re.compile(r"^(?:SchedulerConfig\.)?([a-z_]+)[: ]")
 
 
@@ -29,6 +31,11 @@ def load_policy(path: Path | str, model: type[PolicyModel] = PolicyModel) -> Pol
 def parse_policy(
     text: str, source: str = "policy", model: type[PolicyModel] = PolicyModel
 ) -> Policy:
+    return to_policy(validate_text(text, source, model))
+
+
+def validate_text(text: str, source: str, model: type[M]) -> M:
+    """YAML text -> the validated pydantic model, or a ValueError naming file, line and field."""
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -45,7 +52,7 @@ def parse_policy(
     except ValidationError as err:
         problems = [_describe(e, lines, source, data) for e in err.errors()]
         raise ValueError("\n".join(problems)) from None
-    return to_policy(validated)
+    return validated
 
 
 def to_policy(m: PolicyModel) -> Policy:

@@ -1,0 +1,85 @@
+"""`dilaserve policy validate FILE`: check an SLO policy without touching a cluster.
+
+Prints a summary (classes with deadline, floor, priority and best-effort; worker settings; cluster
+shape and reconfiguration knobs) and exits 0, or prints every problem with its file, line and
+field and exits 2. Quality floors given as an accuracy drop are resolved on the model's quality
+profile when it is on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dilaserve.policy import Policy, load_policy
+from dilaserve.policy.summary import cluster_lines, policy_lines
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("policy", help="check SLO policy files", description=__doc__)
+    actions = p.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    v = actions.add_parser("validate", help="validate a policy file and summarize it")
+    v.add_argument("file", type=Path, help="the policy YAML")
+    v.add_argument(
+        "--worker",
+        action="store_true",
+        help="a worker policy (`dilaserve worker --policy`): any cluster section is not checked",
+    )
+    v.add_argument(
+        "--profiles",
+        type=Path,
+        help="profile directory to resolve accuracy-drop floors on (default: the policy's "
+        "cluster.profiles, else MODEL/profiles; the shipped model's for --worker)",
+    )
+    v.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        lines = summarize(args.file, args.worker, args.profiles)
+    except (ValueError, OSError) as err:
+        for problem in str(err).splitlines() or [type(err).__name__]:
+            print(f"dilaserve policy: error: {problem}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
+
+
+def summarize(path: Path, worker_only: bool, profiles: Path | None) -> list[str]:
+    if worker_only:
+        policy = load_policy(path)
+        kind, cluster = "worker policy", None
+        model = None
+    else:
+        from dilaserve.policy.cluster_loader import load_cluster_policy
+
+        cluster_policy = load_cluster_policy(path)
+        policy, cluster = cluster_policy.policy, cluster_policy.cluster
+        kind, model = "cluster policy", cluster.model
+        profiles = profiles or (Path(cluster.profiles) if cluster.profiles else None)
+    quality, note = _quality(policy, profiles, model)
+    lines = [f"{path}: a valid {kind}", *policy_lines(policy, quality, note)]
+    if cluster is not None:
+        lines += cluster_lines(cluster)
+    return lines
+
+
+def _quality(policy: Policy, profiles: Path | None, model: str | None):
+    """The quality profile to resolve floors on, and a note saying which (or why none)."""
+    from worker.measure.profile_files import QUALITY_FILE
+    from worker.models.shipped import SHIPPED_MODEL_DIR
+    from worker.profiles.quality import QualityProfile
+
+    directory = profiles or Path(model or SHIPPED_MODEL_DIR) / "profiles"
+    path = directory / QUALITY_FILE
+    if not path.is_file():
+        if any(c.max_accuracy_drop is not None for c in policy.classes):
+            return None, f"accuracy drops not resolved here: no {path} on this machine"
+        return None, "no accuracy-drop floors"
+    try:
+        quality = QualityProfile.load(path)
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a quality profile ({type(err).__name__}: {err})") from None
+    policy.check_against(quality)
+    return quality, f"resolved on {quality.model}'s quality profile"

@@ -1,0 +1,51 @@
+"""A cluster policy file: YAML -> `ClusterPolicyModel` -> `orchestrator.config.ClusterPolicy`.
+
+Errors are the worker loader's: ValueErrors naming file, line and field, one line per problem:
+    default.yaml:61: cluster.reconfigure.drift: Input should be greater than or equal to 0 (got -1)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dilaserve.policy.cluster_schema import ClusterModel, ClusterPolicyModel
+from dilaserve.policy.loader import to_policy, validate_text
+from orchestrator.config import ClusterPolicy, ClusterSettings, NodeGroup, ReconfigureSettings
+
+
+def load_cluster_policy(path: Path | str) -> ClusterPolicy:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"policy: no such file {str(path)!r}")
+    return parse_cluster_policy(path.read_text(), str(path))
+
+
+def parse_cluster_policy(text: str, source: str = "policy") -> ClusterPolicy:
+    validated = validate_text(text, source, ClusterPolicyModel)
+    return ClusterPolicy(to_policy(validated), to_cluster_settings(validated.cluster), source)
+
+
+def to_cluster_settings(c: ClusterModel) -> ClusterSettings:
+    r = c.reconfigure
+    return ClusterSettings(
+        model=c.model,
+        profiles=c.profiles,
+        nodes=tuple(NodeGroup(n.type, n.count, n.gpus_per_node) for n in c.nodes),
+        max_tp=c.max_tp,
+        thresholds=tuple(sorted(c.thresholds, reverse=True)),
+        cpu_slots=c.cpu_slots,
+        cpu_threads=c.cpu_threads,
+        router_host=c.router.host,
+        router_port=c.router.port,
+        metrics_port=c.metrics_port,
+        reconfigure=ReconfigureSettings(
+            period_s=r.period_s,
+            drift=r.drift,
+            min_interval_s=r.min_interval_s,
+            window_s=r.window_s,
+            headroom=r.headroom,
+            drain_timeout_s=r.drain_timeout_s,
+            placement_timeout_s=r.placement_timeout_s,
+            max_draining_fraction=r.max_draining_fraction,
+        ),
+    )
