@@ -3,6 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+TEST_STAMP := $(VENV)/.installed-test-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .PHONY: demo test setup lint
 
@@ -13,10 +14,15 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
+# the tests also run the Triton kernels in triton's CPU interpreter
+$(TEST_STAMP): $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,kernels]'
+	@touch $@
+
 demo: $(STAMP)
 	$(VENV)/bin/dilaserve demo
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(VENV)/bin/python -m pytest -q
 
 lint: $(STAMP)
