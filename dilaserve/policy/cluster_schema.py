@@ -32,8 +32,7 @@ _CLUSTER = ClusterSettings()
 class NodeGroupModel(StrictModel):
     type: str = Field(
         min_length=1,
-        pattern=r"^[A-Za-z0-9_.-]+$",
-        description="accelerator name, e.g. H100; a step-cost profile for it must exist",
+        description="accelerator name, e.g. H100: the hardware of a step-cost profile",
     )
     count: int = Field(ge=1, description="nodes of this type")
     gpus_per_node: int = Field(ge=1, description="accelerators on each node")
