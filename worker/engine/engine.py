@@ -63,7 +63,7 @@ class DenoisingEngine:
             max_tokens=config.max_tokens or max_rows * max_seq,
             max_seq_len=max_seq,
         )
-        self.pool = KVPool(self.cfg, max_rows, max_seq, self.dtype, self.device)
+        self.pool = KVPool(self.cfg, max_rows, max_seq, self.dtype, self.device, model.kv_heads)
         self._rows: dict[str, RowState] = {}
         self._by_slot: list[RowState] = []
         self._tokens_in_flight = 0
@@ -73,7 +73,7 @@ class DenoisingEngine:
         if self.device.type != "cuda":
             return 32
         free, _ = torch.cuda.mem_get_info(self.device)
-        per_row = KVPool.bytes_per_row(self.cfg, max_seq, self.dtype)
+        per_row = KVPool.bytes_per_row(self.cfg, max_seq, self.dtype, self.model.kv_heads)
         return max(1, int(free * fraction // per_row))
 
     # ---- state -------------------------------------------------------------------------------

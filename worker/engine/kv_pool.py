@@ -2,7 +2,8 @@
 
 Slot columns hold positions 0..max_seq_len-1 plus one scratch column at the end that padded queries
 write to and no row ever attends. Rows in flight occupy slots 0..n-1 (freeing a slot moves the last
-row into it), so a step over all rows can use a view of the pool instead of copying K/V.
+row into it), so a step over all rows can use a view of the pool instead of copying K/V. A
+tensor-parallel rank holds only its own KV heads (`kv_heads`).
 """
 
 from __future__ import annotations
@@ -21,16 +22,21 @@ class KVPool:
         max_seq_len: int,
         dtype: torch.dtype,
         device: torch.device,
+        kv_heads: int | None = None,
     ) -> None:
-        shape = (cfg.num_layers, max_rows, cfg.num_kv_heads, max_seq_len + 1, cfg.head_dim)
+        heads = kv_heads or cfg.num_kv_heads
+        shape = (cfg.num_layers, max_rows, heads, max_seq_len + 1, cfg.head_dim)
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)
         self.num_layers = cfg.num_layers
 
     @staticmethod
-    def bytes_per_row(cfg: ModelConfig, max_seq_len: int, dtype: torch.dtype) -> int:
+    def bytes_per_row(
+        cfg: ModelConfig, max_seq_len: int, dtype: torch.dtype, kv_heads: int | None = None
+    ) -> int:
         elem = torch.tensor([], dtype=dtype).element_size()
-        return 2 * cfg.num_layers * cfg.num_kv_heads * (max_seq_len + 1) * cfg.head_dim * elem
+        heads = kv_heads or cfg.num_kv_heads
+        return 2 * cfg.num_layers * heads * (max_seq_len + 1) * cfg.head_dim * elem
 
     def view(self, lo: int, hi: int, keys: int) -> KVWorkspace:
         """Slots lo..hi-1, first `keys` columns; writes go straight into the pool."""

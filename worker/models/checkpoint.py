@@ -10,7 +10,9 @@ Two formats are read:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import safe_open
@@ -89,12 +91,33 @@ def _llada_to_ours(key: str) -> str | None:
     return None
 
 
+# Reads one tensor from an open safetensors file: (file, its key, our name) -> tensor. The default
+# reads it whole; a tensor-parallel rank reads only its slice (worker/parallel/loading.py).
+TensorReader = Callable[[Any, str, str], torch.Tensor]
+
+
+def _read_whole(f: Any, key: str, ours: str) -> torch.Tensor:
+    return f.get_tensor(key)
+
+
 def load_model(
     directory: Path | str, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
 ) -> DiffusionTransformer:
     directory = Path(directory)
     cfg, fmt = read_config(directory)
-    model = DiffusionTransformer(cfg)
+    return load_into(DiffusionTransformer(cfg), directory, fmt, dtype, device)
+
+
+def load_into(
+    model: DiffusionTransformer,
+    directory: Path,
+    fmt: str,
+    dtype: torch.dtype,
+    device: str | torch.device,
+    read: TensorReader = _read_whole,
+) -> DiffusionTransformer:
+    """Fill `model` (built from this directory's config) from its safetensors files."""
+    cfg = model.config
     expected = model.state_dict()
     loaded: dict[str, torch.Tensor] = {}
     shards = sorted(directory.glob("*.safetensors"))
@@ -106,7 +129,7 @@ def load_model(
                 ours = key if fmt == "dilaserve" else _llada_to_ours(key)
                 if ours is None or ours not in expected:
                     continue
-                tensor = f.get_tensor(key)
+                tensor = read(f, key, ours)
                 if tensor.shape != expected[ours].shape:
                     raise ValueError(
                         f"model: {key} has shape {tuple(tensor.shape)}, "

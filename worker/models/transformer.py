@@ -6,9 +6,17 @@ attends to the whole workspace under a key mask. With all positions as queries t
 forward (a cache refresh); with only the current block's positions it is a dual-cache step; with the
 block and everything after it, a prefix-cache step. Without a workspace the layer attends to its own
 keys only (training, and the reference the cache tests compare against).
+
+Tensor parallelism (worker/parallel) uses this same code: built with `shards` = t, an instance holds
+1/t of the attention heads, grouped KV heads and MLP columns (column-parallel q/k/v and gate/up,
+row-parallel o and down), and `reduce` sums the ranks' partial outputs after attention and after
+the MLP. Embeddings, norms and the LM head stay whole on every rank. With shards = 1 there is no
+reduce and the layer math is exactly the single-device one.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +25,7 @@ from torch import nn
 from worker.models.config import ModelConfig
 
 KVWorkspace = list[tuple[torch.Tensor, torch.Tensor]]
+Reduce = Callable[[torch.Tensor], torch.Tensor]  # sums a partial output over tensor-parallel ranks
 
 
 class RMSNorm(nn.Module):
@@ -54,15 +63,15 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 
 
 class Attention(nn.Module):
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, shards: int = 1) -> None:
         super().__init__()
-        self.num_heads = cfg.num_heads
-        self.num_kv_heads = cfg.num_kv_heads
+        self.num_heads = cfg.num_heads // shards
+        self.num_kv_heads = cfg.num_kv_heads // shards
         self.head_dim = cfg.head_dim
-        self.q_proj = nn.Linear(cfg.hidden_size, cfg.num_heads * cfg.head_dim, bias=False)
-        self.k_proj = nn.Linear(cfg.hidden_size, cfg.num_kv_heads * cfg.head_dim, bias=False)
-        self.v_proj = nn.Linear(cfg.hidden_size, cfg.num_kv_heads * cfg.head_dim, bias=False)
-        self.o_proj = nn.Linear(cfg.num_heads * cfg.head_dim, cfg.hidden_size, bias=False)
+        self.q_proj = nn.Linear(cfg.hidden_size, self.num_heads * self.head_dim, bias=False)
+        self.k_proj = nn.Linear(cfg.hidden_size, self.num_kv_heads * self.head_dim, bias=False)
+        self.v_proj = nn.Linear(cfg.hidden_size, self.num_kv_heads * self.head_dim, bias=False)
+        self.o_proj = nn.Linear(self.num_heads * self.head_dim, cfg.hidden_size, bias=False)
 
     def forward(
         self,
@@ -96,35 +105,44 @@ class Attention(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, shards: int = 1) -> None:
         super().__init__()
-        self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
-        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
-        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+        width = cfg.intermediate_size // shards
+        self.gate_proj = nn.Linear(cfg.hidden_size, width, bias=False)
+        self.up_proj = nn.Linear(cfg.hidden_size, width, bias=False)
+        self.down_proj = nn.Linear(width, cfg.hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, shards: int = 1, reduce: Reduce | None = None) -> None:
         super().__init__()
         self.attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.attn = Attention(cfg)
+        self.attn = Attention(cfg, shards)
         self.mlp_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.mlp = SwiGLU(cfg)
+        self.mlp = SwiGLU(cfg, shards)
+        self.reduce = reduce
 
     def forward(self, x, rotary, key_mask, workspace, write_index):
-        x = x + self.attn(self.attn_norm(x), rotary, key_mask, workspace, write_index)
-        return x + self.mlp(self.mlp_norm(x))
+        x = x + self._sum(self.attn(self.attn_norm(x), rotary, key_mask, workspace, write_index))
+        return x + self._sum(self.mlp(self.mlp_norm(x)))
+
+    def _sum(self, partial: torch.Tensor) -> torch.Tensor:
+        return partial if self.reduce is None else self.reduce(partial)
 
 
 class DiffusionTransformer(nn.Module):
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, shards: int = 1, reduce: Reduce | None = None) -> None:
         super().__init__()
+        check_shardable(cfg, shards)
+        if shards > 1 and reduce is None:
+            raise ValueError("a tensor-parallel slice (shards > 1) needs a reduce across ranks")
         self.config = cfg
+        self.shards = shards
         self.embed = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
+        self.blocks = nn.ModuleList(Block(cfg, shards, reduce) for _ in range(cfg.num_layers))
         self.final_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
@@ -151,6 +169,11 @@ class DiffusionTransformer(nn.Module):
             x = block(x, rotary, key_mask, ws, positions if ws is not None else None)
         return self.final_norm(x)
 
+    @property
+    def kv_heads(self) -> int:
+        """KV heads this instance holds (all of them unless it is a tensor-parallel slice)."""
+        return self.config.num_kv_heads // self.shards
+
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.lm_head(hidden)
 
@@ -158,3 +181,15 @@ class DiffusionTransformer(nn.Module):
         """Full logits over every position (training and reference checks only)."""
         positions = torch.arange(tokens.shape[1], device=tokens.device).expand_as(tokens)
         return self.logits(self.hidden_states(tokens, positions, key_mask))
+
+
+def check_shardable(cfg: ModelConfig, shards: int) -> None:
+    """Heads, KV heads and MLP columns must split evenly over `shards` tensor-parallel ranks."""
+    if shards < 1:
+        raise ValueError(f"tensor-parallel degree must be >= 1, got {shards}")
+    for name in ("num_heads", "num_kv_heads", "intermediate_size"):
+        if getattr(cfg, name) % shards:
+            raise ValueError(
+                f"tensor-parallel degree {shards} does not divide the model's {name} "
+                f"({getattr(cfg, name)})"
+            )
