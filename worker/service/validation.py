@@ -15,7 +15,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from dilaserve.policy import Policy, ThresholdRange
+from dilaserve.policy import Policy, SloClass, ThresholdRange
 from proto import dilaserve_pb2 as pb
 from worker.engine.step_types import COMMIT_RULES, DecodeSettings, EngineLimits
 from worker.models.tokenizer import CharTokenizer
@@ -62,14 +62,14 @@ class RequestValidator:
         grpc_remaining_s: float | None,
         replica: ThresholdRange,
     ) -> Prepared:
-        rid = self._request_id(req.request_id)
+        rid = request_id_of(req.request_id)
         prompt = self._prompt(req)
-        slo = self._slo_class(req.slo_class)
-        block = self._block_size(req.quality)
+        slo = slo_class_of(self.policy, req.slo_class)
+        block = block_size_of(req.quality, self.policy, self.model.limits.max_seq_len)
         canvas = self._canvas(req.max_new_tokens, block, len(prompt))
         floor, start = self._thresholds(req.quality, slo.floor(self.quality, block), replica)
         settings = self._settings(req, start, block)
-        relative = self._deadline_s(req, slo.deadline_s(req.max_new_tokens), grpc_remaining_s)
+        relative = relative_deadline_s(req, slo, grpc_remaining_s)
         priority = req.priority if req.HasField("priority") else slo.priority
         spec = RequestSpec(
             request_id=rid,
@@ -89,18 +89,8 @@ class RequestValidator:
 
     # ---- one field at a time -----------------------------------------------------------------
 
-    def _request_id(self, rid: str) -> str:
-        if not rid:
-            return uuid.uuid4().hex[:16]
-        if len(rid) > MAX_ID_CHARS or not _ID.match(rid):
-            raise InvalidRequest(
-                "request_id", f"at most {MAX_ID_CHARS} printable ASCII characters, no spaces"
-            )
-        return rid
-
     def _prompt(self, req: pb.GenerateRequest) -> tuple[int, ...]:
-        if req.prompt_text and req.prompt_ids:
-            raise InvalidRequest("prompt_text", "give prompt_text or prompt_ids, not both")
+        check_prompt_source(req)
         if req.prompt_ids:
             vocab, mask = self.model.vocab_size, self.model.mask_id
             for i, token in enumerate(req.prompt_ids):
@@ -113,8 +103,6 @@ class RequestValidator:
             ids = tuple(int(t) for t in req.prompt_ids)
             field = "prompt_ids"
         else:
-            if not req.prompt_text:
-                raise InvalidRequest("prompt_text", "empty prompt (give prompt_text or prompt_ids)")
             if self.tokenizer is None:
                 raise InvalidRequest(
                     "prompt_text", "this model has no tokenizer; send prompt_ids instead"
@@ -133,27 +121,8 @@ class RequestValidator:
             )
         return ids
 
-    def _slo_class(self, name: str):
-        try:
-            return self.policy.slo_class(name)
-        except ValueError as err:
-            raise InvalidRequest("slo_class", str(err).removeprefix("slo_class: ")) from None
-
-    def _block_size(self, q: pb.QualityBounds) -> int:
-        if not q.HasField("block_size"):
-            return self.policy.worker.block_size
-        if not 0 < q.block_size <= self.model.limits.max_seq_len:
-            raise InvalidRequest(
-                "quality.block_size",
-                f"must be in [1, {self.model.limits.max_seq_len}], got {q.block_size}",
-            )
-        return q.block_size
-
     def _canvas(self, max_new: int, block: int, prompt_len: int) -> int:
-        limit = self.policy.worker.max_new_tokens
-        if not 0 < max_new <= limit:
-            raise InvalidRequest("max_new_tokens", f"must be in [1, {limit}], got {max_new}")
-        canvas = -(-max_new // block) * block
+        canvas = canvas_of(max_new, block, self.policy)
         limits = self.model.limits
         room = min(limits.max_seq_len, limits.max_tokens)
         if prompt_len + canvas > room:
@@ -218,17 +187,68 @@ class RequestValidator:
         except ValueError as err:
             raise InvalidRequest("rule_param", str(err)) from None
 
-    def _deadline_s(
-        self, req: pb.GenerateRequest, class_deadline_s: float, grpc_remaining_s: float | None
-    ) -> float:
-        relative = class_deadline_s
-        if req.HasField("deadline_ms"):
-            if not (math.isfinite(req.deadline_ms) and req.deadline_ms > 0):
-                raise InvalidRequest("deadline_ms", f"must be > 0, got {req.deadline_ms}")
-            relative = req.deadline_ms / 1e3
-        if grpc_remaining_s is not None:
-            relative = min(relative, max(grpc_remaining_s, 0.0))
-        return relative
+
+
+# ---- checks that need only the policy (the router makes them too) ------------------------------
+
+
+def request_id_of(rid: str) -> str:
+    """The request's id, checked; a fresh one when it is empty."""
+    if not rid:
+        return uuid.uuid4().hex[:16]
+    if len(rid) > MAX_ID_CHARS or not _ID.match(rid):
+        raise InvalidRequest(
+            "request_id", f"at most {MAX_ID_CHARS} printable ASCII characters, no spaces"
+        )
+    return rid
+
+
+def check_prompt_source(req: pb.GenerateRequest) -> None:
+    """Exactly one of prompt_text and prompt_ids."""
+    if req.prompt_text and req.prompt_ids:
+        raise InvalidRequest("prompt_text", "give prompt_text or prompt_ids, not both")
+    if not req.prompt_ids and not req.prompt_text:
+        raise InvalidRequest("prompt_text", "empty prompt (give prompt_text or prompt_ids)")
+
+
+def slo_class_of(policy: Policy, name: str) -> SloClass:
+    try:
+        return policy.slo_class(name)
+    except ValueError as err:
+        raise InvalidRequest("slo_class", str(err).removeprefix("slo_class: ")) from None
+
+
+def block_size_of(q: pb.QualityBounds, policy: Policy, max_seq_len: int) -> int:
+    if not q.HasField("block_size"):
+        return policy.worker.block_size
+    if not 0 < q.block_size <= max_seq_len:
+        raise InvalidRequest(
+            "quality.block_size", f"must be in [1, {max_seq_len}], got {q.block_size}"
+        )
+    return q.block_size
+
+
+def canvas_of(max_new: int, block: int, policy: Policy) -> int:
+    """max_new_tokens, checked against the policy, rounded up to a multiple of the block size."""
+    limit = policy.worker.max_new_tokens
+    if not 0 < max_new <= limit:
+        raise InvalidRequest("max_new_tokens", f"must be in [1, {limit}], got {max_new}")
+    return -(-max_new // block) * block
+
+
+def relative_deadline_s(
+    req: pb.GenerateRequest, slo: SloClass, grpc_remaining_s: float | None
+) -> float:
+    """The SLO deadline relative to arrival (inf: none): the request's deadline_ms, else its
+    class's; a gRPC deadline that is earlier wins."""
+    relative = slo.deadline_s(req.max_new_tokens)
+    if req.HasField("deadline_ms"):
+        if not (math.isfinite(req.deadline_ms) and req.deadline_ms > 0):
+            raise InvalidRequest("deadline_ms", f"must be > 0, got {req.deadline_ms}")
+        relative = req.deadline_ms / 1e3
+    if grpc_remaining_s is not None:
+        relative = min(relative, max(grpc_remaining_s, 0.0))
+    return relative
 
 
 def _threshold(value: float, field: str) -> float:
