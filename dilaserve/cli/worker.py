@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from dilaserve.policy import Policy, default_policy, load_policy
+from worker.engine.null_engine import NullEngine
 from worker.scheduler import LOAD_CONTROLS, ORDERINGS
 from worker.service.server import serve
 from worker.service.setup import load_worker
@@ -21,6 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profiles", type=Path, help="profile directory (default: MODEL/profiles)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=50051, help="port (0: any free one)")
+    p.add_argument(
+        "--engine",
+        choices=("model", "null"),
+        default="model",
+        help="model (default): decode with the model; null: a benchmarking engine that does no "
+        "model compute (fills each block with one token at once) to measure the serving path",
+    )
     p.add_argument("--ordering", choices=ORDERINGS, help="override the policy's ordering")
     p.add_argument("--load-control", choices=LOAD_CONTROLS, help="override the policy's")
     p.add_argument("--admission", choices=("on", "off"), help="override admission control")
@@ -74,14 +82,16 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     policy = load_policy(args.policy) if args.policy else default_policy()
-    worker = load_worker(args.model, with_overrides(policy, args), args.profiles)
+    engine = {"engine_class": NullEngine} if args.engine == "null" else {}
+    worker = load_worker(args.model, with_overrides(policy, args), args.profiles, **engine)
     sched = worker.policy.worker.scheduler
 
     def ready(port: int) -> None:
         print(
             f"dilaserve worker: serving {worker.model_name} on {args.host}:{port} "
             f"(ordering {sched.ordering}, load control {sched.load_control}, "
-            f"admission {'on' if sched.admission else 'off'})",
+            f"admission {'on' if sched.admission else 'off'}"
+            f"{', null engine: no model compute' if args.engine == 'null' else ''})",
             flush=True,
         )
 
