@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from kernels.dispatch import masked_head
 from worker.engine.commit_rules import get_rule
 from worker.engine.kv_pool import KVPool
 from worker.engine.rows import RowState
@@ -186,9 +187,19 @@ class DenoisingEngine:
             masked_positions.append(where)
             picked.append(h[where - start])
         # mask-only logits: the LM head sees only still-masked positions of current blocks
-        logits = self.model.logits(torch.cat(picked)).float()
-        logits[:, self.cfg.mask_token_id] = float("-inf")  # committing MASK would undo nothing
-        chosen, confidence = self._choose(group, logits, [len(w) for w in masked_positions])
+        hidden = torch.cat(picked)
+        counts = [len(w) for w in masked_positions]
+        mask_id = self.cfg.mask_token_id  # never chosen: committing MASK would undo nothing
+        if any(row.settings.temperature > 0 for row in group):
+            # sampling needs each position's whole distribution: the torch path's full logits
+            logits = self.model.logits(hidden).float()
+            logits[:, mask_id] = float("-inf")
+            chosen, confidence = self._choose(group, logits, counts)
+        else:
+            # argmax and its probability only: fused on CUDA, without the [n, vocab] logits
+            chosen, confidence = masked_head(
+                hidden, self.model.lm_head.weight, mask_id, logits_fn=self.model.logits
+            )
         width = max(len(w) for w in masked_positions)
         conf = torch.full((len(group), width), float("-inf"), device=self.device)
         offsets = [0]

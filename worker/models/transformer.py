@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kernels.dispatch import block_attention, prefix_key_lengths
 from worker.models.config import ModelConfig
 
 KVWorkspace = list[tuple[torch.Tensor, torch.Tensor]]
@@ -80,6 +81,7 @@ class Attention(nn.Module):
         key_mask: torch.Tensor,
         workspace: tuple[torch.Tensor, torch.Tensor] | None,
         write_index: torch.Tensor | None,
+        key_lengths: torch.Tensor | None = None,
     ) -> torch.Tensor:
         batch, length, _ = x.shape
         q = self.q_proj(x).view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
@@ -88,19 +90,21 @@ class Attention(nn.Module):
         cos, sin = rotary
         q = apply_rotary(q, cos, sin)
         k = apply_rotary(k, cos, sin)
-        if workspace is not None:
+        if workspace is None:
+            out = F.scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                attn_mask=key_mask[:, None, None, :],
+                enable_gqa=self.num_kv_heads != self.num_heads,
+            )
+        else:
             k_ws, v_ws = workspace
             index = write_index[:, None, :, None].expand(-1, self.num_kv_heads, -1, self.head_dim)
             k_ws.scatter_(2, index, k.to(k_ws.dtype))
             v_ws.scatter_(2, index, v.to(v_ws.dtype))
-            k, v = k_ws, v_ws
-        out = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=key_mask[:, None, None, :],
-            enable_gqa=self.num_kv_heads != self.num_heads,
-        )
+            # Triton block attention over the ragged cache on CUDA; the same SDPA call elsewhere
+            out = block_attention(q, k_ws, v_ws, key_mask, key_lengths)
         return self.o_proj(out.transpose(1, 2).reshape(batch, length, -1))
 
 
@@ -125,8 +129,10 @@ class Block(nn.Module):
         self.mlp = SwiGLU(cfg, shards)
         self.reduce = reduce
 
-    def forward(self, x, rotary, key_mask, workspace, write_index):
-        x = x + self._sum(self.attn(self.attn_norm(x), rotary, key_mask, workspace, write_index))
+    def forward(self, x, rotary, key_mask, workspace, write_index, key_lengths=None):
+        x = x + self._sum(
+            self.attn(self.attn_norm(x), rotary, key_mask, workspace, write_index, key_lengths)
+        )
         return x + self._sum(self.mlp(self.mlp_norm(x)))
 
     def _sum(self, partial: torch.Tensor) -> torch.Tensor:
@@ -162,11 +168,13 @@ class DiffusionTransformer(nn.Module):
         K = T without a workspace, else the workspace length. With a workspace, each layer's new
         K/V are scattered into it at `positions` before attention (in place).
         """
+        key_lengths = prefix_key_lengths(key_mask) if workspace is not None else None
         rotary = self.rotary(positions)
         x = self.embed(tokens)
         for layer, block in enumerate(self.blocks):
             ws = workspace[layer] if workspace is not None else None
-            x = block(x, rotary, key_mask, ws, positions if ws is not None else None)
+            write_index = positions if ws is not None else None
+            x = block(x, rotary, key_mask, ws, write_index, key_lengths)
         return self.final_norm(x)
 
     @property

@@ -1,0 +1,49 @@
+"""`dilaserve bench-kernels` runs end to end at toy shapes and rejects bad arguments clearly."""
+
+from __future__ import annotations
+
+from dilaserve.cli.main import main
+
+TOY = [
+    "bench-kernels",
+    "--hidden",
+    "64",
+    "--vocab",
+    "1000",
+    "--intermediate",
+    "128",
+    "--heads",
+    "4",
+    "--kv-heads",
+    "2",
+    "--block",
+    "4",
+    "--mask-token",
+    "1",
+    "--batches",
+    "1,2",
+    "--canvases",
+    "16",
+    "--cpu-head-dim",
+    "16",
+    "--repeats",
+    "1",
+    "--budget-gib",
+    "0.01",
+]
+
+
+def test_bench_kernels_prints_the_three_comparisons(capsys):
+    assert main(TOY) == 0
+    out = capsys.readouterr().out
+    assert "GPU timings: not measured" in out
+    assert "fused masked LM head vs mask-only torch path" in out
+    assert "block attention over cached K/V" in out
+    assert "llada-style (logits over the whole canvas)" in out and "fused head" in out
+
+
+def test_bench_kernels_bad_arguments_exit_2(capsys):
+    assert main([*TOY, "--batches", "0"]) == 2
+    assert "dilaserve bench-kernels: error: --batches: expected positive integers" in (
+        capsys.readouterr().err
+    )
