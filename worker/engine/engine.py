@@ -187,19 +187,9 @@ class DenoisingEngine:
             masked_positions.append(where)
             picked.append(h[where - start])
         # mask-only logits: the LM head sees only still-masked positions of current blocks
-        hidden = torch.cat(picked)
-        counts = [len(w) for w in masked_positions]
-        mask_id = self.cfg.mask_token_id  # never chosen: committing MASK would undo nothing
-        if any(row.settings.temperature > 0 for row in group):
-            # sampling needs each position's whole distribution: the torch path's full logits
-            logits = self.model.logits(hidden).float()
-            logits[:, mask_id] = float("-inf")
-            chosen, confidence = self._choose(group, logits, counts)
-        else:
-            # argmax and its probability only: fused on CUDA, without the [n, vocab] logits
-            chosen, confidence = masked_head(
-                hidden, self.model.lm_head.weight, mask_id, logits_fn=self.model.logits
-            )
+        chosen, confidence = self._pick(
+            group, torch.cat(picked), [len(w) for w in masked_positions]
+        )
         width = max(len(w) for w in masked_positions)
         conf = torch.full((len(group), width), float("-inf"), device=self.device)
         offsets = [0]
@@ -217,6 +207,19 @@ class DenoisingEngine:
                 row, phase, committed, committed == len(where)
             )
         return outcomes
+
+    def _pick(
+        self, group: list[RowState], hidden: torch.Tensor, counts: list[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each masked position's token and its confidence (`counts` positions per row)."""
+        mask_id = self.cfg.mask_token_id  # never chosen: committing MASK would undo nothing
+        if any(row.settings.temperature > 0 for row in group):
+            # sampling needs each position's whole distribution: the torch path's full logits
+            logits = self.model.logits(hidden).float()
+            logits[:, mask_id] = float("-inf")
+            return self._choose(group, logits, counts)
+        # argmax and its probability only: fused on CUDA, without the [n, vocab] logits
+        return masked_head(hidden, self.model.lm_head.weight, mask_id, logits_fn=self.model.logits)
 
     def _choose(
         self, group: list[RowState], logits: torch.Tensor, counts: list[int]
