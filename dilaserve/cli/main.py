@@ -13,16 +13,20 @@ COMMANDS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: tuple[str, ...] = COMMANDS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dilaserve", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
+    for name in modules:
         importlib.import_module(f"dilaserve.cli.{name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    # a command named like its module imports only that module, so it runs where other commands'
+    # packages are missing (bench-kernels on a GPU box with only torch and triton)
+    named = argv[0].replace("-", "_") if argv else ""
+    parser = build_parser((named,) if named in COMMANDS else COMMANDS)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
