@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from dilaserve.cli.main import main
 
 TOY = [
@@ -47,3 +52,26 @@ def test_bench_kernels_bad_arguments_exit_2(capsys):
     assert "dilaserve bench-kernels: error: --batches: expected positive integers" in (
         capsys.readouterr().err
     )
+
+
+def test_runs_from_the_source_tree_with_only_torch(tmp_path):
+    """A GPU box has torch and triton but not the serving stack: bench-kernels must not need it."""
+    blocked = ["grpc", "pydantic", "yaml", "ray", "pulp", "highspy", "safetensors", "google"]
+    script = (
+        "import runpy, sys\n"
+        f"for name in {blocked!r}: sys.modules[name] = None\n"
+        f"sys.argv = ['dilaserve', *{TOY!r}]\n"
+        "runpy.run_module('dilaserve.cli.main', run_name='__main__')\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "longest canvas" in done.stdout
