@@ -6,6 +6,8 @@ import argparse
 import datetime
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -39,11 +41,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="profile directory (default: MODEL/profiles)")
     p.add_argument(
         "--what",
-        default="step-cost,quality",
-        help="comma list of step-cost, quality (default both)",
+        help="comma list of step-cost, quality (default both; with --tp > 1, step-cost)",
     )
     p.add_argument("--cache-modes", default="dual,prefix,none", help="for step-cost")
-    p.add_argument("--tp", type=int, default=1, help="tensor-parallel degree")
+    p.add_argument(
+        "--tp",
+        type=int,
+        default=1,
+        help="tensor-parallel degree: > 1 runs rank 0 here and spawns ranks 1..N-1 (gloo on CPU, "
+        "NCCL with --device cuda, rank r on cuda:r); the profile is written with tpN in its name",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--per-task", type=int, default=100, help="held-out prompts per task")
@@ -58,18 +65,47 @@ def _log(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    what = set(args.what.split(","))
+    if args.tp < 1:
+        raise ValueError(f"--tp: must be >= 1, got {args.tp}")
+    what = set((args.what or ("step-cost,quality" if args.tp == 1 else "step-cost")).split(","))
     if not what <= {"step-cost", "quality"}:
         raise ValueError(f"--what: unknown part(s) {sorted(what - {'step-cost', 'quality'})}")
+    if args.tp > 1 and "quality" in what:
+        raise ValueError("--what: quality does not depend on --tp (the ranks decode the same "
+                         "tokens); measure it with --tp 1")
     modes = args.cache_modes.split(",")
     if not set(modes) <= set(CACHE_MODES):
         raise ValueError(f"--cache-modes: expected some of {', '.join(CACHE_MODES)}")
-    if args.tp != 1:
-        raise ValueError("--tp: only 1 is measured on this machine so far")
     if args.threads <= 0:
         raise ValueError("--threads must be positive")
     torch.set_num_threads(args.threads)
-    model, tok, model_dir = load(args.model, dtype=getattr(torch, args.dtype), device=args.device)
+    with _model(args) as (model, tok, model_dir, engine_class):
+        _measure(args, what, modes, model, tok, model_dir, engine_class)
+    return 0
+
+
+@contextmanager
+def _model(args: argparse.Namespace) -> Iterator[tuple]:
+    """(model, tokenizer, model directory, engine class): one device, or rank 0 of a local TP
+    replica whose other ranks run in spawned processes until the block ends."""
+    if args.tp == 1:
+        model, tok, model_dir = load(
+            args.model, dtype=getattr(torch, args.dtype), device=args.device
+        )
+        yield model, tok, model_dir, DenoisingEngine
+        return
+    from worker.parallel.engine import tp_engine_class
+    from worker.parallel.local import LocalRanks, local_rank0
+
+    if args.device not in ("cpu", "cuda"):
+        raise ValueError(f"--device: with --tp > 1, cpu or cuda (rank r on cuda:r), got "
+                         f"{args.device!r}")
+    ranks = LocalRanks(device=args.device, dtype=args.dtype, threads=args.threads)
+    with local_rank0(args.tp, args.model, ranks) as rank0:
+        yield rank0.model, None, rank0.model_dir, tp_engine_class(rank0.leader)
+
+
+def _measure(args, what, modes, model, tok, model_dir, engine_class) -> None:
     out = args.out or profiles_dir(model_dir)
     provenance = {
         "source": "measured",
@@ -78,6 +114,11 @@ def run(args: argparse.Namespace) -> int:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }
+    if args.tp > 1:
+        provenance["ranks"] = (
+            f"{args.tp} processes on one machine, {args.threads} torch threads each, "
+            f"{'NCCL' if args.device == 'cuda' else 'gloo'}; step times measured on rank 0"
+        )
     if "step-cost" in what:
         grid = (
             ProbeGrid(batch_sizes=(1, 4, 16), seq_lens=(64, 256), repeats=1, mixed_steps=4)
@@ -88,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         hardware = hardware_name(next(model.parameters()).device)
         for mode in modes:
             started = time.monotonic()
-            result = probe(model, mode, grid, progress=_log)
+            result = probe(model, mode, grid, progress=_log, engine_class=engine_class)
             profile = StepCostProfile(
                 model=model.config.name,
                 hardware=hardware,
@@ -124,7 +165,6 @@ def run(args: argparse.Namespace) -> int:
         profile.save(out / QUALITY_FILE)
         print_quality(profile)
         print(f"-> {out / QUALITY_FILE}")
-    return 0
 
 
 def _clip_grid(grid: ProbeGrid, max_seq: int) -> ProbeGrid:

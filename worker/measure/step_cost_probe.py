@@ -17,6 +17,8 @@ from worker.engine.step_types import AdmitRow, DecodeSettings, Phase, StepPlan, 
 from worker.models.transformer import DiffusionTransformer
 from worker.profiles.step_cost import StepCostModel, StepSample, median, relative_errors
 
+EngineClass = Callable[[DiffusionTransformer, EngineConfig], DenoisingEngine]
+
 
 @dataclass(frozen=True)
 class ProbeGrid:
@@ -42,14 +44,19 @@ class ProbeResult:
 
 class _Prober:
     def __init__(
-        self, model: DiffusionTransformer, cache_mode: str, grid: ProbeGrid, seed: int
+        self,
+        model: DiffusionTransformer,
+        cache_mode: str,
+        grid: ProbeGrid,
+        seed: int,
+        engine_class: EngineClass = DenoisingEngine,
     ) -> None:
         self.cfg = model.config
         self.cache_mode = cache_mode
         self.grid = grid
         self.rng = random.Random(seed)
         longest = max(grid.seq_lens)
-        self.engine = DenoisingEngine(
+        self.engine = engine_class(
             model, EngineConfig(max_rows=2 * max(grid.batch_sizes), max_seq_len=longest)
         )
         self.next_id = 0
@@ -128,8 +135,10 @@ def probe(
     grid: ProbeGrid = ProbeGrid(),
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    engine_class: EngineClass = DenoisingEngine,
 ) -> ProbeResult:
-    prober = _Prober(model, cache_mode, grid, seed)
+    """engine_class: how to build the engine on `model` (a tensor-parallel rank 0's, for one)."""
+    prober = _Prober(model, cache_mode, grid, seed, engine_class)
     prober.pure(1, min(grid.seq_lens), min(grid.block_sizes))  # warm-up, discarded
     fit: list[tuple[StepSample, dict]] = []
     total = len(grid.batch_sizes) * len(grid.seq_lens) * len(grid.block_sizes)
