@@ -156,6 +156,7 @@ def masked_head_triton(
         BLOCK_D=plan.block_d,
         # float32 must not silently drop to TF32: the argmax would differ from the torch path
         INPUT_PRECISION="ieee" if hidden.dtype == torch.float32 else "tf32",
+        num_warps=8 if plan.block_n * plan.block_v >= 128 * 128 else 4,  # the fp32 logits tile
     )
     _head_combine_kernel[(n,)](
         part_max,

@@ -67,6 +67,14 @@ def test_triton_head_merges_many_vocab_ranges(triton_kernels):
         _assert_matches(hidden, weight, suppress, token, confidence)
 
 
+def test_triton_head_with_the_largest_row_tile(triton_kernels):
+    hidden, weight = _inputs(300, 150, 16, torch.float32, seed=9)
+    plan = plan_head(300, 150, 16, target_programs=4)
+    assert plan.block_n == 128 and plan.row_tiles == 3
+    token, confidence = triton_kernels.head.masked_head_triton(hidden, weight, 1, plan)
+    _assert_matches(hidden, weight, 1, token, confidence)
+
+
 def test_suppressed_token_is_never_chosen_even_when_on_top(triton_kernels):
     hidden, weight = _inputs(8, 300, 32, torch.float32, seed=3)
     weight[129] = hidden.mean(0) * 50  # token 129 dominates every row
