@@ -25,7 +25,7 @@ class Job:
     task: str
     prompt: str
     answer: str
-    deadline_ms: float
+    deadline_ms: float | None  # None: the SLO class's deadline
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class Outcome:
     correct: bool
     threshold_mean: float
     forwards: int
+    text: str = ""  # the answer (finished requests only)
+    restarts: int = 0  # times the router restarted it on another replica
 
     @property
     def finished(self) -> bool:
@@ -83,9 +85,12 @@ async def _one(client: AsyncWorkerClient, job: Job, max_new_tokens: int, slo_cla
     request = generate_request(
         job.prompt, max_new_tokens, deadline_ms=job.deadline_ms, slo_class=slo_class
     )
+    restarts = 0
     try:
         async for message in client.stream(request):
-            if message.HasField("final"):
+            if message.HasField("restarted"):
+                restarts += 1
+            elif message.HasField("final"):
                 final = message.final
                 return Outcome(
                     job.task,
@@ -95,6 +100,8 @@ async def _one(client: AsyncWorkerClient, job: Job, max_new_tokens: int, slo_cla
                     final.text == job.answer,
                     final.threshold_mean,
                     final.forwards,
+                    final.text,
+                    restarts,
                 )
     except grpc.RpcError as err:
         status = {
