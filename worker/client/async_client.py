@@ -76,8 +76,9 @@ class AsyncWorkerClient:
         threshold_range: tuple[float, float] | None = None,
         drain: bool | None = None,
         timeout: float | None = 10.0,
+        replica_id: int | None = None,
     ) -> pb.ControlReply:
-        request = control_request(threshold_range, drain)
+        request = control_request(threshold_range, drain, replica_id)
         return await self._unary(self.stub.Control, request, timeout)
 
     async def health(self, service: str = "", timeout: float | None = 10.0) -> str:

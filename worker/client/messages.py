@@ -134,8 +134,11 @@ def generate_request(
 
 
 def control_request(
-    threshold_range: tuple[float, float] | None = None, drain: bool | None = None
+    threshold_range: tuple[float, float] | None = None,
+    drain: bool | None = None,
+    replica_id: int | None = None,
 ) -> pb.ControlRequest:
+    """`replica_id`: which replica, when the target is the router (a worker ignores it)."""
     request = pb.ControlRequest()
     if threshold_range is not None:
         request.threshold_range.CopyFrom(
@@ -143,4 +146,6 @@ def control_request(
         )
     if drain is not None:
         request.drain = drain
+    if replica_id is not None:
+        request.replica_id = replica_id
     return request

@@ -72,8 +72,10 @@ class WorkerClient:
         threshold_range: tuple[float, float] | None = None,
         drain: bool | None = None,
         timeout: float | None = 10.0,
+        replica_id: int | None = None,
     ) -> pb.ControlReply:
-        return self._unary(self.stub.Control, control_request(threshold_range, drain), timeout)
+        request = control_request(threshold_range, drain, replica_id)
+        return self._unary(self.stub.Control, request, timeout)
 
     def health(self, service: str = "", timeout: float | None = 10.0) -> str:
         """ "SERVING" or "NOT_SERVING" (standard grpc.health.v1)."""

@@ -173,7 +173,8 @@ class ServingLoop:
             if command[1] in self._tracked:
                 self.scheduler.cancel(command[1])
         elif kind == "stats":
-            command[1].set_result(self.snapshot())
+            if command[1].set_running_or_notify_cancel():  # False: the caller gave up on it
+                command[1].set_result(self.snapshot())
         elif kind == "stop":
             if self._stop_at is None:
                 self._stop_at = self.clock() + max(0.0, command[1])
@@ -293,7 +294,7 @@ class ServingLoop:
             if command[0] == "submit":
                 rid = command[1].spec.request_id
                 command[2].send(FailedResult(rid, Failure.UNAVAILABLE, "worker is shutting down"))
-            elif command[0] == "stats":
+            elif command[0] == "stats" and command[1].set_running_or_notify_cancel():
                 command[1].set_exception(RuntimeError("the serving loop has stopped"))
 
     # ---- stats -------------------------------------------------------------------------------

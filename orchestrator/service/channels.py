@@ -1,0 +1,30 @@
+"""One gRPC channel per replica target, opened on first use. Used only on the router's event loop
+(grpc.aio channels belong to the loop they were made on)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from proto import dilaserve_pb2_grpc as pb_grpc
+
+
+class Channels:
+    def __init__(self) -> None:
+        self._open: dict[str, tuple[grpc.aio.Channel, pb_grpc.GenerateStub]] = {}
+
+    def stub(self, target: str) -> pb_grpc.GenerateStub:
+        entry = self._open.get(target)
+        if entry is None:
+            channel = grpc.aio.insecure_channel(target)
+            entry = self._open[target] = (channel, pb_grpc.GenerateStub(channel))
+        return entry[1]
+
+    async def close(self, targets) -> None:
+        """Close these targets' channels (their calls end with CANCELLED)."""
+        closing = [self._open.pop(t)[0] for t in targets if t in self._open]
+        await asyncio.gather(*(c.close() for c in closing))
+
+    async def close_all(self) -> None:
+        await self.close(list(self._open))

@@ -1,0 +1,115 @@
+"""The router's Prometheus metrics, on their own registry (served when a metrics port is given).
+
+Counts come from the router's bookkeeping and the replica pool when Prometheus scrapes (one
+source of truth with Stats); only latencies are observed as requests end.
+
+    dilaserve_router_requests_total{slo_class}              valid requests that arrived
+    dilaserve_router_requests_ended_total{slo_class}        met + late + expired + shed + rejected
+    dilaserve_router_requests_met_total{slo_class}
+    dilaserve_router_attainment{slo_class}                  met / ended (1 when none ended)
+    dilaserve_router_endings_total{slo_class,ending}        every ending (bookkeeping.Ending)
+    dilaserve_router_shed_total{slo_class}                  refused by the router at once
+    dilaserve_router_restarts_total                         restarted on another replica
+    dilaserve_router_e2e_seconds{slo_class}                 histogram: arrival to final message
+    dilaserve_router_replica_{in_flight,queued,running,threshold_min,threshold_max,healthy}
+                                                            {replica,target,state}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from orchestrator.service.bookkeeping import BookSnapshot, Ending
+from orchestrator.service.replica_pool import ReplicaSnapshot
+
+PREFIX = "dilaserve_router"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class RouterMetrics:
+    def __init__(self, book: Callable[[], BookSnapshot],
+                 replicas: Callable[[], list[ReplicaSnapshot]]) -> None:
+        self.registry = CollectorRegistry()
+        self.e2e = Histogram(f"{PREFIX}_e2e_seconds", "arrival at the router to final message",
+                             ["slo_class"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.registry.register(_Collector(book, replicas))
+        self._server = None
+
+    def observe_e2e(self, slo_class: str, seconds: float) -> None:
+        self.e2e.labels(slo_class).observe(seconds)
+
+    def serve(self, host: str, port: int) -> int:
+        """Serve /metrics over HTTP; returns the port (an ephemeral one for 0)."""
+        server, _ = start_http_server(port, addr=host, registry=self.registry)
+        self._server = server
+        return server.server_port
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+class _Collector:
+    def __init__(self, book: Callable[[], BookSnapshot],
+                 replicas: Callable[[], list[ReplicaSnapshot]]) -> None:
+        self._book = book
+        self._replicas = replicas
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._classes(self._book())
+        yield from self._per_replica(self._replicas())
+
+    def _classes(self, book: BookSnapshot) -> Iterator[Metric]:
+        by_class = ["slo_class"]
+        requests = CounterMetricFamily(f"{PREFIX}_requests", "valid requests", labels=by_class)
+        ended = CounterMetricFamily(f"{PREFIX}_requests_ended", "met, late, expired, shed or "
+                                    "rejected", labels=by_class)
+        met = CounterMetricFamily(f"{PREFIX}_requests_met", "finished within their deadline",
+                                  labels=by_class)
+        shed = CounterMetricFamily(f"{PREFIX}_shed", "refused by the router", labels=by_class)
+        endings = CounterMetricFamily(f"{PREFIX}_endings", "requests by how they ended",
+                                      labels=["slo_class", "ending"])
+        attainment = GaugeMetricFamily(f"{PREFIX}_attainment", "met / ended", labels=by_class)
+        for c in book.classes:
+            requests.add_metric([c.name], c.requests)
+            ended.add_metric([c.name], c.ended)
+            met.add_metric([c.name], c.met)
+            shed.add_metric([c.name], c.count(Ending.SHED))
+            attainment.add_metric([c.name], c.attainment)
+            for ending in Ending:
+                endings.add_metric([c.name, ending.value], c.count(ending))
+        restarts = CounterMetricFamily(f"{PREFIX}_restarts", "requests restarted on another "
+                                       "replica after one failed", value=book.restarts)
+        yield from (requests, ended, met, shed, endings, attainment, restarts)
+
+    def _per_replica(self, replicas: list[ReplicaSnapshot]) -> Iterator[Metric]:
+        labels = ["replica", "target", "state"]
+        gauges = {
+            name: GaugeMetricFamily(f"{PREFIX}_replica_{name}", help_text, labels=labels)
+            for name, help_text in (
+                ("in_flight", "the router's requests on the replica"),
+                ("queued", "queued at the replica (last poll)"),
+                ("running", "rows running at the replica (last poll)"),
+                ("threshold_min", "the replica's lowest threshold (last poll)"),
+                ("threshold_max", "the replica's starting threshold (last poll)"),
+                ("healthy", "1 if its last poll succeeded"),
+            )
+        }
+        for r in replicas:
+            e = r.endpoint
+            key = [str(e.replica_id), e.target, e.state.value]
+            s = r.stats
+            gauges["in_flight"].add_metric(key, r.in_flight)
+            gauges["healthy"].add_metric(key, 1.0 if r.healthy else 0.0)
+            gauges["queued"].add_metric(key, s.queued if s else 0)
+            gauges["running"].add_metric(key, s.running if s else 0)
+            low, high = (s.min_threshold, s.max_threshold) if s else (
+                e.config.threshold_min, e.config.threshold_max)
+            gauges["threshold_min"].add_metric(key, low)
+            gauges["threshold_max"].add_metric(key, high)
+        yield from gauges.values()

@@ -1,0 +1,245 @@
+"""The cluster's front door: the Generate service on one port, proxying to the replicas.
+
+`RouterServer` runs a grpc.aio server (Generate, standard health and reflection) on its own thread
+and event loop, like the worker's `ServerThread`. The controller (any thread) pushes the replica
+set, routes and policy and reads the router's load: arrivals, per-replica views, a summary. The
+routing decision is the pure `orchestrator.router` (DeadlineAwareRouter by default) over views
+built from the router's own in-flight counts and each replica's Stats, polled every
+`stats_period_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from dilaserve.policy import Policy
+from orchestrator.load import Arrival
+from orchestrator.router import DeadlineAwareRouter, Router
+from orchestrator.service.bookkeeping import RouterBook
+from orchestrator.service.channels import Channels
+from orchestrator.service.metrics import RouterMetrics
+from orchestrator.service.proxy import Proxy
+from orchestrator.service.replica_pool import ReplicaEndpoint, ReplicaPool
+from orchestrator.service.servicer import RouterServicer
+from orchestrator.service.stats import cluster_stats, summary
+from orchestrator.types import ReplicaView, Route
+from proto import dilaserve_pb2 as pb
+from proto import dilaserve_pb2_grpc as pb_grpc
+from worker.models.tokenizer import CharTokenizer
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Generate"].full_name
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+MIN_POLL_TIMEOUT_S = 2.0  # a replica mid-step answers Stats after its step
+
+
+class RouterServer:
+    def __init__(self, policy: Policy, tokenizer: CharTokenizer | None,
+                 router: Router | None = None, host: str = "127.0.0.1", port: int = 0,
+                 stats_period_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
+                 metrics_port: int | None = None) -> None:
+        if stats_period_s <= 0:
+            raise ValueError(f"stats_period_s must be > 0, got {stats_period_s}")
+        self.host = host
+        self.requested_port = port
+        self.port = 0
+        self.metrics_port = metrics_port
+        self.stats_period_s = stats_period_s
+        self.clock = clock
+        self._policy = policy
+        self._tokenizer = tokenizer
+        self.router = router if router is not None else DeadlineAwareRouter()
+        self.pool = ReplicaPool(policy.worker.cache_mode, clock)
+        self.book = RouterBook(_targets(policy))
+        self.channels = Channels()
+        self.metrics = RouterMetrics(self.book.snapshot, self.pool.snapshots)
+        self.proxy = Proxy(self.pool, self.channels, self.book, self.router, clock,
+                           self.metrics.observe_e2e)
+        self._arrivals: list[Arrival] = []
+        self._arrivals_lock = threading.Lock()
+        self._started_at = clock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._grace_s = 0.0
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="dilaserve-router", daemon=True)
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def target(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> int:
+        """Serve on the server's own thread; returns the port once it listens."""
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("router server did not start")
+        if self._error is not None:
+            raise self._error
+        return self.port
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Health goes NOT_SERVING; calls in flight get grace_s to finish, then are cancelled."""
+        loop, stop = self._loop, self._stop_event
+        if loop is not None and stop is not None and self._thread.is_alive():
+            self._grace_s = grace_s
+            try:
+                loop.call_soon_threadsafe(stop.set)
+            except RuntimeError:
+                pass  # its loop has just finished
+        if self._thread.is_alive():
+            self._thread.join(grace_s + 30.0)
+
+    # ---- what the controller calls (any thread) ------------------------------------------------
+
+    def set_replicas(self, endpoints: Sequence[ReplicaEndpoint]) -> None:
+        """The full replica set. Requests on a replica that left it restart elsewhere."""
+        before = {e.replica_id: e.target for e in self.pool.endpoints()}
+        gone = self.pool.set_endpoints(endpoints)
+        fresh = [e for e in endpoints if before.get(e.replica_id) != e.target]
+        self._on_loop(self._replicas_changed, gone, fresh)
+
+    def set_routes(self, routes: Sequence[Route]) -> None:
+        set_routes = getattr(self.router, "set_routes", None)
+        if set_routes is not None:
+            self._on_loop(set_routes, tuple(routes))
+
+    def set_policy(self, policy: Policy) -> None:
+        """New requests use it; requests in flight keep the class settings they arrived with."""
+        self.book.set_targets(_targets(policy))
+        self.pool.cache_mode = policy.worker.cache_mode
+        self._policy = policy
+
+    def take_arrivals(self) -> list[Arrival]:
+        with self._arrivals_lock:
+            arrivals, self._arrivals = self._arrivals, []
+        return arrivals
+
+    def replica_views(self) -> list[ReplicaView]:
+        return self.pool.views()
+
+    def in_flight(self) -> dict[int, int]:
+        return self.pool.in_flight()
+
+    def stats(self) -> pb.StatsReply:
+        return cluster_stats(self.book.snapshot(), self.pool.snapshots(), self._uptime())
+
+    def summary(self) -> dict:
+        return summary(self.book.snapshot(), self.pool.snapshots(), self._uptime())
+
+    # ---- internals -----------------------------------------------------------------------------
+
+    def _uptime(self) -> float:
+        return self.clock() - self._started_at
+
+    def _policy_now(self) -> Policy:
+        return self._policy
+
+    def _arrived(self, arrival: Arrival) -> None:
+        with self._arrivals_lock:
+            self._arrivals.append(arrival)
+
+    def _on_loop(self, function, *args) -> None:
+        """Run on the event loop's thread when it runs (else here: nothing is in flight)."""
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            try:
+                loop.call_soon_threadsafe(function, *args)
+                return
+            except RuntimeError:
+                pass  # closed meanwhile
+        function(*args)
+
+    def _replicas_changed(self, gone: list[ReplicaEndpoint],
+                          fresh: list[ReplicaEndpoint]) -> None:
+        self.proxy.abandon(e.replica_id for e in gone)
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return
+        still = {e.target for e in self.pool.endpoints()}
+        loop.create_task(self.channels.close([e.target for e in gone if e.target not in still]))
+        if fresh:
+            loop.create_task(self._poll(fresh))
+
+    def _main(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        try:
+            server, health_servicer = await self._start_grpc()
+            if self.metrics_port is not None:
+                self.metrics_port = self.metrics.serve(self.host, self.metrics_port)
+        except BaseException as err:
+            self._error = err
+            self._ready.set()
+            return
+        poller = asyncio.create_task(self._poll_forever())
+        self._ready.set()
+        await self._stop_event.wait()
+        for name in ("", SERVICE_NAME):
+            await health_servicer.set(name, NOT_SERVING)
+        await server.stop(self._grace_s)
+        poller.cancel()
+        await self.channels.close_all()
+        self.metrics.stop()
+
+    async def _start_grpc(self):
+        server = grpc.aio.server()
+        servicer = RouterServicer(
+            self.proxy, self.pool, self.channels, self.book, self._policy_now, self._tokenizer,
+            self.stats, self._arrived, self._controlled)
+        pb_grpc.add_GenerateServicer_to_server(servicer, server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        address = f"{self.host}:{self.requested_port}"
+        self.port = server.add_insecure_port(address)
+        if not self.port:
+            raise OSError(f"cannot listen on {address}")
+        await server.start()
+        for name in ("", SERVICE_NAME):
+            await health_servicer.set(name, SERVING)
+        return server, health_servicer
+
+    def _controlled(self, replica_id: int) -> None:
+        """After a Control call: poll that replica now, so views show its new state."""
+        endpoint = self.pool.endpoint(replica_id)
+        if endpoint is not None and self._loop is not None:
+            self._loop.create_task(self._poll([endpoint]))
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await self._poll(self.pool.endpoints())
+            await asyncio.sleep(self.stats_period_s)
+
+    async def _poll(self, endpoints: Sequence[ReplicaEndpoint]) -> None:
+        await asyncio.gather(*(self._poll_one(e) for e in endpoints))
+
+    async def _poll_one(self, endpoint: ReplicaEndpoint) -> None:
+        current = self.pool.endpoint(endpoint.replica_id)
+        if current is None or current.target != endpoint.target:
+            return  # it left the set since the poll was planned
+        timeout = max(MIN_POLL_TIMEOUT_S, 4 * self.stats_period_s)
+        try:
+            stats = await self.channels.stub(endpoint.target).Stats(pb.StatsRequest(),
+                                                                    timeout=timeout)
+        except grpc.aio.AioRpcError as err:
+            self.pool.record_poll(endpoint, None, f"{err.code().name}: {err.details() or ''}")
+        else:
+            self.pool.record_poll(endpoint, stats)
+
+
+def _targets(policy: Policy) -> dict[str, float]:
+    return {c.name: c.target_attainment for c in policy.classes}

@@ -1,0 +1,73 @@
+"""The router's gRPC handlers: the worker's Generate service, in front of the replicas."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+
+from dilaserve.policy import Policy
+from orchestrator.service.bookkeeping import RouterBook
+from orchestrator.service.channels import Channels
+from orchestrator.service.proxy import Proxy
+from orchestrator.service.replica_pool import ReplicaPool
+from orchestrator.service.request import prepare
+from proto import dilaserve_pb2 as pb
+from proto import dilaserve_pb2_grpc as pb_grpc
+from worker.models.tokenizer import CharTokenizer
+from worker.service.validation import InvalidRequest
+
+CONTROL_TIMEOUT_S = 10.0  # a Control call without a gRPC deadline waits this long for the replica
+
+
+class RouterServicer(pb_grpc.GenerateServicer):
+    def __init__(self, proxy: Proxy, pool: ReplicaPool, channels: Channels, book: RouterBook,
+                 policy: Callable[[], Policy], tokenizer: CharTokenizer | None,
+                 stats: Callable[[], pb.StatsReply], on_arrival: Callable,
+                 on_control: Callable[[int], None]) -> None:
+        self.proxy = proxy
+        self.pool = pool
+        self.channels = channels
+        self.book = book
+        self.policy = policy
+        self.tokenizer = tokenizer
+        self.stats = stats
+        self.on_arrival = on_arrival
+        self.on_control = on_control
+
+    async def Generate(self, request: pb.GenerateRequest,
+                       context: grpc.aio.ServicerContext) -> None:
+        arrival = self.proxy.clock()
+        try:
+            routed = prepare(request, self.policy(), self.tokenizer, arrival,
+                             context.time_remaining())
+        except InvalidRequest as err:
+            self.book.invalid()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+        self.book.arrived(routed.slo.name)
+        self.on_arrival(routed.arrival())
+        self.pool.note_request(routed.route.prompt_len, routed.route.canvas_len)
+        await self.proxy.run(routed, context)
+
+    async def Stats(self, request: pb.StatsRequest,
+                    context: grpc.aio.ServicerContext) -> pb.StatsReply:
+        return self.stats()
+
+    async def Control(self, request: pb.ControlRequest,
+                      context: grpc.aio.ServicerContext) -> pb.ControlReply:
+        known = sorted(e.replica_id for e in self.pool.endpoints())
+        if not request.HasField("replica_id"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"replica_id: required at the router (replicas: {known})")
+        endpoint = self.pool.endpoint(request.replica_id)
+        if endpoint is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND,
+                                f"replica_id: no replica {request.replica_id} (replicas: {known})")
+        remaining = context.time_remaining()
+        try:
+            reply = await self.channels.stub(endpoint.target).Control(
+                request, timeout=CONTROL_TIMEOUT_S if remaining is None else remaining)
+        except grpc.aio.AioRpcError as err:
+            await context.abort(err.code(), err.details() or f"replica {endpoint.replica_id}")
+        self.on_control(endpoint.replica_id)
+        return reply
