@@ -12,7 +12,17 @@ where comm_k is the tensor-parallel communication of one step: 2 all-reduces per
                 * 2 (k - 1) / k / link_bandwidth            (comm_1 = 0)
 
 Both parts are linear in the step features, so the result is again a `StepCostModel`; the plan
-lists every extrapolated (hardware, TP) pair with these parameters.
+lists every extrapolated (hardware, TP) pair with these parameters, and the profile's provenance
+says `source: modelled`. A measured profile at that degree (`dilaserve profile --tp N`) always
+wins over this model (solver/instance.py uses a profiled degree as it is).
+
+Where the numbers come from: the communication term is the ring all-reduce time as nccl-tests
+defines its bus bandwidth (NVIDIA/nccl-tests, doc/PERFORMANCE.md: for all-reduce,
+busbw = algbw x 2(n-1)/n, i.e. time = bytes x 2(n-1)/n / busbw), plus a fixed latency per call.
+The defaults are assumptions, not measurements: 150 GB/s of bus bandwidth is half of an A100
+SXM's per-direction NVLink bandwidth (300 of its 600 GB/s total, NVIDIA's A100 datasheet; an H100
+SXM has 450 of 900), leaving room for one step's MB-sized messages not reaching peak; 10 us per
+all-reduce and the 10% efficiency loss are assumed. docs/parallel.md has the modelled step times.
 """
 
 from __future__ import annotations
@@ -77,10 +87,12 @@ def extrapolate_cost(base: StepCostModel, base_tp: int, tp: int,
 
 
 def extrapolate(base: StepCostProfile, tp: int, overhead: TpOverhead) -> StepCostProfile:
-    """The profile `base` would have at degree `tp`, marked as extrapolated in its provenance."""
+    """The profile `base` would have at degree `tp`, marked as modelled (extrapolated) in its
+    provenance."""
     return StepCostProfile(
         model=base.model, hardware=base.hardware, dtype=base.dtype, tp=tp,
         cache_mode=base.cache_mode, cost=extrapolate_cost(base.cost, base.tp, tp, overhead),
         median_rel_error=float("nan"),
-        provenance={"extrapolated_from_tp": base.tp, "tp_overhead": asdict(overhead)},
+        provenance={"source": "modelled", "extrapolated_from_tp": base.tp,
+                    "tp_overhead": asdict(overhead), "model": overhead.describe()},
     )

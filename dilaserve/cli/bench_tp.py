@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from worker.parallel.bench import TpBenchConfig, modelled_gpu_steps, run_bench
+from worker.models.shipped import load
+from worker.parallel.bench import TpBenchConfig, measure_allreduce, modelled_gpu_steps, run_bench
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +38,11 @@ def run(args: argparse.Namespace) -> int:
     )
     torch.set_num_threads(1)
     print(f"[bench-tp] {cfg.repeats} rounds of 3 configurations ...", file=sys.stderr, flush=True)
-    summary = run_bench(cfg) | {"modelled_gpu": modelled_gpu_steps()}
+    summary = run_bench(cfg)
+    cfg_model = load()[0].config
+    summary["layers"] = cfg_model.num_layers
+    summary["allreduce_us"] = measure_allreduce(cfg.tp, cfg_model.hidden_size)
+    summary["modelled_gpu"] = modelled_gpu_steps()
     _print(summary)
     if args.json:
         text = json.dumps(summary, indent=2)
@@ -66,6 +71,12 @@ def _print(summary: dict) -> None:
             f"{summary['speedup_vs_tp1_1thread'][r['name']]:7.2f}x "
             f"{'yes' if r['same_outputs_as_tp1'] else 'NO':>8s}"
         )
+    print(
+        f"gloo all-reduce between {c['tp']} local processes, [tokens, hidden] float32, us each: "
+        + ", ".join(f"{k} {v:.0f}" for k, v in summary["allreduce_us"].items())
+        + f"; a TP forward makes 2 x {summary['layers']} of them, plus one broadcast of the "
+        "chosen tokens per phase group and rank 0's step command (two gloo broadcasts)"
+    )
     m = summary["modelled_gpu"]
     print(f"\nmodelled (not measured), the solver's GPU TP profiles: {m['profile']}")
     print(f"  {m['model']}")

@@ -1,4 +1,5 @@
-"""A follower whose rank 0 dies, or goes silent, leaves with LeaderLost instead of hanging."""
+"""A follower whose rank 0 dies, or goes silent, leaves with LeaderLost instead of hanging; rank 0
+fails the step when a follower died."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import threading
 
 import pytest
 
-from tests.parallel.tp_helpers import TIMEOUT_S, rank0_then_vanish
+from tests.parallel.tp_helpers import TIMEOUT_S, local_replica, rank0_then_vanish
+from worker.engine.engine import EngineConfig
+from worker.engine.step_types import AdmitRow, DecodeSettings, StepPlan
+from worker.parallel.engine import TensorParallelEngine
 from worker.parallel.follower import LeaderLost, run_follower
 from worker.parallel.group import local_init_method
 
@@ -40,3 +44,14 @@ def test_follower_exits_when_rank0_is_gone(how):
         rank0.join(10.0)
     if how == "exit":
         assert rank0.exitcode == 3
+
+
+def test_rank0_fails_the_step_when_a_follower_died():
+    with local_replica(2) as (rank0, followers):
+        engine = TensorParallelEngine(rank0.model, EngineConfig(max_rows=2), rank0.leader)
+        followers[0].kill()  # the test's own spawned follower, by its handle
+        followers[0].join(10.0)
+        row = AdmitRow("a", (5, 6, 7), 8, DecodeSettings(block_size=8))
+        with pytest.raises(RuntimeError, match="peer|remote worker|imed out"):
+            engine.step(StepPlan(admit=(row,), run=("a",)))
+    # leaving the context sent Stop to nobody and left the groups without hanging

@@ -10,11 +10,14 @@ step's command broadcast); the outputs of every configuration are compared with 
 
 from __future__ import annotations
 
+import multiprocessing
 import statistics
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from worker.engine.engine import DenoisingEngine, EngineConfig
 from worker.engine.runner import RunReport, run_to_completion
@@ -22,7 +25,8 @@ from worker.engine.step_types import AdmitRow, DecodeSettings, StepFeatures
 from worker.models import tasks
 from worker.models.shipped import load
 from worker.parallel.engine import TensorParallelEngine
-from worker.parallel.local import LocalRanks, local_rank0
+from worker.parallel.group import init_tp_group, leave_tp_group, local_init_method
+from worker.parallel.local import LocalRanks, join_followers, local_rank0
 from worker.profiles.step_cost import StepCostProfile
 
 PUBLISHED_LLADA = (
@@ -175,3 +179,46 @@ def modelled_gpu_steps(degrees: tuple[int, ...] = (1, 2, 4, 8)) -> dict:
         "model": overhead.describe(),
         "steps": table,
     }
+
+
+def _allreduce_rank(rank: int, size: int, init_method: str, shapes, iters: int, results) -> None:
+    torch.set_num_threads(1)
+    group = init_tp_group(rank, size, init_method, "cpu", timeout_s=60.0, start_timeout_s=60.0)
+    try:
+        timings = {}
+        for shape in shapes:
+            tensor = torch.ones(shape)
+            for _ in range(5):
+                group.all_reduce(tensor)
+            dist.barrier(group=group.compute)
+            started = time.perf_counter()
+            for _ in range(iters):
+                group.all_reduce(tensor)
+            timings[str(shape)] = (time.perf_counter() - started) / iters * 1e6
+        if rank == 0:
+            results.put(timings)
+    finally:
+        leave_tp_group()
+
+
+def measure_allreduce(
+    size: int, hidden: int, tokens: tuple[int, ...] = (8, 256, 1536), iters: int = 200
+) -> dict[str, float]:
+    """Microseconds per gloo all-reduce of a [tokens, hidden] float32 activation between `size`
+    local processes (one thread each): what each of a TP forward's 2 x layers sums costs here."""
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    init_method = local_init_method()
+    shapes = [(n, hidden) for n in tokens]
+    ranks = [
+        context.Process(
+            target=_allreduce_rank, args=(r, size, init_method, shapes, iters, results), daemon=True
+        )
+        for r in range(size)
+    ]
+    for process in ranks:
+        process.start()
+    try:
+        return results.get(timeout=120.0)
+    finally:
+        join_followers(ranks, 30.0)

@@ -141,7 +141,10 @@ def start_local_tp_worker(
 def _check_local(directory: Path, tp: int, ranks: LocalRanks) -> None:
     if tp < 2:
         raise ValueError(f"--tp: a local tensor-parallel replica needs 2 or more ranks, got {tp}")
-    check_shardable(read_config(directory)[0], tp)
+    try:
+        check_shardable(read_config(directory)[0], tp)
+    except ValueError as err:
+        raise ValueError(f"--tp: {err}") from None
     if ranks.device == "cuda" and torch.cuda.device_count() < tp:
         raise ValueError(f"--tp: {tp} ranks need {tp} GPUs, found {torch.cuda.device_count()}")
 
