@@ -9,7 +9,7 @@ import sys
 # Each subcommand module defines register(subparsers) which adds a parser with func=run(args)->int
 COMMANDS = (
     "demo", "profile", "bench_engine", "generate_local", "train", "plan", "worker", "bench_worker",
-    "bench", "serve", "status", "policy", "bench_kernels", "bench_tp",
+    "bench", "serve", "status", "policy", "bench_kernels", "bench_tp", "bench_router",
 )
 
 

@@ -32,7 +32,7 @@ class RoutedRequest:
     """A request accepted for routing, with the settings it arrived under (a policy reload later
     does not change them)."""
 
-    request: pb.GenerateRequest  # with its request id and class filled in
+    request: pb.GenerateRequest  # a copy, with its request id and class filled in
     slo: SloClass
     arrival_s: float
     deadline_s: float  # absolute, on the router's clock (inf: none)
@@ -52,14 +52,12 @@ class RoutedRequest:
         return Arrival(self.arrival_s, self.slo.name, self.route.prompt_len, self.route.canvas_len)
 
     def upstream(self, now: float) -> pb.GenerateRequest:
-        """The request for a worker at `now`: the time left of the SLO deadline as deadline_ms."""
-        if not math.isfinite(self.deadline_s):
-            return self.request
-        message = pb.GenerateRequest()
-        message.CopyFrom(self.request)
-        # a passed deadline still goes as a tiny positive one: the worker then applies its rule
-        message.deadline_ms = max((self.deadline_s - now) * 1e3, 1e-3)
-        return message
+        """The request for a worker at `now`: the time left of the SLO deadline as deadline_ms.
+        (The router's own copy, updated in place: one attempt at a time sends it.)"""
+        if math.isfinite(self.deadline_s):
+            # a passed deadline still goes as a tiny positive one: the worker applies its rule
+            self.request.deadline_ms = max((self.deadline_s - now) * 1e3, 1e-3)
+        return self.request
 
 
 def prepare(request: pb.GenerateRequest, policy: Policy, tokenizer: CharTokenizer | None,

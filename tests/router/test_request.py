@@ -43,9 +43,9 @@ def test_route_request_and_arrival_have_the_lengths_the_worker_will_use():
 def test_the_forwarded_request_has_an_id_its_class_and_the_time_left():
     routed = prepare(generate_request("abc", 8, deadline_ms=1000), POLICY, TOKENIZER, 10.0, None)
     assert len(routed.request_id) == 16 and routed.request.slo_class == "standard"
+    assert routed.relative_deadline_ms == pytest.approx(1000.0)
     assert routed.upstream(10.25).deadline_ms == pytest.approx(750.0)
     assert routed.upstream(12.0).deadline_ms == pytest.approx(1e-3)  # passed: the worker decides
-    assert routed.request.deadline_ms == 1000  # the original is left as it arrived
     batch = prepare(generate_request("abc", 8, slo_class="batch"), POLICY, TOKENIZER, 0.0, None)
     assert not batch.upstream(5.0).HasField("deadline_ms")
 

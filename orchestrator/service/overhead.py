@@ -1,0 +1,110 @@
+"""Load for the router's overhead benchmark (`dilaserve bench-router`); a request's latency is
+send to final message, as the client sees it.
+
+- closed loop: `concurrency` clients each send a request as soon as their previous one ended,
+  until `requests` have been sent (throughput at saturation);
+- open loop: requests sent at Poisson times at a fixed rate, whatever happened to earlier ones
+  (latency at a load both ways can carry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import grpc
+
+from worker.client.async_client import AsyncWorkerClient
+from worker.client.bench_metrics import percentile
+from worker.client.loadgen import arrival_times
+from worker.client.messages import generate_request
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    requests: int
+    wall_s: float
+    latencies_s: tuple[float, ...]  # finished requests, in order of ending
+    errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies_s) / self.wall_s if self.wall_s > 0 else math.nan
+
+
+def pooled(results: list[LoadResult]) -> dict:
+    """Throughput over the summed wall time; latency percentiles over every request."""
+    latencies = sorted(x for r in results for x in r.latencies_s)
+    wall = sum(r.wall_s for r in results)
+    errors: Counter[str] = Counter()
+    for r in results:
+        errors.update(r.errors)
+    return {
+        "requests": sum(r.requests for r in results),
+        "finished": len(latencies),
+        "wall_s": wall,
+        "throughput": len(latencies) / wall if wall > 0 else math.nan,
+        "p50_ms": percentile(latencies, 0.5) * 1e3,
+        "p99_ms": percentile(latencies, 0.99) * 1e3,
+        "errors": dict(errors),
+    }
+
+
+class _Caller:
+    def __init__(self, client: AsyncWorkerClient, prompt: str, max_new_tokens: int,
+                 deadline_ms: float) -> None:
+        self.client = client
+        self.request = (prompt, max_new_tokens, deadline_ms)
+        self.latencies: list[float] = []
+        self.errors: Counter[str] = Counter()
+
+    async def call(self) -> None:
+        prompt, max_new_tokens, deadline_ms = self.request
+        request = generate_request(prompt, max_new_tokens, deadline_ms=deadline_ms)
+        sent = time.perf_counter()
+        try:
+            async for message in self.client.stream(request):
+                if message.HasField("final"):
+                    self.latencies.append(time.perf_counter() - sent)
+        except grpc.RpcError as err:
+            self.errors[err.code().name] += 1
+
+
+async def closed_loop(target: str, requests: int, concurrency: int, prompt: str,
+                      max_new_tokens: int, deadline_ms: float) -> LoadResult:
+    async with AsyncWorkerClient(target) as client:
+        await client.wait_ready()
+        caller = _Caller(client, prompt, max_new_tokens, deadline_ms)
+        todo = iter(range(requests))  # shared: each client takes the next one
+
+        async def one_client() -> None:
+            for _ in todo:
+                await caller.call()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one_client() for _ in range(concurrency)))
+        wall = time.perf_counter() - start
+        return LoadResult(requests, wall, tuple(caller.latencies), dict(caller.errors))
+
+
+async def open_loop(target: str, requests: int, rate: float, seed: int, prompt: str,
+                    max_new_tokens: int, deadline_ms: float) -> LoadResult:
+    times = arrival_times(rate, requests, "poisson", random.Random(seed))
+    async with AsyncWorkerClient(target) as client:
+        await client.wait_ready()
+        caller = _Caller(client, prompt, max_new_tokens, deadline_ms)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        tasks = []
+        for at in times:
+            delay = start + at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(caller.call()))
+        await asyncio.gather(*tasks)
+        wall = loop.time() - start
+        return LoadResult(requests, wall, tuple(caller.latencies), dict(caller.errors))
