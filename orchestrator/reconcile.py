@@ -9,7 +9,8 @@ Per slot (node type, TP degree), since only a slot change costs a reload:
 Rolling: at most `max_draining_gpus` GPUs drain at once (a replica that drains serves nothing new,
 so draining everything at once would empty the cluster for a reload's length); removals of
 replicas still loading come first (they serve nothing yet), then the ones on the emptiest nodes
-(so that whole nodes free up for larger TP degrees), then the least busy. An add is issued only
+(so that whole nodes free up for larger TP degrees), then the least busy; the last accepting
+replica is not drained while a replacement is loading or being added. An add is issued only
 where a node of its type has the free GPUs (best fit); otherwise it waits for a later tick, when
 drains have ended.
 """
@@ -73,12 +74,7 @@ def reconcile(wanted: Sequence[ReplicaConfig], replicas: Sequence[ReplicaView],
 
     surplus.sort(key=lambda v: (v.state is not ReplicaState.LOADING, used[v.node], v.active,
                                 v.replica_id))
-    budget = max_draining_gpus - draining
-    for v in surplus:
-        if v.state is ReplicaState.LOADING or v.config.tp <= budget:
-            actions.append(RemoveReplica(v.replica_id, drain=True))
-            if v.state is not ReplicaState.LOADING:
-                budget -= v.config.tp
+    adds: list[Action] = []
     free = list(free_gpus)
     for cfg in sorted(missing, key=lambda c: -c.tp):  # largest first: they fragment worst
         fits = [i for i, (kind, f) in enumerate(zip(node_types, free))
@@ -87,5 +83,19 @@ def reconcile(wanted: Sequence[ReplicaConfig], replicas: Sequence[ReplicaView],
             continue
         node = min(fits, key=lambda i: (free[i], i))
         free[node] -= cfg.tp
-        actions.append(AddReplica(cfg, node))
-    return actions
+        adds.append(AddReplica(cfg, node))
+    budget = max_draining_gpus - draining
+    # A replacement on its way (added now, or loading and kept) means the last accepting replica
+    # can wait for it: draining it now would turn every request away until the replacement has
+    # loaded. Without one (nothing fits until GPUs free up) it must go to make room.
+    kept_loading = any(v.state is ReplicaState.LOADING for v in running if v not in surplus)
+    coming = bool(adds) or kept_loading
+    serving = sum(v.state is ReplicaState.ACTIVE for v in running)
+    for v in surplus:
+        if v.state is ReplicaState.LOADING:
+            actions.append(RemoveReplica(v.replica_id, drain=True))
+        elif v.config.tp <= budget and (serving > 1 or not coming):
+            actions.append(RemoveReplica(v.replica_id, drain=True))
+            budget -= v.config.tp
+            serving -= 1
+    return actions + adds

@@ -65,3 +65,31 @@ def test_surplus_removal_prefers_loading_then_emptiest_node_then_idle():
     removed = [a.replica_id for a in actions if isinstance(a, RemoveReplica)]
     # the loading one costs no capacity; then one more within the 1-GPU budget
     assert removed[0] == 3 and len(removed) == 2
+
+
+def test_the_last_accepting_replica_keeps_serving_until_a_replacement_is_up():
+    # 2 x TP1 -> 2 x TP2 on 4 devices with room to drain everything at once
+    running = [view(0, TP1_HI, 0), view(1, TP1_HI, 0)]
+    actions = reconcile([TP2, TP2], running, ["n"], [2], 4)
+    removed = [a.replica_id for a in actions if isinstance(a, RemoveReplica)]
+    assert len(removed) == 1
+    assert [a.config for a in actions if isinstance(a, AddReplica)] == [TP2]
+    # the new TP2 loads: the remaining TP1 still serves
+    left = 1 - removed[0]
+    loading = [view(left, TP1_HI, 0), view(2, TP2, 0, state=ReplicaState.LOADING)]
+    assert not [a for a in reconcile([TP2, TP2], loading, ["n"], [0], 4)
+                if isinstance(a, RemoveReplica)]
+    # once it serves, the last TP1 goes
+    up = [view(left, TP1_HI, 0), view(2, TP2, 0)]
+    assert [a for a in reconcile([TP2, TP2], up, ["n"], [0], 4)
+            if isinstance(a, RemoveReplica)] == [RemoveReplica(left, drain=True)]
+
+
+def test_the_last_replica_goes_when_its_replacement_needs_its_gpus():
+    running = [view(0, TP4, 0)]
+    assert reconcile([TP1_HI] * 4, running, ["n"], [0], 4) == [RemoveReplica(0, drain=True)]
+
+
+def test_an_empty_plan_removes_every_replica():
+    running = [view(0, TP1_HI, 0), view(1, TP1_HI, 0)]
+    assert kinds(reconcile([], running, ["n"], [6], 8)) == ["RemoveReplica", "RemoveReplica"]
