@@ -256,7 +256,7 @@ class Simulation:
 
     def _progress(self, now: float, wall: float, final: bool = False) -> None:
         span = max(self.workload.duration_s, 1e-9)
-        steps = sum(r.steps for r in self.fleet.replicas.values())
+        steps = self.fleet.steps_total  # stopped replicas' steps included
         label = self.options.label or self.policy.name
         end = "\n" if final else "\r"
         sys.stderr.write(f"  {label}: simulated {now:7.0f} / {span:.0f} s "

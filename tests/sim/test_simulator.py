@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import replace
 
 import numpy as np
@@ -119,3 +121,14 @@ def test_planner_candidates_and_evaluator():
     recent = [Arrival(float(t), "default", 500, 160) for t in range(30)]
     score = evaluator(plans[0], recent, 30.0)
     assert 0.0 <= score <= 1.0 and evaluator.runs == 1
+
+
+def test_progress_counts_the_steps_of_stopped_replicas():
+    sim = Simulation(workload(duration=10.0), CLUSTER, PROFILES, POLICIES["static"])
+    summary = sim.run()
+    stepped = next(r for r in sim.fleet.live if r.steps > 0)
+    sim.fleet.stop(stepped)  # as the controller's removals do
+    progress = io.StringIO()
+    with contextlib.redirect_stderr(progress):
+        sim._progress(summary.sim_s, summary.wall_s, final=True)
+    assert f" {summary.replica_steps} steps" in progress.getvalue()
