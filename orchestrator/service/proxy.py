@@ -184,7 +184,7 @@ class Proxy:
     async def _attempt(self, routed: RoutedRequest, replica_id: int, context,
                        booking: _Booking) -> Outcome:
         endpoint = self.pool.endpoint(replica_id)
-        if endpoint is None or not self.pool.started(replica_id):
+        if endpoint is None or not self.pool.started(replica_id, endpoint.target):
             return Outcome(Kind.UNREACHABLE, "it left the replica set")
         sent_at = self.clock()
         offset_ms = (sent_at - routed.arrival_s) * 1e3
@@ -220,7 +220,7 @@ class Proxy:
             raise
         finally:
             self._attempts[replica_id].discard(attempt)
-            self.pool.ended(replica_id)
+            self.pool.ended(replica_id, endpoint.target)
             if not finished:
                 call.cancel()
 

@@ -93,19 +93,20 @@ class ReplicaPool:
 
     # ---- the event loop's side -----------------------------------------------------------------
 
-    def started(self, replica_id: int) -> bool:
+    def started(self, replica_id: int, target: str) -> bool:
         """A request of ours went to this replica; False if it has left the set meanwhile."""
         with self._lock:
             replica = self._replicas.get(replica_id)
-            if replica is None:
+            if replica is None or replica.endpoint.target != target:
                 return False
             replica.in_flight += 1
             return True
 
-    def ended(self, replica_id: int) -> None:
+    def ended(self, replica_id: int, target: str) -> None:
         with self._lock:
             replica = self._replicas.get(replica_id)
-            if replica is not None and replica.in_flight > 0:
+            # the same id at another target is a new replica: it never had this request
+            if replica is not None and replica.endpoint.target == target and replica.in_flight:
                 replica.in_flight -= 1
 
     def record_poll(self, endpoint: ReplicaEndpoint, stats: pb.StatsReply | None,
