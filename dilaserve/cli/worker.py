@@ -42,6 +42,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="torch threads (default 1, as `dilaserve profile` measures: one core per replica)",
     )
     p.add_argument(
+        "--tp",
+        type=int,
+        default=1,
+        help="tensor-parallel degree (default 1): rank 0 serves here, ranks 1..N-1 run in spawned "
+        "processes, each with --threads torch threads (docs/parallel.md)",
+    )
+    p.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="with --tp > 1: cpu (gloo) or cuda (NCCL, rank r on cuda:r)",
+    )
+    p.add_argument(
         "--gil-switch-ms",
         type=float,
         default=0.2,
@@ -82,8 +95,14 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     policy = load_policy(args.policy) if args.policy else default_policy()
-    engine = {"engine_class": NullEngine} if args.engine == "null" else {}
-    worker = load_worker(args.model, with_overrides(policy, args), args.profiles, **engine)
+    replica = _start_tp(args, with_overrides(policy, args)) if args.tp != 1 else None
+    if replica is not None:
+        worker = replica.worker
+    else:
+        if args.device != "cpu":
+            raise ValueError("--device: cuda is for --tp > 1 (a TP=1 worker runs on the CPU)")
+        engine = {"engine_class": NullEngine} if args.engine == "null" else {}
+        worker = load_worker(args.model, with_overrides(policy, args), args.profiles, **engine)
     sched = worker.policy.worker.scheduler
 
     def ready(port: int) -> None:
@@ -96,5 +115,18 @@ def run(args: argparse.Namespace) -> int:
         )
 
     asyncio.run(serve(worker, args.host, args.port, args.grace_s, on_ready=ready))
+    if replica is not None:
+        replica.close()  # Stop to the followers; an error above leaves them to die with us
     print("dilaserve worker: stopped", file=sys.stderr, flush=True)
     return 0
+
+
+def _start_tp(args: argparse.Namespace, policy: Policy):
+    if args.tp < 1:
+        raise ValueError(f"--tp: must be >= 1, got {args.tp}")
+    if args.engine == "null":
+        raise ValueError("--tp: the null engine has no model to split")
+    from worker.parallel.local import LocalRanks, start_local_tp_worker
+
+    ranks = LocalRanks(device=args.device, threads=args.threads)
+    return start_local_tp_worker(args.model, policy, args.tp, args.profiles, ranks)

@@ -96,9 +96,14 @@ def receive(group: TpGroup) -> Command:
 
 
 def follower_main(rank: int, *args, **kwargs) -> None:
-    """A spawned process's entry point: exit status 0 after Stop, 1 after any error. Ctrl-C in a
-    terminal reaches the whole process group; rank 0 handles it and then sends Stop."""
+    """A spawned process's entry point: exit status 0 after Stop, 1 after any error.
+
+    Ctrl-C, or a SIGTERM sent to the whole process group, reaches the followers too; they ignore
+    it, so that rank 0 can let the requests in flight finish (which needs every rank) and then
+    send Stop. A follower whose rank 0 is gone leaves by itself (LeaderLost); join_followers
+    kills one that does neither."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         run_follower(rank, *args, **kwargs)
     except BaseException as err:

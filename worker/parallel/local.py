@@ -12,6 +12,7 @@ or, without the serving parts (profiling, benchmarks, tests):
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import sys
 from collections.abc import Iterator
@@ -77,13 +78,14 @@ def spawn_followers(
 
 
 def join_followers(followers: list[BaseProcess], timeout_s: float = 30.0) -> list[int | None]:
-    """Wait for the followers to exit; terminate any still running after `timeout_s`."""
+    """Wait for the followers to exit; kill any still running after `timeout_s` (they ignore
+    SIGTERM, see follower_main)."""
     codes = []
     for process in followers:
         process.join(timeout_s)
         if process.is_alive():
-            print(f"dilaserve: {process.name} did not exit; terminating it", file=sys.stderr)
-            process.terminate()
+            print(f"dilaserve: {process.name} did not exit; killing it", file=sys.stderr)
+            process.kill()
             process.join(5.0)
         codes.append(process.exitcode)
     return codes
@@ -99,7 +101,9 @@ class LocalTpWorker:
         return self.tp_worker.worker
 
     def close(self, timeout_s: float = 30.0) -> list[int | None]:
-        """Stop the followers and wait for them; their exit statuses (0: left on Stop)."""
+        """Stop the followers and wait for them; their exit statuses (0: left on Stop).
+        Idempotent; also runs at interpreter exit if nobody called it (an error while serving)."""
+        atexit.unregister(self.close)
         self.tp_worker.close()
         return join_followers(self.followers, timeout_s)
 
@@ -135,7 +139,11 @@ def start_local_tp_worker(
     except BaseException:
         join_followers(followers, 0.5)
         raise
-    return LocalTpWorker(tp_worker, followers)
+    replica = LocalTpWorker(tp_worker, followers)
+    # before multiprocessing's own exit handler, which would wait for the followers forever: the
+    # heartbeat thread keeps them from timing out
+    atexit.register(replica.close)
+    return replica
 
 
 def _check_local(directory: Path, tp: int, ranks: LocalRanks) -> None:
