@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from orchestrator.service.overhead import LoadResult, closed_loop, open_loop, pooled
+from orchestrator.service.overhead import LoadResult, closed_loop, measured, open_loop, pooled
 from orchestrator.service.standalone import READY_MARK
 from worker.client.worker_process import WorkerProcess
 
@@ -65,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
         log = Path(scratch) / "processes.log"
         with WorkerProcess(["--engine", "null"], log) as worker, \
                 RouterProcess([worker.target], log) as router:
-            results = asyncio.run(_measure(args, {"direct": worker.target,
-                                                  "router": router.target}))
+            targets = {"direct": worker.target, "router": router.target}
+            pids = {"client": None, "router": router.pid, "worker": worker.pid}
+            results = asyncio.run(_measure(args, targets, pids))
     report = {"command": _command(args), **vars_of(args), **results}
     report["open_rate"] = results["open_rate"]
     print(format_report(report))
@@ -75,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _measure(args: argparse.Namespace, targets: dict[str, str]) -> dict:
+async def _measure(args: argparse.Namespace, targets: dict[str, str],
+                   pids: dict[str, int | None]) -> dict:
     load = {"prompt": PROMPT, "max_new_tokens": args.max_new_tokens, "deadline_ms": 10_000.0}
     warm = {}
     for way, target in targets.items():  # warm up: channels, caches, the step-cost model
@@ -87,12 +89,13 @@ async def _measure(args: argparse.Namespace, targets: dict[str, str]) -> dict:
     for round_index in range(args.rounds):
         ways = list(targets) if round_index % 2 == 0 else list(reversed(targets))
         for way in ways:
-            runs["concurrent"][way].append(await closed_loop(
-                targets[way], args.requests, args.concurrency, **load))
-            runs["sequential"][way].append(await closed_loop(
-                targets[way], args.latency_requests, 1, **load))
-            runs["open"][way].append(await open_loop(
-                targets[way], args.open_requests, rate, round_index, **load))
+            target = targets[way]
+            runs["concurrent"][way].append(await measured(closed_loop(
+                target, args.requests, args.concurrency, **load), pids))
+            runs["sequential"][way].append(await measured(closed_loop(
+                target, args.latency_requests, 1, **load), pids))
+            runs["open"][way].append(await measured(open_loop(
+                target, args.open_requests, rate, round_index, **load), pids))
     results: dict = {kind: {way: pooled(r) for way, r in by_way.items()}
                      for kind, by_way in runs.items()}
     results["open_rate"] = rate
@@ -119,13 +122,15 @@ def format_report(r: dict) -> str:
         f"request (CPU count {os.cpu_count()})",
         "",
         f"{'way':8s} {'load':22s} {'requests':>8s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s}"
-        f" {'errors':>7s}",
+        f" {'errors':>7s}   CPU ms per request: client / router / worker",
     ]
     label = _labels(r)
     for kind in KINDS:
         for way, p in r[kind].items():
+            cpu = p["cpu_ms_per_request"]
             lines.append(f"{way:8s} {label[kind]:22s} {p['finished']:8d} {p['throughput']:9.1f}"
-                         f" {p['p50_ms']:8.2f} {p['p99_ms']:8.2f} {sum(p['errors'].values()):7d}")
+                         f" {p['p50_ms']:8.2f} {p['p99_ms']:8.2f} {sum(p['errors'].values()):7d}"
+                         f"   {cpu['client']:.3f} / {cpu['router']:.3f} / {cpu['worker']:.3f}")
     lines += ["", "goals:"]
     lines += [f"  [{'met' if ok else 'NOT met'}] {text}" for text, ok in evaluate_goals(r)]
     return "\n".join(lines)
@@ -174,6 +179,10 @@ class RouterProcess:
                                f"see {self.log_path}")
         self.target = line.split(READY_MARK, 1)[1].strip()
         return self
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
 
     def __exit__(self, *exc: object) -> None:
         proc = self._proc

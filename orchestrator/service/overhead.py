@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import random
 import time
 from collections import Counter
@@ -30,6 +31,7 @@ class LoadResult:
     wall_s: float
     latencies_s: tuple[float, ...]  # finished requests, in order of ending
     errors: dict[str, int] = field(default_factory=dict)
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU time per process over the run
 
     @property
     def throughput(self) -> float:
@@ -43,15 +45,38 @@ def pooled(results: list[LoadResult]) -> dict:
     errors: Counter[str] = Counter()
     for r in results:
         errors.update(r.errors)
+    cpu: Counter[str] = Counter()
+    for r in results:
+        cpu.update(r.cpu_s)
+    finished = len(latencies)
     return {
         "requests": sum(r.requests for r in results),
-        "finished": len(latencies),
+        "finished": finished,
+        "cpu_ms_per_request": {name: t * 1e3 / finished for name, t in cpu.items()} if finished
+        else {},
         "wall_s": wall,
         "throughput": len(latencies) / wall if wall > 0 else math.nan,
         "p50_ms": percentile(latencies, 0.5) * 1e3,
         "p99_ms": percentile(latencies, 0.99) * 1e3,
         "errors": dict(errors),
     }
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process (Linux /proc; this process when pid is None)."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measured(run, processes: dict[str, int | None]) -> LoadResult:
+    """Run a load (a coroutine giving a LoadResult) and add each process's CPU time over it."""
+    before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+    result = await run
+    cpu = {name: cpu_seconds(pid) - before[name] for name, pid in processes.items()}
+    return LoadResult(result.requests, result.wall_s, result.latencies_s, result.errors, cpu)
 
 
 class _Caller:

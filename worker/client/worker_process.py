@@ -42,6 +42,10 @@ class WorkerProcess:
     def __exit__(self, *exc: object) -> None:
         self._stop()
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     def _stop(self) -> None:
         proc = self._proc
         if proc is not None and proc.poll() is None:
