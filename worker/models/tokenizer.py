@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,7 @@ class CharTokenizer:
         return "".join(out)
 
     def _index(self) -> dict[str, int]:
-        return {c: i + len(SPECIALS) for i, c in enumerate(self.chars)}
+        return _char_index(self.chars)
 
     def save(self, path: Path) -> None:
         data = {"type": "char", "specials": list(SPECIALS), "chars": self.chars}
@@ -61,3 +62,10 @@ class CharTokenizer:
         if data.get("type") != "char" or tuple(data.get("specials", ())) != SPECIALS:
             raise ValueError(f"{path}: not a dilaserve character tokenizer")
         return cls(chars=data["chars"])
+
+
+@functools.lru_cache(maxsize=8)
+def _char_index(chars: str) -> dict[str, int]:
+    """Built once per character set: encode runs for every request a worker or router takes.
+    Callers only read it."""
+    return {c: i + len(SPECIALS) for i, c in enumerate(chars)}
