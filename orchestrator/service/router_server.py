@@ -177,10 +177,11 @@ class RouterServer:
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
         try:
-            server, health_servicer = await self._start_grpc()
             if self.metrics_port is not None:
                 self.metrics_port = self.metrics.serve(self.host, self.metrics_port)
+            server, health_servicer = await self._start_grpc()
         except BaseException as err:
+            self.metrics.stop()
             self._error = err
             self._ready.set()
             return
