@@ -11,6 +11,7 @@ from pathlib import Path
 from dilaserve.policy import Policy, default_policy, load_policy
 from worker.engine.null_engine import NullEngine
 from worker.scheduler import LOAD_CONTROLS, ORDERINGS
+from worker.service.metrics import serve_metrics
 from worker.service.server import serve
 from worker.service.setup import load_worker
 
@@ -22,6 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profiles", type=Path, help="profile directory (default: MODEL/profiles)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=50051, help="port (0: any free one)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve Prometheus metrics (dilaserve_worker_*) at http://HOST:PORT/metrics on the "
+        "same host (default 0: off)",
+    )
     p.add_argument(
         "--engine",
         choices=("model", "null"),
@@ -84,6 +92,10 @@ def with_overrides(policy: Policy, args: argparse.Namespace) -> Policy:
 def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port < 65536:
         raise ValueError(f"--port: must be in [0, 65535], got {args.port}")
+    if not 0 <= args.metrics_port < 65536 or (args.metrics_port and args.metrics_port == args.port):
+        raise ValueError(
+            f"--metrics-port: must be in [0, 65535] and not --port, got {args.metrics_port}"
+        )
     if args.grace_s < 0:
         raise ValueError("--grace-s: must be >= 0")
     if args.threads <= 0:
@@ -104,6 +116,15 @@ def run(args: argparse.Namespace) -> int:
         engine = {"engine_class": NullEngine} if args.engine == "null" else {}
         worker = load_worker(args.model, with_overrides(policy, args), args.profiles, **engine)
     sched = worker.policy.worker.scheduler
+    metrics = None
+    if args.metrics_port:
+        try:
+            metrics = serve_metrics(worker, args.host, args.metrics_port)
+        except OSError as err:
+            raise ValueError(
+                f"--metrics-port: cannot listen on {args.host}:{args.metrics_port}: "
+                f"{err.strerror or err}"
+            ) from None
 
     def ready(port: int) -> None:
         print(
@@ -113,8 +134,17 @@ def run(args: argparse.Namespace) -> int:
             f"{', null engine: no model compute' if args.engine == 'null' else ''})",
             flush=True,
         )
+        if metrics is not None:
+            print(
+                f"dilaserve worker: metrics on http://{args.host}:{metrics.port}/metrics",
+                flush=True,
+            )
 
-    asyncio.run(serve(worker, args.host, args.port, args.grace_s, on_ready=ready))
+    try:
+        asyncio.run(serve(worker, args.host, args.port, args.grace_s, on_ready=ready))
+    finally:
+        if metrics is not None:
+            metrics.stop()
     if replica is not None:
         replica.close()  # Stop to the followers; an error above leaves them to die with us
     print("dilaserve worker: stopped", file=sys.stderr, flush=True)

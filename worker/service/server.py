@@ -44,6 +44,7 @@ class WorkerServer:
             self.worker.replica,
             self.worker.model_name,
             on_drain=self._on_drain,
+            metrics=self.worker.metrics,
         )
         pb_grpc.add_GenerateServicer_to_server(servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

@@ -22,6 +22,7 @@ from worker.scheduler.predictor import profiled_rate
 from worker.service.convert import STATUS, final_message, partial_message, stats_message
 from worker.service.events import Event, FailedResult, FinalResult, PartialResult
 from worker.service.loop import ServingLoop
+from worker.service.metrics import WorkerMetrics
 from worker.service.validation import InvalidRequest, RequestValidator
 
 
@@ -55,8 +56,10 @@ class GenerateServicer(pb_grpc.GenerateServicer):
         replica: ReplicaState,
         model_name: str,
         on_drain: Callable[[bool], None] = lambda draining: None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.loop = loop
+        self.metrics = metrics
         self.validator = validator
         self.replica = replica
         self.model_name = model_name
@@ -69,6 +72,8 @@ class GenerateServicer(pb_grpc.GenerateServicer):
     ) -> AsyncIterator[pb.GenerateResponse]:
         arrival = time.monotonic()
         if self.replica.draining:
+            if self.metrics is not None:
+                self.metrics.on_refused("draining")
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE, "worker is draining: not admitting new requests"
             )
@@ -77,9 +82,12 @@ class GenerateServicer(pb_grpc.GenerateServicer):
                 request, arrival, context.time_remaining(), self.replica.threshold_range
             )
         except InvalidRequest as err:
+            if self.metrics is not None:
+                self.metrics.on_refused("invalid")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         sink = AsyncSink()
-        self.loop.submit(prepared, sink)
+        counted = self.metrics.observing(prepared.slo_class, sink) if self.metrics else None
+        self.loop.submit(prepared, counted or sink)
         ended = False
         try:
             while True:
@@ -96,6 +104,8 @@ class GenerateServicer(pb_grpc.GenerateServicer):
         finally:
             if not ended:
                 self.loop.cancel(prepared.spec.request_id)
+                if counted is not None:
+                    counted.client_gone()
 
     async def Stats(
         self, request: pb.StatsRequest, context: grpc.aio.ServicerContext

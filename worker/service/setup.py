@@ -23,6 +23,7 @@ from worker.profiles.quality import QualityProfile
 from worker.profiles.step_cost import StepCostModel, StepCostProfile
 from worker.scheduler import Scheduler
 from worker.service.loop import ServingLoop
+from worker.service.metrics import WorkerMetrics
 from worker.service.servicer import ReplicaState
 from worker.service.validation import ModelFacts, RequestValidator
 
@@ -39,6 +40,7 @@ class Worker:
     replica: ReplicaState
     model_name: str
     policy: Policy
+    metrics: WorkerMetrics | None = None  # Prometheus (`metrics.serve_metrics`); None: off
 
 
 def build_worker(
