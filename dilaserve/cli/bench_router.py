@@ -7,6 +7,10 @@ latency is concurrency / throughput by Little's law), closed loop at concurrency
 and open-loop Poisson arrivals at one fixed rate both ways carry (default: half the router's
 warm-up throughput): latency under load without saturation. Goals (issue 6): router throughput
 >= 0.6x direct; <= 2 ms added p99.
+
+By default the processes share every CPU, so on a small machine the router's work is taken from
+the client's and the worker's. --pin puts the client and the worker on CPU 0 and the router on
+CPU 1, both ways: the router then has a core of its own, as when it runs on its own host.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="per request (default 32: one block, one Partial and the Final)")
     p.add_argument("--quick", action="store_true", help="300 requests, 100 at concurrency 1, "
                    "200 open loop, 1 round")
+    p.add_argument("--pin", action="store_true",
+                   help="client and worker on CPU 0, router on CPU 1 (Linux, >= 2 CPUs)")
     p.add_argument("--json", type=Path, help="also write the results here")
     p.set_defaults(func=run)
 
@@ -61,10 +67,15 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--{name.replace('_', '-')}: must be >= 1")
     if args.open_rate is not None and not args.open_rate > 0:
         raise ValueError("--open-rate: must be > 0")
+    if args.pin and (not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2):
+        raise ValueError("--pin: needs Linux and at least 2 CPUs")
     with tempfile.TemporaryDirectory(prefix="dilaserve-bench-router-") as scratch:
         log = Path(scratch) / "processes.log"
         with WorkerProcess(["--engine", "null"], log) as worker, \
                 RouterProcess([worker.target], log) as router:
+            if args.pin:
+                for pid, cpu in ((os.getpid(), 0), (worker.pid, 0), (router.pid, 1)):
+                    pin(pid, {cpu})
             targets = {"direct": worker.target, "router": router.target}
             pids = {"client": None, "router": router.pid, "worker": worker.pid}
             results = asyncio.run(_measure(args, targets, pids))
@@ -102,16 +113,23 @@ async def _measure(args: argparse.Namespace, targets: dict[str, str],
     return results
 
 
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of the process onto these CPUs (threads it starts later inherit it)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), cpus)
+
+
 def vars_of(args: argparse.Namespace) -> dict:
     return {k: getattr(args, k) for k in ("requests", "concurrency", "latency_requests",
-                                          "open_requests", "rounds", "max_new_tokens")}
+                                          "open_requests", "rounds", "max_new_tokens", "pin")}
 
 
 def _command(args: argparse.Namespace) -> str:
     rate = f" --open-rate {args.open_rate:g}" if args.open_rate else ""
     return (f"dilaserve bench-router --requests {args.requests} --concurrency {args.concurrency}"
             f" --latency-requests {args.latency_requests} --open-requests {args.open_requests}"
-            f"{rate} --rounds {args.rounds} --max-new-tokens {args.max_new_tokens}")
+            f"{rate} --rounds {args.rounds} --max-new-tokens {args.max_new_tokens}"
+            f"{' --pin' if args.pin else ''}")
 
 
 def format_report(r: dict) -> str:
@@ -119,7 +137,9 @@ def format_report(r: dict) -> str:
         f"reproduce: {r['command']}",
         f"client -> worker (null engine) vs client -> router -> worker, separate processes on "
         f"127.0.0.1; {r['rounds']} alternating round(s); {r['max_new_tokens']} new tokens a "
-        f"request (CPU count {os.cpu_count()})",
+        f"request; {os.cpu_count()} CPUs, "
+        + ("client and worker pinned to CPU 0, router to CPU 1" if r["pin"]
+           else "shared by all three processes"),
         "",
         f"{'way':8s} {'load':22s} {'requests':>8s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s}"
         f" {'errors':>7s}   CPU ms per request: client / router / worker",
