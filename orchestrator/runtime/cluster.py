@@ -62,8 +62,10 @@ def start_cluster(cluster_policy: ClusterPolicy, address: str | None = None,
         options = dict(name=CONTROLLER_NAME, namespace=NAMESPACE, num_cpus=0, max_concurrency=8)
         if address is not None:
             options["lifetime"] = "detached"
+        # the embedded default keeps everything on loopback; on a cluster replicas bind their IP
+        host = "127.0.0.1" if address is None else None
         controller = ray.remote(ControllerActor).options(**options).remote(
-            cluster_policy, policy_path, planner_factory)
+            cluster_policy, policy_path, planner_factory, host)
         target = ray.get(controller.start.remote())
     except BaseException:
         if controller is not None:

@@ -51,7 +51,7 @@ def describe_plan(record: PlanRecord) -> str:
 
 class ControllerActor:
     def __init__(self, cluster_policy: ClusterPolicy, policy_path: str | None = None,
-                 planner_factory: PlannerFactory | None = None, host: str = "127.0.0.1") -> None:
+                 planner_factory: PlannerFactory | None = None, host: str | None = None) -> None:
         self.cluster_policy = cluster_policy
         self.policy_path = policy_path
         self.planner_factory = planner_factory or LivePlanner
@@ -73,8 +73,12 @@ class ControllerActor:
         import ray
 
         from orchestrator.runtime.fleet import LiveFleet
+        from orchestrator.runtime.ray_env import is_local_cluster
         from orchestrator.runtime.router_actor import RouterActor
         from orchestrator.runtime.shape import cluster_shape
+
+        if self.host is None:  # replicas bind loopback on the embedded default, else their IP
+            self.host = "127.0.0.1" if is_local_cluster() else "auto"
 
         policy, settings = self.cluster_policy.policy, self.cluster_policy.cluster
         self.profiles = _load_profiles(settings)
@@ -94,7 +98,8 @@ class ControllerActor:
             from dilaserve.policy.watcher import PolicyWatcher
 
             self.watcher = PolicyWatcher(Path(self.policy_path))
-            self.watcher.poll()  # the running policy's file: not a change
+            self.watcher.load()  # the file as it is now is the running policy, not a change
+            self.watcher.running = self.cluster_policy
         self._thread = threading.Thread(target=self._main, name="dilaserve-controller",
                                         daemon=True)
         self._thread.start()
@@ -173,9 +178,11 @@ class ControllerActor:
         result = self.watcher.poll()
         if result is None:
             return
-        if result.error:
-            self._log(f"policy reload rejected, the running policy stays: {result.error}")
+        if not result.ok:
+            self._log(f"policy reload rejected, the running policy stays: "
+                      f"{' | '.join(result.error.splitlines())}")
             return
+        self._log(result.message())
         self.apply_policy(result.policy, "policy file reloaded")
 
     def apply_policy(self, cluster_policy: ClusterPolicy, reason: str = "policy changed") -> None:
@@ -223,6 +230,12 @@ class ControllerActor:
                 return True
             time.sleep(0.2)
         return False
+
+    def replica(self, replica_id: int):
+        """A replica's actor handle (for operators' tools and tests; None: no such replica)."""
+        with self._lock:
+            r = self.fleet.replicas.get(replica_id) if self.fleet else None
+            return r.actor if r is not None else None
 
     def summary(self) -> dict:
         import ray

@@ -162,7 +162,7 @@ class LiveFleet:
         actor_class = self.ray.remote(ReplicaActor)
         replica.actor = actor_class.options(scheduling_strategy=strategy, max_restarts=0,
                                             **options).remote(
-            replica.replica_id, self.cluster, self.policy, replica.config, self.host)
+            replica.replica_id, self.cluster, self.policy, replica.config, self.host, options)
         replica.starting = replica.actor.start.remote()
         replica.phase = Phase.LOADING
         replica.since = self.clock()

@@ -1,6 +1,13 @@
 """A Ray actor that serves one model replica: it loads the worker (model, profiles, the policy
 with the replica's planned threshold range and block size) and runs its gRPC service, reporting
-the address the router reaches it on. The controller starts it inside its placement group."""
+the address the router reaches it on. The controller starts it in bundle 0 of the replica's
+placement group.
+
+A tensor-parallel replica (TP > 1) is one actor per rank in that one STRICT_PACK group: this
+actor is rank 0 (scheduler and gRPC service); it starts a `RankActor` in each other bundle, which
+follows rank 0's step plans (`worker.parallel`) until rank 0 stops or is lost. The rank actors are
+owned by rank 0, so Ray ends them with it.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +30,7 @@ def replica_policy(policy: Policy, config: ReplicaConfig) -> Policy:
 
 class ReplicaActor:
     def __init__(self, replica_id: int, cluster: ClusterSettings, policy: Policy,
-                 config: ReplicaConfig, host: str) -> None:
+                 config: ReplicaConfig, host: str, rank_options: dict | None = None) -> None:
         self.replica_id = replica_id
         self.cluster = cluster
         self.config = config
@@ -31,6 +38,9 @@ class ReplicaActor:
         self.host = host
         self._server = None
         self._worker = None
+        self._tp_worker = None
+        self._ranks: list = []
+        self.rank_options = rank_options or {}  # what each rank actor takes from its bundle
 
     def start(self) -> str:
         """Load and serve; returns "host:port" once the service answers (health SERVING)."""
@@ -40,11 +50,46 @@ class ReplicaActor:
         from worker.service.setup import load_worker
 
         torch.set_num_threads(self.cluster.cpu_threads)
+        if self.host == "auto":  # a cluster: the router on another node must reach it
+            import ray
+
+            self.host = ray.util.get_node_ip_address()
         profiles = Path(self.cluster.profiles) if self.cluster.profiles else None
-        self._worker = load_worker(self.cluster.model, self.policy, profiles)
+        if self.config.tp == 1:
+            self._worker = load_worker(self.cluster.model, self.policy, profiles)
+        else:
+            self._worker = self._start_tensor_parallel(profiles)
         self._server = ServerThread(self._worker, self.host, 0)
         port = self._server.start()
         return f"{self.host}:{port}"
+
+    def _start_tensor_parallel(self, profiles: Path | None):
+        import ray
+        import torch
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        from worker.parallel import build_tp_worker
+
+        tp = self.config.tp
+        device, dtype = device_and_dtype(torch.cuda.is_available())
+        init_method = rendezvous_address(self.host)
+        group = ray.util.get_current_placement_group()
+        if group is None:
+            raise RuntimeError("a tensor-parallel replica must run in its placement group")
+        options = self.rank_options
+        rank_class = ray.remote(RankActor)
+        self._ranks = []
+        for rank in range(1, tp):
+            strategy = PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=rank)
+            actor = rank_class.options(scheduling_strategy=strategy, max_restarts=0,
+                                       **options).remote()
+            # not awaited: the followers meet rank 0 inside build_tp_worker
+            actor.run.remote(rank, tp, init_method, self.cluster.model, device, dtype,
+                             self.cluster.cpu_threads)
+            self._ranks.append(actor)
+        self._tp_worker = build_tp_worker(self.cluster.model, self.policy, tp, init_method,
+                                          profiles, device=device, dtype=dtype)
+        return self._tp_worker.worker
 
     def set_policy(self, policy: Policy) -> None:
         """A reloaded policy's classes for requests that arrive from now on (in-flight requests
@@ -62,3 +107,31 @@ class ReplicaActor:
         if self._server is not None:
             self._server.stop(grace_s)
             self._server = None
+        if self._tp_worker is not None:
+            self._tp_worker.close()  # tells the followers to stop; their run() returns
+            self._tp_worker = None
+
+
+class RankActor:
+    """A TP rank > 0: loads its shard and executes the steps rank 0 announces."""
+
+    def run(self, rank: int, tp: int, init_method: str, model: str | None, device: str,
+            dtype: str, threads: int) -> None:
+        from worker.parallel import run_follower
+
+        run_follower(rank, tp, init_method, model, device=device, dtype=dtype, threads=threads)
+
+
+def device_and_dtype(cuda: bool) -> tuple[str, str]:
+    """Each rank actor sees its own GPU as "cuda"; bfloat16 there (LLaDA's), float32 on CPU
+    (what the shipped model's profiles were measured in)."""
+    return ("cuda", "bfloat16") if cuda else ("cpu", "float32")
+
+
+def rendezvous_address(host: str) -> str:
+    """tcp://HOST:PORT with a port free on this node, for the replica's process groups."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return f"tcp://{host}:{s.getsockname()[1]}"

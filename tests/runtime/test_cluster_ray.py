@@ -1,0 +1,211 @@
+"""The live cluster on a local Ray with 4 fake GPUs (CPU execution of the shipped model): the
+controller places replicas in placement groups, the router serves through them, and
+reconfiguration, policy reload and a replica's death lose no request.
+
+One cluster for the module (starting one costs ~15 s here); the tests run in file order and
+each leaves it serving. The planner is injected (a rule on the observed rate) so that the plans
+are known; what is under test is the runtime executing them, not the solver's choices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from orchestrator.runtime.cluster import start_cluster  # noqa: E402
+from orchestrator.runtime.ray_env import LOCAL_ENV  # noqa: E402
+from solver.plan import ClassOutcome, Plan, ReplicaGroup, Route  # noqa: E402
+from worker.client.loadgen import Job, replay  # noqa: E402
+from worker.client.sync_client import WorkerClient  # noqa: E402
+from worker.models import tasks  # noqa: E402
+
+pytestmark = pytest.mark.timeout(600)
+
+HW = "cpu-x86_64-1threads"
+NODE = f"{HW}x4"
+LOW_LOAD = 0.5  # req/s: below it the planner wants 4 replicas at tau 0.9, above it 2
+
+POLICY = """
+version: 1
+default_class: standard
+classes:
+  - name: standard
+    deadline: {{ms: 20000}}
+    quality_floor: {{min_threshold: 0.5}}
+  - name: batch
+    best_effort: true
+worker:
+  block_size: 32
+  max_new_tokens: 64
+cluster:
+  nodes: [{{type: {hw}, count: 1, gpus_per_node: 4}}]
+  max_tp: {max_tp}
+  thresholds: {thresholds}
+  router: {{port: 0}}
+  reconfigure: {{period_s: 1, min_interval_s: 0, drift: 0.5, window_s: 6,
+                drain_timeout_s: 30, placement_timeout_s: 120}}
+"""
+
+
+def write_policy(path: Path, thresholds: str, max_tp: int = 1) -> None:
+    path.write_text(POLICY.format(hw=HW, thresholds=thresholds, max_tp=max_tp))
+
+
+class RateRulePlanner:
+    """Before any load: 4 x TP1 at tau 0.9; once loaded (and from then on, so that the tests
+    do not race the rate estimate falling between them): 2 x TP1 whose threshold range spans
+    the policy's levels, TP2 when the policy allows it."""
+
+    def __init__(self, cluster, profiles, policy, settings) -> None:
+        self.levels = sorted(settings.thresholds)
+        self.tp = min(2, settings.max_tp)
+
+    def __call__(self, workload, current):
+        rate = sum(c.rate for c in workload.classes)
+        loaded_before = current is not None and sum(g.count for g in current.groups) == 2
+        if rate < LOW_LOAD and not loaded_before:
+            group = ReplicaGroup(NODE, HW, 1, 0.9, 0.9, 32, 4)
+        else:
+            group = ReplicaGroup(NODE, HW, self.tp, self.levels[0], self.levels[-1], 32, 2)
+        routes = tuple(Route(c.name, 0, c.rate, 1.0, 0.99) for c in workload.classes)
+        outcomes = tuple(ClassOutcome(c.name, c.rate, c.rate, c.deadline_s, 0.9, 0.99,
+                                      c.rate * 0.99, False) for c in workload.classes)
+        return [Plan((group,), routes, outcomes, "optimal", "rule", 0.0, 0.0, 1.0, 0.0, 0.0,
+                     group.count * group.tp, 4, 0.0)]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    for key, value in LOCAL_ENV.items():
+        import os
+
+        os.environ.setdefault(key, value)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    from dilaserve.policy.cluster_loader import load_cluster_policy
+
+    path = tmp_path_factory.mktemp("policy") / "policy.yaml"
+    write_policy(path, "[0.9, 0.8, 0.7]")
+    ray.init(num_cpus=2, num_gpus=4, include_dashboard=False, namespace="dilaserve",
+             _node_ip_address="127.0.0.1", configure_logging=False, log_to_driver=False)
+    handle = start_cluster(load_cluster_policy(path), None, str(path),
+                           planner_factory=RateRulePlanner)
+    handle.policy_path = path
+    try:
+        assert handle.wait_ready(240), handle.summary()
+        yield handle
+    finally:
+        handle.stop(2.0)
+        ray.shutdown()
+
+
+def replicas(handle) -> list[dict]:
+    return handle.summary()["replicas"]
+
+
+def wait_for(predicate, timeout_s: float, what: str, handle):
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}: {handle.summary()}")
+
+
+def jobs(count: int, gap_s: float, deadline_ms: float | None = None) -> list[Job]:
+    examples = tasks.heldout_set(count // len(tasks.TASKS) + 1)[:count]
+    return [Job(i * gap_s, ex.task, ex.prompt, ex.answer, deadline_ms)
+            for i, ex in enumerate(examples)]
+
+
+def assert_none_lost(outcomes, allowed=("met", "late")) -> None:
+    bad = [(o.status, o.prompt) for o in outcomes if o.status not in allowed]
+    assert not bad, bad
+
+
+def test_cold_start_places_four_replicas_in_their_own_placement_groups(cluster):
+    reps = replicas(cluster)
+    assert len(reps) == 4 and all(r["phase"] == "active" for r in reps)
+    assert {(r["threshold_min"], r["threshold_max"]) for r in reps} == {(0.9, 0.9)}
+    groups = [g for g in ray.util.placement_group_table().values()
+              if g["name"].startswith("dilaserve-replica-") and g["state"] == "CREATED"]
+    assert len(groups) == 4
+    assert all(g["strategy"] == "STRICT_PACK" and len(g["bundles"]) == 1 for g in groups)
+    # through the router: a request is served and says which replica served it
+    with WorkerClient(cluster.target) as client:
+        result = client.generate("add:0012+0034=", 32, timeout=60)
+    assert result.text == "00046"
+
+
+def test_load_change_moves_to_two_replicas_with_new_thresholds_losing_nothing(cluster):
+    # ~4 req/s for 12 s: the controller sees the load, re-plans to 2 replicas, drains two
+    outcomes = asyncio.run(replay(cluster.target, jobs(48, 0.25), 32))
+    assert_none_lost(outcomes)
+    wait_for(lambda: len(replicas(cluster)) == 2, 60, "the drain to 2 replicas", cluster)
+    reps = replicas(cluster)
+    assert {(r["threshold_min"], r["threshold_max"]) for r in reps} == {(0.7, 0.9)}
+    stats = WorkerClient(cluster.target).stats()
+    assert {(round(r.min_threshold, 3), round(r.max_threshold, 3)) for r in stats.replicas} \
+        == {(0.7, 0.9)}
+
+
+def test_policy_reload_changes_thresholds_live(cluster):
+    write_policy(cluster.policy_path, "[0.9, 0.8, 0.6]")
+    outcomes = asyncio.run(replay(cluster.target, jobs(16, 0.25), 32))  # keeps load up
+    assert_none_lost(outcomes)
+    wait_for(lambda: {(r["threshold_min"], r["threshold_max"]) for r in replicas(cluster)}
+             == {(0.6, 0.9)}, 60, "thresholds 0.6-0.9", cluster)
+    assert any("policy applied" in line for line in cluster.summary()["log"])
+
+
+def test_bad_policy_is_rejected_naming_the_field_and_the_old_one_keeps_serving(cluster):
+    write_policy(cluster.policy_path, "[0.9, 1.7]")
+    wait_for(lambda: any("reload rejected" in line and "thresholds" in line
+                         for line in cluster.summary()["log"]), 30, "the rejection", cluster)
+    outcomes = asyncio.run(replay(cluster.target, jobs(8, 0.2), 32))
+    assert_none_lost(outcomes)
+    assert {(r["threshold_min"], r["threshold_max"]) for r in replicas(cluster)} == {(0.6, 0.9)}
+    write_policy(cluster.policy_path, "[0.9, 0.8, 0.6]")  # back to the running policy
+
+
+def test_a_killed_replica_loses_no_request_and_the_plan_is_restored(cluster):
+    victim = replicas(cluster)[0]["id"]
+    work = jobs(24, 0.1, deadline_ms=30000)
+
+    async def run_and_kill():
+        replaying = asyncio.create_task(replay(cluster.target, work, 32))
+        await asyncio.sleep(0.8)
+        ray.kill(ray.get(cluster.controller.replica.remote(victim)))
+        return await replaying
+
+    outcomes = asyncio.run(run_and_kill())
+    # every request ends: served (maybe restarted elsewhere) or an explicit error status
+    assert len(outcomes) == len(work)
+    assert all(o.status in ("met", "late", "UNAVAILABLE", "expired") for o in outcomes), \
+        [o.status for o in outcomes]
+    assert sum(o.status == "met" for o in outcomes) >= len(work) // 2
+    wait_for(lambda: victim not in {r["id"] for r in replicas(cluster)}
+             and len(replicas(cluster)) == 2
+             and all(r["phase"] == "active" for r in replicas(cluster)),
+             120, "the plan restored", cluster)
+    assert any(f"replica {victim}: died" in line for line in cluster.summary()["log"])
+
+
+def test_tp2_plan_replaces_tp1_replicas_losing_nothing(cluster):
+    """4 x TP1 (cold start) -> 2 x TP1 (load) happened above; now the policy allows TP2 and the
+    plan becomes 2 x TP2: rank actors in STRICT_PACK groups of two bundles, gloo between them."""
+    write_policy(cluster.policy_path, "[0.9, 0.8, 0.6]", max_tp=2)
+    outcomes = asyncio.run(replay(cluster.target, jobs(40, 0.25), 32))
+    assert_none_lost(outcomes)
+    wait_for(lambda: [(r["tp"], r["phase"]) for r in replicas(cluster)]
+             == [(2, "active"), (2, "active")], 180, "2 x TP2 serving", cluster)
+    groups = [g for g in ray.util.placement_group_table().values()
+              if g["name"].startswith("dilaserve-replica-") and g["state"] == "CREATED"]
+    assert sorted(len(g["bundles"]) for g in groups) == [2, 2]
+    with WorkerClient(cluster.target) as client:
+        assert client.generate("add:0012+0034=", 32, timeout=60).text == "00046"
