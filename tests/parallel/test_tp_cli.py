@@ -1,5 +1,6 @@
 """The TP command-line options: clear errors before any process starts, and `dilaserve worker
---tp 2` serving and stopping cleanly when its whole process group gets SIGTERM."""
+--tp 2` (rank 0 serving gRPC, rank 1 spawned) answering like a one-device worker and stopping
+cleanly when its whole process group gets SIGTERM."""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ import time
 import pytest
 
 from dilaserve.cli.main import main
+from dilaserve.policy import default_policy
 from worker.client import WorkerClient
 from worker.client.worker_process import READY_MARK
+from worker.models import tasks
+from worker.service.server import ServerThread
+from worker.service.setup import load_worker
 
 
 @pytest.mark.parametrize(
@@ -34,7 +39,19 @@ def test_bad_tp_arguments_are_clear_errors(argv, field, capsys):
     assert "error:" in err and field in err and "Traceback" not in err
 
 
-def test_worker_tp2_serves_and_stops_on_a_group_sigterm(tmp_path):
+def _tp1_answers(prompts: list[str]) -> list[str]:
+    server = ServerThread(load_worker(None, default_policy()))
+    server.start()
+    try:
+        with WorkerClient(server.target) as client:
+            return [client.generate(p, 32, timeout=60).text for p in prompts]
+    finally:
+        server.stop(grace_s=1.0)
+
+
+def test_worker_tp2_serves_like_tp1_and_stops_on_a_group_sigterm(tmp_path):
+    examples = tasks.heldout_set(2)
+    prompts = [ex.prompt for ex in examples]
     command = [sys.executable, "-m", "dilaserve.cli.main", "worker", "--tp", "2", "--port", "0"]
     log = open(tmp_path / "worker.log", "w")
     worker = subprocess.Popen(
@@ -46,7 +63,9 @@ def test_worker_tp2_serves_and_stops_on_a_group_sigterm(tmp_path):
         assert READY_MARK in line, (tmp_path / "worker.log").read_text()
         target = line.split(" on ", 1)[1].split()[0]
         with WorkerClient(target) as client:
-            assert client.generate("sort:3141>", 16, timeout=60).text == "1134"
+            answers = [client.generate(p, 32, timeout=60).text for p in prompts]
+        assert answers == _tp1_answers(prompts)  # one request at a time: the same settings
+        assert sum(a == ex.answer for a, ex in zip(answers, examples)) >= len(examples) // 2
         os.killpg(worker.pid, signal.SIGTERM)  # what a terminal or a supervisor sends
         assert worker.wait(timeout=30) == 0
     finally:

@@ -7,14 +7,18 @@ from __future__ import annotations
 import time
 
 import pytest
+import torch
 
 from tests.parallel.scenario import Script, drive, mixed_script
 from tests.parallel.tp_helpers import HEARTBEAT_S, TIMEOUT_S, local_replica
 from worker.engine.engine import DenoisingEngine, EngineConfig
 from worker.engine.step_types import AdmitRow, DecodeSettings, StepPlan
+from worker.models.checkpoint import save_model
 from worker.models.shipped import load
 from worker.parallel.engine import TensorParallelEngine
-from worker.parallel.local import join_followers
+from worker.parallel.group import local_init_method
+from worker.parallel.local import LocalRanks, join_followers, spawn_followers
+from worker.parallel.rank0 import start_rank0
 
 LIMITS = EngineConfig(max_rows=8)
 
@@ -86,3 +90,28 @@ def test_stop_ends_the_followers_cleanly(replica):
     assert join_followers(followers, 20.0) == [0]  # exit status 0: they left on Stop
     assert time.monotonic() - started < 10.0
     rank0.close()  # idempotent; the fixture closes again
+
+
+def test_followers_adopt_rank0_tokens_even_when_their_head_disagrees(shipped, tmp_path):
+    """Rank 1 gets a checkpoint whose LM head is negated: left to itself it would commit other
+    tokens, and its next forwards (so rank 0's all-reduced states) would drift from TP=1."""
+    model, tok = shipped
+    wrong = load()[0]
+    with torch.no_grad():
+        wrong.lm_head.weight.neg_()
+    save_model(wrong, tmp_path, tok)
+    init_method = local_init_method()
+    ranks = LocalRanks(timeout_s=TIMEOUT_S, start_timeout_s=60.0)
+    followers = spawn_followers(2, init_method, tmp_path, ranks)
+    try:
+        rank0 = start_rank0(2, init_method, timeout_s=TIMEOUT_S, start_timeout_s=60.0)
+    except BaseException:
+        join_followers(followers, 1.0)
+        raise
+    try:
+        script = mixed_script(tok)
+        engine = TensorParallelEngine(rank0.model, LIMITS, rank0.leader)
+        assert drive(engine, script) == _reference(shipped, script)
+    finally:
+        rank0.close()
+        assert join_followers(followers, 20.0) == [0]
