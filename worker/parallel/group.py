@@ -68,7 +68,8 @@ def init_tp_group(
             raise ValueError(f"tp: {name} must be positive, got {value}")
     device = torch.device(device)
     if device.type == "cuda":
-        torch.cuda.set_device(device)
+        if device.index is not None:  # "cuda" alone: the current device (a Ray actor's own GPU)
+            torch.cuda.set_device(device)
         device = torch.device("cuda", torch.cuda.current_device())
     elif device.type != "cpu":
         raise ValueError(f"tp: device must be cpu or cuda, got {device}")
