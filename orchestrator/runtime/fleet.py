@@ -57,6 +57,7 @@ class LiveReplica:
     starting: object = None  # ObjectRef of actor.start()
     ping: object = None  # ObjectRef of the last actor.ping()
     target: str = ""
+    metrics: str = ""  # host:port of the worker's Prometheus endpoint, if it serves one
     resources: object = None  # placement.ReplicaResources
     history: list[str] = field(default_factory=list)
 
@@ -238,6 +239,7 @@ class LiveFleet:
                         self._note(replica, f"failed to start: {_first_line(err)}")
                         self._stop(replica)
                         continue
+                    replica.metrics = self.call(replica.actor.metrics_address.remote())
                     replica.phase = Phase.ACTIVE
                     replica.since = now
                     self._note(replica, f"serving on {replica.target}")
@@ -309,7 +311,8 @@ class LiveFleet:
         return [{"id": r.replica_id, "config": r.config.describe(), "tp": r.config.tp,
                  "threshold_min": r.config.threshold_min,
                  "threshold_max": r.config.threshold_max, "node": r.node,
-                 "phase": str(r.phase), "target": r.target, "history": r.history[-5:]}
+                 "phase": str(r.phase), "target": r.target, "metrics": r.metrics,
+                 "history": r.history[-5:]}
                 for r in sorted(self.replicas.values(), key=lambda r: r.replica_id)]
 
 

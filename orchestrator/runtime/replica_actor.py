@@ -39,6 +39,7 @@ class ReplicaActor:
         self._server = None
         self._worker = None
         self._tp_worker = None
+        self._metrics = None
         self._ranks: list = []
         self.rank_options = rank_options or {}  # what each rank actor takes from its bundle
 
@@ -59,9 +60,17 @@ class ReplicaActor:
             self._worker = load_worker(self.cluster.model, self.policy, profiles)
         else:
             self._worker = self._start_tensor_parallel(profiles)
+        if self.cluster.metrics_port is not None:  # the cluster is scraped: so is each worker
+            from worker.service.metrics import serve_metrics
+
+            self._metrics = serve_metrics(self._worker, self.host, 0)
         self._server = ServerThread(self._worker, self.host, 0)
         port = self._server.start()
         return f"{self.host}:{port}"
+
+    def metrics_address(self) -> str:
+        """host:port of this worker's Prometheus endpoint ("" when the policy has none)."""
+        return f"{self.host}:{self._metrics.port}" if self._metrics is not None else ""
 
     def _start_tensor_parallel(self, profiles: Path | None):
         import ray
@@ -107,6 +116,9 @@ class ReplicaActor:
         if self._server is not None:
             self._server.stop(grace_s)
             self._server = None
+        if self._metrics is not None:
+            self._metrics.stop()
+            self._metrics = None
         if self._tp_worker is not None:
             self._tp_worker.close()  # tells the followers to stop; their run() returns
             self._tp_worker = None

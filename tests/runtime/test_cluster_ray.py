@@ -48,13 +48,26 @@ cluster:
   max_tp: {max_tp}
   thresholds: {thresholds}
   router: {{port: 0}}
+  metrics_port: {metrics_port}
   reconfigure: {{period_s: 1, min_interval_s: 0, drift: 0.5, window_s: 6,
                 drain_timeout_s: 30, placement_timeout_s: 120}}
 """
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+METRICS_PORT = free_port()
+
+
 def write_policy(path: Path, thresholds: str, max_tp: int = 1) -> None:
-    path.write_text(POLICY.format(hw=HW, thresholds=thresholds, max_tp=max_tp))
+    path.write_text(POLICY.format(hw=HW, thresholds=thresholds, max_tp=max_tp,
+                                  metrics_port=METRICS_PORT))
 
 
 class RateRulePlanner:
@@ -152,6 +165,20 @@ def test_load_change_moves_to_two_replicas_with_new_thresholds_losing_nothing(cl
     stats = WorkerClient(cluster.target).stats()
     assert {(round(r.min_threshold, 3), round(r.max_threshold, 3)) for r in stats.replicas} \
         == {(0.7, 0.9)}
+
+
+def test_status_and_metrics_show_the_cluster(cluster):
+    import urllib.request
+
+    from dilaserve.cli.status import format_summary
+
+    text = format_summary(cluster.summary())
+    assert "2 x TP1 tau 0.7-0.9" in text and text.count(" active 127.0.0.1:") == 2
+    router = urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics").read().decode()
+    assert 'dilaserve_router_requests_total{slo_class="standard"}' in router
+    worker = replicas(cluster)[0]["metrics"]
+    scraped = urllib.request.urlopen(f"http://{worker}/metrics").read().decode()
+    assert "dilaserve_worker_" in scraped
 
 
 def test_policy_reload_changes_thresholds_live(cluster):
