@@ -32,12 +32,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="profile directory to resolve accuracy-drop floors on (default: the policy's "
         "cluster.profiles, else MODEL/profiles; the shipped model's for --worker)",
     )
+    v.add_argument(
+        "--check-model",
+        action="store_true",
+        help="also require the model directory and its profiles on this machine (the setup "
+        "commands of deploy/cluster-*.yaml run this on every node)",
+    )
     v.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        lines = summarize(args.file, args.worker, args.profiles)
+        if args.check_model and args.worker:
+            raise ValueError("--check-model: needs a cluster policy (the model path is in it)")
+        lines = summarize(args.file, args.worker, args.profiles, args.check_model)
     except (ValueError, OSError) as err:
         for problem in str(err).splitlines() or [type(err).__name__]:
             print(f"dilaserve policy: error: {problem}", file=sys.stderr)
@@ -46,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def summarize(path: Path, worker_only: bool, profiles: Path | None) -> list[str]:
+def summarize(
+    path: Path, worker_only: bool, profiles: Path | None, check_model: bool = False
+) -> list[str]:
     if worker_only:
         policy = load_policy(path)
         kind, cluster = "worker policy", None
@@ -62,7 +72,28 @@ def summarize(path: Path, worker_only: bool, profiles: Path | None) -> list[str]
     lines = [f"{path}: a valid {kind}", *policy_lines(policy, quality, note)]
     if cluster is not None:
         lines += cluster_lines(cluster)
+    if check_model:
+        lines.append(_require_model(model, profiles))
     return lines
+
+
+def _require_model(model: str | None, profiles: Path | None) -> str:
+    from worker.measure.profile_files import QUALITY_FILE
+    from worker.models.shipped import SHIPPED_MODEL_DIR
+
+    directory = Path(model) if model else SHIPPED_MODEL_DIR
+    if not (directory / "config.json").is_file():
+        raise ValueError(
+            f"cluster.model: {directory} is not a model directory on this machine (no config.json)"
+        )
+    profiles = profiles or directory / "profiles"
+    step_costs = sorted(profiles.glob("step_cost.*.json"))
+    if not (profiles / QUALITY_FILE).is_file() or not step_costs:
+        raise ValueError(
+            f"cluster.profiles: {profiles} on this machine lacks {QUALITY_FILE} or "
+            "step_cost.*.json; run `dilaserve profile` on this hardware"
+        )
+    return f"model: {directory} with {len(step_costs)} step-cost profile(s) is on this machine"
 
 
 def _quality(policy: Policy, profiles: Path | None, model: str | None):

@@ -6,6 +6,7 @@ Errors are the worker loader's: ValueErrors naming file, line and field, one lin
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from dilaserve.policy.cluster_schema import ClusterModel, ClusterPolicyModel
@@ -28,8 +29,8 @@ def parse_cluster_policy(text: str, source: str = "policy") -> ClusterPolicy:
 def to_cluster_settings(c: ClusterModel) -> ClusterSettings:
     r = c.reconfigure
     return ClusterSettings(
-        model=c.model,
-        profiles=c.profiles,
+        model=_home(c.model),
+        profiles=_home(c.profiles),
         nodes=tuple(NodeGroup(n.type, n.count, n.gpus_per_node) for n in c.nodes),
         max_tp=c.max_tp,
         thresholds=tuple(sorted(c.thresholds, reverse=True)),
@@ -49,3 +50,8 @@ def to_cluster_settings(c: ClusterModel) -> ClusterSettings:
             max_draining_fraction=r.max_draining_fraction,
         ),
     )
+
+
+def _home(path: str | None) -> str | None:
+    """Expand `~` where the policy is loaded; a `ray up` cluster's nodes share user and home."""
+    return os.path.expanduser(path) if path else path

@@ -167,3 +167,10 @@ def test_no_edit_of_a_policy_file_raises_anything_but_a_named_value_error():
             assert str(err).startswith("p.yaml"), str(err)
             outcomes["error"] += 1
     assert outcomes["ok"] > 0 and outcomes["error"] > 50
+
+
+def test_home_in_model_and_profiles_is_expanded():
+    text = CLASSES + "cluster:\n  model: ~/models/m\n  profiles: ~/models/m/profiles\n"
+    c = parse_cluster_policy(text).cluster
+    assert c.model == str(Path.home() / "models" / "m")
+    assert c.profiles == str(Path.home() / "models" / "m" / "profiles")

@@ -104,3 +104,21 @@ def test_a_broken_quality_profile_is_an_error(capsys, tmp_path):
     path.write_text(CLASSES)
     code, _, err = validate(capsys, str(path), "--profiles", str(profiles))
     assert code == 2 and "not a quality profile" in err and "Traceback" not in err
+
+
+def test_check_model_requires_the_model_and_its_profiles_here(capsys, tmp_path):
+    code, out, _ = validate(capsys, str(ROOT / "deploy" / "policies" / "default.yaml"),
+                            "--check-model")
+    assert code == 0 and "tiny-dlm with 3 step-cost profile(s) is on this machine" in out
+    model = tmp_path / "model"
+    model.mkdir()
+    path = tmp_path / "p.yaml"
+    path.write_text(CLASSES.replace("max_accuracy_drop", "min_threshold").replace("0.01", "0.6")
+                    + f"cluster:\n  model: {model}\n")
+    code, _, err = validate(capsys, str(path), "--check-model")
+    assert code == 2 and f"cluster.model: {model} is not a model directory" in err
+    (model / "config.json").write_text("{}")
+    code, _, err = validate(capsys, str(path), "--check-model")
+    assert code == 2 and "cluster.profiles:" in err and "dilaserve profile" in err
+    code, _, err = validate(capsys, str(path), "--check-model", "--worker")
+    assert code == 2 and "--check-model: needs a cluster policy" in err
