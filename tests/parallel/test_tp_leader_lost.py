@@ -40,7 +40,7 @@ def test_follower_exits_when_rank0_is_gone(how):
         assert "lost rank 0" in str(raised[0])
     finally:
         if rank0.is_alive() and how == "hang":
-            rank0.terminate()
+            rank0.kill()  # the test's own stopped rank 0, by its handle
         rank0.join(10.0)
     if how == "exit":
         assert rank0.exitcode == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,5 +46,6 @@ def rank0_then_vanish(init_method: str, how: str) -> None:
     if how == "exit":
         start_rank0(2, init_method, timeout_s=TIMEOUT_S, start_timeout_s=60.0)
         os._exit(3)
-    start_rank0(2, init_method, timeout_s=TIMEOUT_S, start_timeout_s=60.0, heartbeat_s=3600.0)
-    time.sleep(60.0)  # the test terminates this process once the follower has given up
+    start_rank0(2, init_method, timeout_s=TIMEOUT_S, start_timeout_s=60.0)
+    os.kill(os.getpid(), signal.SIGSTOP)  # hung: every thread stops, heartbeat included
+    time.sleep(60.0)  # not reached until the test kills this process

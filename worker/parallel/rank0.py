@@ -51,6 +51,11 @@ def start_rank0(
 ) -> Rank0:
     directory = resolve_model_dir(model_path)
     check_shardable(read_config(directory)[0], tp)
+    if not 0 < heartbeat_s < timeout_s:
+        raise ValueError(
+            f"tp: heartbeat_s ({heartbeat_s}) must be positive and below timeout_s ({timeout_s}): "
+            "an idle rank 0 would look dead to its followers"
+        )
     group = init_tp_group(0, tp, init_method, device, timeout_s, start_timeout_s)
     try:
         model = load_shard(directory, 0, tp, group.all_reduce, dtype, group.device)
