@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dilaserve.policy.types import Policy
+from orchestrator.router import ROUTER_KINDS
 
 CPU_NODE_TYPE = "cpu"
 
@@ -62,6 +63,9 @@ class ClusterSettings:
     router_host: str = "127.0.0.1"
     router_port: int = 50051  # 0: any free port
     metrics_port: int | None = None  # the router's Prometheus endpoint; None: off
+    # how the router picks a replica; the policy file has no field for it (always the default):
+    # `dilaserve bench --mode live` sets it to run the baselines' routers
+    router_kind: str = "deadline_aware"
     reconfigure: ReconfigureSettings = field(default_factory=ReconfigureSettings)
 
     def __post_init__(self) -> None:
@@ -73,6 +77,9 @@ class ClusterSettings:
             raise ValueError("cluster.cpu_slots and cluster.cpu_threads must be >= 1")
         if not 0 <= self.router_port < 65536:
             raise ValueError("cluster.router_port must be in [0, 65535]")
+        if self.router_kind not in ROUTER_KINDS:
+            raise ValueError(f"cluster.router_kind must be one of {', '.join(ROUTER_KINDS)}, "
+                             f"got {self.router_kind!r}")
 
     @property
     def tp_degrees(self) -> tuple[int, ...]:

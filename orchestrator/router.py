@@ -137,3 +137,17 @@ class DeadlineAwareRouter:
             (" (predicted late)" if late else "")
         fallbacks = tuple(r[2] for r in order[1:self.tries])
         return RouteDecision(request.request_id, best, how, fastest, fallbacks)
+
+
+ROUTER_KINDS = ("round_robin", "least_loaded", "deadline_aware")
+
+
+def make_router(kind: str, shed_margin: float = 1.0) -> Router:
+    """A router by name (`ROUTER_KINDS`); `shed_margin` is the deadline-aware router's."""
+    if kind == "round_robin":
+        return RoundRobinRouter()
+    if kind == "least_loaded":
+        return LeastLoadedRouter()
+    if kind == "deadline_aware":
+        return DeadlineAwareRouter((), shed_margin)
+    raise ValueError(f"router kind must be one of {', '.join(ROUTER_KINDS)}, got {kind!r}")

@@ -20,10 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from orchestrator.controller import ControllerConfig
-from orchestrator.router import DeadlineAwareRouter, LeastLoadedRouter, RoundRobinRouter, Router
+from orchestrator.router import ROUTER_KINDS, Router, make_router
 from worker.scheduler import SchedulerConfig
 
-ROUTERS = ("round_robin", "least_loaded", "deadline_aware")
+ROUTERS = ROUTER_KINDS
 TP_SWEEP = (1, 2, 4, 8)
 
 
@@ -68,11 +68,7 @@ class PolicySpec:
                                max_refresh_rows=max(4, max_rows // 4))
 
     def make_router(self) -> Router:
-        if self.router == "round_robin":
-            return RoundRobinRouter()
-        if self.router == "least_loaded":
-            return LeastLoadedRouter()
-        return DeadlineAwareRouter((), self.shed_margin)
+        return make_router(self.router, self.shed_margin)
 
     def with_layout(self, layout: Layout) -> PolicySpec:
         return replace(self, layout=layout)

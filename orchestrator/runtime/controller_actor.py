@@ -197,7 +197,7 @@ class ControllerActor:
             old = self.cluster_policy.cluster
             new = cluster_policy.cluster
             kept = [f for f in ("model", "profiles", "nodes", "cpu_slots", "cpu_threads",
-                                "router_host", "router_port", "metrics_port")
+                                "router_host", "router_port", "metrics_port", "router_kind")
                     if getattr(old, f) != getattr(new, f)]
             if kept:
                 self._log(f"policy: {', '.join(kept)} changed; that takes a restart, the "

@@ -11,12 +11,14 @@ from orchestrator.config import ClusterSettings
 
 class RouterActor:
     def __init__(self, policy: Policy, cluster: ClusterSettings) -> None:
+        from orchestrator.router import make_router
         from orchestrator.service import RouterServer
         from worker.models.checkpoint import load_tokenizer
         from worker.models.shipped import SHIPPED_MODEL_DIR
 
         tokenizer = load_tokenizer(cluster.model or SHIPPED_MODEL_DIR)
-        self.server = RouterServer(policy, tokenizer, host=cluster.router_host,
+        self.server = RouterServer(policy, tokenizer, make_router(cluster.router_kind),
+                                   host=cluster.router_host,
                                    port=cluster.router_port, metrics_port=cluster.metrics_port)
 
     def start(self) -> str:
