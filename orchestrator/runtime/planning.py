@@ -6,11 +6,15 @@ Two live-only translations, both from the operator's policy: the solver's SLO cl
 the policy's classes (a deadline with a per-token part is taken at the class's current mean
 canvas), and the threshold levels are the policy's `cluster.thresholds` that the quality profile
 measured.
+
+`FixedLayout` is the other planner: one layout for good (the static baselines of `dilaserve
+bench --mode live`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 
 from dilaserve.policy import Policy
@@ -18,7 +22,7 @@ from orchestrator.config import ClusterSettings
 from sim.planning import SimPlanner
 from sim.profiles import SimProfiles
 from sim.simulator import solver_policy
-from solver.plan import Plan
+from solver.plan import Plan, ReplicaGroup, Route
 from solver.types import Cluster, LengthDist, SloClass, Workload
 
 NOMINAL_PROMPT = 64.0  # lengths a class is planned with before any request of it was seen
@@ -69,3 +73,59 @@ class LivePlanner:
                 c = dataclasses.replace(c, deadline_s=spec.deadline_s(int(c.output.mean)))
             classes.append(c)
         return Workload(tuple(classes))
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedLayout:
+    """A planner factory (`start_cluster(planner_factory=...)`) for a fixed layout: every device
+    slot of every node runs TP `tp` replicas with this threshold range, never re-planned.
+    Replicas start requests at `threshold_max`; load control (if the workers run it) goes no
+    lower than `threshold_min`. What `dilaserve bench --mode live` runs for its static baselines."""
+
+    tp: int
+    threshold_min: float
+    threshold_max: float
+    block_size: int
+
+    def __post_init__(self) -> None:
+        if self.tp < 1 or self.block_size < 1:
+            raise ValueError(f"fixed layout: tp and block_size must be >= 1, got {self.tp}, "
+                             f"{self.block_size}")
+        if not 0 < self.threshold_min <= self.threshold_max <= 1:
+            raise ValueError(f"fixed layout: need 0 < threshold_min <= threshold_max <= 1, got "
+                             f"{self.threshold_min}, {self.threshold_max}")
+
+    def describe(self) -> str:
+        return f"TP{self.tp} x tau {self.threshold_max:g}"
+
+    def __call__(self, cluster: Cluster, profiles: SimProfiles, policy: Policy,
+                 settings: ClusterSettings) -> FixedLayoutPlanner:
+        return FixedLayoutPlanner(self, cluster)
+
+
+class FixedLayoutPlanner:
+    """The same plan whatever the load: as many TP-`tp` replicas as each node type holds,
+    each class routed to them all."""
+
+    def __init__(self, layout: FixedLayout, cluster: Cluster) -> None:
+        groups = tuple(
+            ReplicaGroup(n.name, n.gpu_type, layout.tp, layout.threshold_min,
+                         layout.threshold_max, layout.block_size,
+                         n.count * (n.gpus_per_node // layout.tp))
+            for n in cluster.nodes if n.gpus_per_node >= layout.tp)
+        if not groups:
+            widest = max(n.gpus_per_node for n in cluster.nodes)
+            raise ValueError(f"fixed layout TP{layout.tp}: no node has {layout.tp} devices "
+                             f"(the widest has {widest})")
+        self.layout = layout
+        self.groups = groups
+        self.devices = cluster.gpus
+
+    def __call__(self, workload: Workload, current: Plan | None) -> Sequence[Plan]:
+        total = sum(g.count for g in self.groups)
+        routes = tuple(Route(c.name, i, c.rate * g.count / total, g.count / total, math.nan)
+                       for c in workload.classes for i, g in enumerate(self.groups))
+        used = sum(g.gpus for g in self.groups)
+        return [Plan(self.groups, routes, (), "optimal", "fixed layout", 0.0, 0.0, 1.0, 0.0,
+                     0.0, used, self.devices, 0.0,
+                     (f"fixed layout {self.layout.describe()}: never re-planned",))]
