@@ -125,8 +125,7 @@ def run_grid(setup: BenchSetup, policies: Iterable[PolicySpec], rate_scales: Ite
         for policy in policies:
             runs = grouped[(policy.name, rate, slo)]
             if policy.hindsight:
-                best = max(runs, key=lambda s: (round(s.attainment, 6), s.mean_accuracy,
-                                                -_tp_of(s.layout)))
+                best = best_of_sweep(runs)
                 sweep = tuple((s.layout, s.attainment, s.mean_accuracy) for s in runs)
                 result = PointResult(rate, slo, replace(best, policy=policy.name), sweep)
             else:
@@ -135,6 +134,12 @@ def run_grid(setup: BenchSetup, policies: Iterable[PolicySpec], rate_scales: Ite
             if on_result is not None:
                 on_result(result)
     return results
+
+
+def best_of_sweep(runs: list[RunSummary]) -> RunSummary:
+    """best-static's pick: the highest attainment; ties: the more accurate, then the fewer GPUs
+    per replica."""
+    return max(runs, key=lambda s: (round(s.attainment, 6), s.mean_accuracy, -_tp_of(s.layout)))
 
 
 def _tp_of(layout: str) -> int:

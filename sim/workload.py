@@ -93,6 +93,15 @@ def build_workload(trace: Trace, classes: tuple[SimClass, ...], profiles: SimPro
                            block_size=block)
     scales = {c.name: c.slo_scale for c in classes}
     jobs = prepare_jobs(clipped, canvas, profiles.unloaded_latency, scales)
+    return workload_from_jobs(jobs, classes, clipped.duration_s,
+                              (*clipped.notes, canvas.describe()), seed, speed_cv)
+
+
+def workload_from_jobs(jobs: tuple[Job, ...], classes: tuple[SimClass, ...], duration_s: float,
+                       description: tuple[str, ...], seed: int = 0,
+                       speed_cv: float = DEFAULT_SPEED_CV) -> SimWorkload:
+    """Jobs made elsewhere (the live bench's, say) with the per-request draws the simulated
+    engine and the correctness draws need, seeded as `build_workload` seeds them."""
     rng = np.random.default_rng([seed, 7])
     if speed_cv > 0:
         sigma2 = math.log(1 + speed_cv**2)
@@ -101,9 +110,9 @@ def build_workload(trace: Trace, classes: tuple[SimClass, ...], profiles: SimPro
         speeds = np.ones(len(jobs))
     truths = {j.request_id: RequestTruth(j.decoded_len, float(s)) for j, s in zip(jobs, speeds)}
     draws = tuple(float(u) for u in rng.random(len(jobs)))
-    description = (*clipped.notes, canvas.describe(),
-                   f"per-request speed factor: lognormal, cv {speed_cv:g} (assumed)")
-    return SimWorkload(jobs, truths, draws, classes, clipped.duration_s, description)
+    description = (*description, f"per-request speed factor: lognormal, cv {speed_cv:g} "
+                                 f"(assumed)")
+    return SimWorkload(jobs, truths, draws, classes, duration_s, description)
 
 
 class SpecFactory:
