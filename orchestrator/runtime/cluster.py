@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 
 from orchestrator.config import ClusterPolicy
-from orchestrator.runtime.controller_actor import CONTROLLER_NAME, ControllerActor
+from orchestrator.runtime.controller_actor import CONTROLLER_NAME, ControllerActor, this_node
 from orchestrator.runtime.ray_env import NAMESPACE, connect
 
 
@@ -59,7 +59,10 @@ def start_cluster(cluster_policy: ClusterPolicy, address: str | None = None,
         if find_controller() is not None:
             raise RuntimeError(f"a dilaserve controller is already running in namespace "
                                f"{NAMESPACE!r}; stop it first (or use `dilaserve status`)")
-        options = dict(name=CONTROLLER_NAME, namespace=NAMESPACE, num_cpus=0, max_concurrency=8)
+        # on the driver's node: the policy file it watches and the router address it reports
+        # are that node's (on `ray up`, the head node's)
+        options = dict(name=CONTROLLER_NAME, namespace=NAMESPACE, num_cpus=0, max_concurrency=8,
+                       scheduling_strategy=this_node())
         if address is not None:
             options["lifetime"] = "detached"
         # the embedded default keeps everything on loopback; on a cluster replicas bind their IP

@@ -84,7 +84,9 @@ class ControllerActor:
         self.profiles = _load_profiles(settings)
         self.shape = cluster_shape(settings, ray.nodes(), self.profiles.hardware)
         self._log(f"cluster: {self.shape.describe()}")
-        self.router = ray.remote(RouterActor).options(num_cpus=0).remote(policy, settings)
+        # the router listens where the controller runs: the driver's node (see cluster.py)
+        self.router = ray.remote(RouterActor).options(
+            num_cpus=0, scheduling_strategy=this_node()).remote(policy, settings)
         target = ray.get(self.router.start.remote())
         self._log(f"router listening on {target}")
         self.fleet = LiveFleet(self.shape, settings, policy, self.host, self.router,
@@ -124,16 +126,17 @@ class ControllerActor:
     # -- the loop ---------------------------------------------------------------------------
 
     def _main(self) -> None:
-        period = self.cluster_policy.cluster.reconfigure.period_s
-        next_tick = time.monotonic() + period
+        last_tick = time.monotonic()
         while not self._stop.wait(POLL_S):
             try:
                 with self._lock:
                     self.fleet.poll()
                     self._drain_fleet_events()
                     self._check_policy()
-                    if time.monotonic() >= next_tick:
-                        next_tick = time.monotonic() + period
+                    # read every time: a reloaded policy may change the period
+                    if time.monotonic() - last_tick >= \
+                            self.cluster_policy.cluster.reconfigure.period_s:
+                        last_tick = time.monotonic()
                         self._tick()
             except Exception:  # noqa: BLE001 - keep serving; the error is in status and the log
                 self.error = traceback.format_exc(limit=3)
@@ -253,6 +256,14 @@ class ControllerActor:
                 "log": list(self.lines)[-30:],
                 "error": self.error,
             }
+
+
+def this_node():
+    """A scheduling strategy that keeps an actor on the caller's node."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
 
 
 def _load_profiles(settings: ClusterSettings):
