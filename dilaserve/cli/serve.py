@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     where = args.address or "a local Ray on 127.0.0.1 (embedded default)"
     print(f"dilaserve serve: starting on {where} with {args.policy}", file=sys.stderr, flush=True)
     handle = start_cluster(cluster_policy, args.address, str(args.policy))
+    if handle.attached:
+        print("dilaserve serve: a controller was already running on this cluster; serving "
+              "with it (its policy file stays the one it watches)", file=sys.stderr, flush=True)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())

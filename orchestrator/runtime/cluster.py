@@ -3,9 +3,10 @@
     handle = start_cluster(cluster_policy, address=None)   # None: the embedded local Ray
     handle.wait_ready(); ... handle.target ...; handle.stop()
 
-On a cluster (`address` given) the controller actor is detached and named, so a restarted driver
-finds it (`find_controller`) and it outlives the driver unless stopped; locally it lives with
-the driver's Ray.
+On a cluster (`address` given) the controller actor is detached and named, so it outlives a
+driver that dies, and a restarted driver (`dilaserve serve` again) takes the running cluster over
+instead of starting a second one (`ClusterHandle.attached`); locally it lives with the driver's
+Ray.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class ClusterHandle:
     controller: object  # the controller's actor handle
     target: str  # where the router listens
     started_ray: bool
+    attached: bool = False  # found running (started by an earlier driver), not started here
 
     def wait_ready(self, timeout_s: float = 180.0) -> bool:
         import ray
@@ -56,9 +58,12 @@ def start_cluster(cluster_policy: ClusterPolicy, address: str | None = None,
                       num_gpus=num_gpus)
     controller = None
     try:
-        if find_controller() is not None:
-            raise RuntimeError(f"a dilaserve controller is already running in namespace "
-                               f"{NAMESPACE!r}; stop it first (or use `dilaserve status`)")
+        running = find_controller()
+        if running is not None:  # a restarted driver: take the running cluster over
+            target = ray.get(running.router_target.remote())
+            if target:
+                return ClusterHandle(running, target, started, attached=True)
+            ray.kill(running)  # a controller that never started serving: replace it
         # on the driver's node: the policy file it watches and the router address it reports
         # are that node's (on `ray up`, the head node's)
         options = dict(name=CONTROLLER_NAME, namespace=NAMESPACE, num_cpus=0, max_concurrency=8,

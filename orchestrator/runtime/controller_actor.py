@@ -65,6 +65,7 @@ class ControllerActor:
         self.controller: Controller | None = None
         self.watcher = None
         self.error = ""
+        self._target = ""
 
     # -- start and stop ---------------------------------------------------------------------
 
@@ -88,6 +89,7 @@ class ControllerActor:
         self.router = ray.remote(RouterActor).options(
             num_cpus=0, scheduling_strategy=this_node()).remote(policy, settings)
         target = ray.get(self.router.start.remote())
+        self._target = target
         self._log(f"router listening on {target}")
         self.fleet = LiveFleet(self.shape, settings, policy, self.host, self.router,
                                _control, time.monotonic)
@@ -233,6 +235,10 @@ class ControllerActor:
                 return True
             time.sleep(0.2)
         return False
+
+    def router_target(self) -> str:
+        """Where the router listens ("" before start)."""
+        return self._target
 
     def replica(self, replica_id: int):
         """A replica's actor handle (for operators' tools and tests; None: no such replica)."""

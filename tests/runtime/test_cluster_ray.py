@@ -155,6 +155,15 @@ def test_cold_start_places_four_replicas_in_their_own_placement_groups(cluster):
     assert result.text == "00046"
 
 
+def test_a_restarted_driver_takes_the_running_cluster_over(cluster):
+    from dilaserve.policy.cluster_loader import load_cluster_policy
+
+    again = start_cluster(load_cluster_policy(cluster.policy_path), None,
+                          str(cluster.policy_path), planner_factory=RateRulePlanner)
+    assert again.attached and again.target == cluster.target
+    assert len(replicas(again)) == 4  # the same cluster, not a second one
+
+
 def test_load_change_moves_to_two_replicas_with_new_thresholds_losing_nothing(cluster):
     # ~4 req/s for 12 s: the controller sees the load, re-plans to 2 replicas, drains two
     outcomes = asyncio.run(replay(cluster.target, jobs(48, 0.25), 32))

@@ -34,3 +34,13 @@ def test_demo_names_a_bad_flag():
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "dilaserve demo: error: --rate" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_serve_prints_the_router_and_stops_after_its_duration():
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "dilaserve.cli.main", "serve", "--port", "0", "--duration", "2"],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert re.search(r"router listening on 127\.0\.0\.1:\d+$", proc.stdout, re.M), proc.stdout
+    assert "dilaserve serve: stopped" in proc.stderr
