@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--open-rate: must be > 0")
     if args.pin and (not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2):
         raise ValueError("--pin: needs Linux and at least 2 CPUs")
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="dilaserve-bench-router-") as scratch:
         log = Path(scratch) / "processes.log"
         with WorkerProcess(["--engine", "null"], log) as worker, \
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
             results = asyncio.run(_measure(args, targets, pids))
     report = {"command": _command(args), **vars_of(args), **results}
     report["open_rate"] = results["open_rate"]
+    report["load_average"] = (load_before, os.getloadavg()[0])  # other work on the machine
     print(format_report(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
@@ -140,6 +142,8 @@ def format_report(r: dict) -> str:
         f"request; {os.cpu_count()} CPUs, "
         + ("client and worker pinned to CPU 0, router to CPU 1" if r["pin"]
            else "shared by all three processes"),
+        "machine load average (1 min) before / after: {:.1f} / {:.1f} (other work competes for "
+        "the same CPUs)".format(*r["load_average"]),
         "",
         f"{'way':8s} {'load':22s} {'requests':>8s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s}"
         f" {'errors':>7s}   CPU ms per request: client / router / worker",
