@@ -30,6 +30,7 @@ from orchestrator.service.replica_pool import ReplicaPool
 from orchestrator.service.request import RoutedRequest
 from proto import dilaserve_pb2 as pb
 
+UNAVAILABLE, RESOURCE_EXHAUSTED = grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED
 CODES_ENDINGS = {
     grpc.StatusCode.DEADLINE_EXCEEDED: Ending.EXPIRED,
     grpc.StatusCode.INVALID_ARGUMENT: Ending.INVALID,
@@ -123,7 +124,7 @@ class Proxy:
         restart_reason = ""
         while True:
             self._check_deadline(routed, restarts)
-            order = self._choose(routed, excluded)
+            order = self._choose(routed, excluded, restarted=restarts > 0)
             if restart_reason:  # said once a replica is chosen to start again on
                 self.book.restarted()
                 await context.write(pb.GenerateResponse(restarted=pb.Restarted(
@@ -150,12 +151,15 @@ class Proxy:
             if restart_reason:
                 restarts += 1
             elif refusals:
-                raise _End(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                           "every replica offered the request refused it: " + "; ".join(refusals),
-                           Ending.REJECTED)
+                # a restarted request that no replica takes ends as "nothing can take it"
+                code = UNAVAILABLE if restarts else RESOURCE_EXHAUSTED
+                raise _End(code, "every replica offered the request refused it: "
+                           + "; ".join(refusals), Ending.REJECTED)
             # else every choice was unreachable: route again among the others
 
-    def _choose(self, routed: RoutedRequest, excluded: set[int]) -> list[int]:
+    def _choose(self, routed: RoutedRequest, excluded: set[int], restarted: bool) -> list[int]:
+        """The replicas to offer it to, in order. A best-effort request is never shed, and
+        neither is a restarted one (a replica took it once; the replicas' admission decides)."""
         now = self.clock()
         views = [v for v in self.pool.views() if v.replica_id not in excluded]
         if not any(v.accepting for v in views):
@@ -165,7 +169,7 @@ class Proxy:
                        Ending.FAILED)
         decision = self.router.route(routed.route, views, now)
         if decision.shed:
-            if not routed.slo.best_effort:
+            if not (routed.slo.best_effort or restarted):
                 raise _End(grpc.StatusCode.RESOURCE_EXHAUSTED, decision.reason, Ending.SHED)
             decision = self._best_effort_router.route(routed.route, views, now)
         return [decision.replica_id, *decision.fallbacks]

@@ -179,3 +179,20 @@ def test_the_clients_grpc_deadline_reaches_the_worker():
             assert stats.expired + stats.cancelled == 1
         quick = client.generate("abc", 8, timeout=5.0)
         assert quick.deadline_ms <= 5100  # the gRPC deadline, earlier than the class's 20 s
+
+
+def test_a_restarted_request_is_not_shed_and_if_every_replica_refuses_it_is_unavailable():
+    pessimist = build_worker(MODEL, TOKENIZER, policy_for_tests(), synthetic_quality(),
+                             StepCostModel((0.2, 0.0, 0.0, 0.0)))  # predicts 0.4 s steps
+    with workers(slow_worker(), pessimist) as servers, routing(servers) as (router, client):
+        call, stream = _stream_until_first_partial(  # replica 1 is predicted late: 0 takes it
+            client, generate_request("abc", 24, deadline_ms=3000, **ONE_PER_STEP))
+        assert router.in_flight()[0] == 1
+        kill(servers[0])
+        with pytest.raises(grpc.RpcError) as err:
+            list(stream)
+        # not shed by the router (it would be, as a new request): replica 1's admission refused
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "refused it: replica 1:" in err.value.details()
+        with WorkerClient(servers[1].target) as one:
+            assert one.stats().rejected == 1
