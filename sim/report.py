@@ -26,17 +26,23 @@ def _reconfig(counts: dict[str, int]) -> str:
             f"-{counts.get('replicas_removed', 0)} ~{counts.get('threshold_changes', 0)}")
 
 
-def point_table(results: list[PointResult], bound: float | None = None) -> str:
+def point_table(results: list[PointResult], bound: float | None = None,
+                unit: str = "s") -> str:
+    """`unit`: latencies in "s" or "ms" (the shipped model's requests take milliseconds)."""
+    scale = 1e3 if unit == "ms" else 1.0
     head = (f"{'policy':<21} {'attain':>6} {'goodput':>8} {'met':>6} {'late':>5} {'expir':>6} "
-            f"{'reject':>6} {'shed':>5} {'p50 s':>6} {'p90 s':>6} {'p99 s':>6} {'acc %':>6} "
+            f"{'reject':>6} {'shed':>5} {'p50 ' + unit:>6} {'p90 ' + unit:>6} "
+            f"{'p99 ' + unit:>6} {'acc %':>6} "
             f"{'drop':>5}  {'thresholds':<22} {'reconfig':<14} layout")
     lines = [head]
     for r in results:
         s = r.summary
+        p50, p90, p99 = (scale * x for x in (s.latency_p50_s, s.latency_p90_s,
+                                              s.latency_p99_s))
         lines.append(
             f"{s.policy:<21} {s.attainment:>6.1%} {s.goodput:>8.2f} {s.met:>6} {s.late:>5} "
-            f"{s.expired:>6} {s.rejected:>6} {s.shed:>5} {_f(s.latency_p50_s, '6.1f'):>6} "
-            f"{_f(s.latency_p90_s, '6.1f'):>6} {_f(s.latency_p99_s, '6.1f'):>6} "
+            f"{s.expired:>6} {s.rejected:>6} {s.shed:>5} {_f(p50, '6.1f'):>6} "
+            f"{_f(p90, '6.1f'):>6} {_f(p99, '6.1f'):>6} "
             f"{_f(100 * s.mean_accuracy, '6.2f'):>6} {_f(s.accuracy_drop_points, '5.2f'):>5}  "
             f"{_thresholds(s.thresholds):<22} {_reconfig(s.reconfigurations):<14} {s.layout}")
     if bound is not None:
