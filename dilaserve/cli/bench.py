@@ -5,8 +5,11 @@ dilaserve bench --trace PATH|poisson|gamma --rate-scale X[,X..] --slo-scale Y[,Y
                 [--gpus N] [--json FILE] [--plot FILE] [--sensitivity] [--capacity-check]
 
 Flags follow vLLM's and SGLang's serving benchmarks where they fit (--request-rate, --burstiness,
---num-prompts, --seed, percentiles, goodput). The live mode (real workers) plugs into this command
-later; `--mode live` says so and exits.
+--num-prompts, --seed, percentiles, goodput).
+
+--mode live runs the same policies on the embedded cluster (one cluster per policy), or replays
+against a running router with --target HOST:PORT; --mode compare runs one request list live and
+simulated over seeds (dilaserve/livebench, docs/live-bench.md).
 """
 
 from __future__ import annotations
@@ -18,13 +21,23 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-HELP = "SLO attainment of serving policies on a trace (simulated cluster)"
+HELP = "SLO attainment of serving policies on a trace (simulated or live cluster)"
 POLICY_LIST = "static,static+edf,static+edf+threshold,best-static,dilaserve"
+# defaults that differ by mode: the simulated LLaDA-8B cluster vs the shipped tiny model live
+MODE_DEFAULTS = {
+    "sim": {"duration": 600.0, "prompt_len": "lognormal:1000:1.0",
+            "output_len": "lognormal:200:0.8", "profiles": "llada-8b"},
+    "live": {"duration": 40.0, "prompt_len": "lognormal:48:1.0", "output_len": "lognormal:48:1.0",
+             "profiles": None},
+}
+MODE_DEFAULTS["compare"] = MODE_DEFAULTS["live"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("bench", help=HELP, description=HELP)
-    p.add_argument("--mode", choices=("sim", "live"), default="sim")
+    p.add_argument("--mode", choices=("sim", "live", "compare"), default="sim",
+                   help="sim: simulated cluster; live: the embedded cluster (or --target); "
+                        "compare: the same requests live and simulated, over --seeds")
     p.add_argument("--trace", required=True, metavar="PATH|poisson|gamma",
                    help="an Azure CSV / Mooncake JSONL trace, or synthetic arrivals")
     p.add_argument("--window", metavar="START:END", help="seconds of the trace to replay")
@@ -35,11 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cv", type=float, default=None, help="gamma: coefficient of variation")
     p.add_argument("--num-prompts", type=int, default=None, metavar="N",
                    help="synthetic: number of requests (default: --duration)")
-    p.add_argument("--duration", type=float, default=600.0, metavar="S",
-                   help="synthetic: seconds of arrivals (default 600)")
-    p.add_argument("--prompt-len", default="lognormal:1000:1.0", metavar="SPEC",
-                   help="synthetic prompt lengths: N, uniform:LO:HI, lognormal:MEAN:CV")
-    p.add_argument("--output-len", default="lognormal:200:0.8", metavar="SPEC")
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="synthetic: seconds of arrivals (default 600; live 40)")
+    p.add_argument("--prompt-len", default=None, metavar="SPEC",
+                   help="synthetic prompt lengths: N, uniform:LO:HI, lognormal:MEAN:CV "
+                        "(default lognormal:1000:1.0; live lognormal:48:1.0)")
+    p.add_argument("--output-len", default=None, metavar="SPEC",
+                   help="(default lognormal:200:0.8; live lognormal:48:1.0)")
     p.add_argument("--rate-scale", default="1", metavar="X[,X..]",
                    help="multiply the trace's request rate (a list sweeps)")
     p.add_argument("--scale-mode", choices=("count", "time"), default="count",
@@ -50,8 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--gpus", type=int, default=32, help="GPUs (nodes of --gpus-per-node)")
     p.add_argument("--gpus-per-node", type=int, default=8)
     p.add_argument("--cluster", metavar="SPEC", help="instead of --gpus: e.g. 4x8:A100")
-    p.add_argument("--profiles", default="llada-8b",
-                   help="llada-8b (published figures), shipped (measured), or a directory")
+    p.add_argument("--profiles", default=None,
+                   help="llada-8b (published figures, the default), shipped (measured), or a "
+                        "directory; live: the served model's")
     p.add_argument("--max-accuracy-drop", type=float, default=0.03, metavar="F",
                    help="the class's quality floor vs the reference threshold (fraction)")
     p.add_argument("--target-attainment", type=float, default=0.9)
@@ -68,6 +84,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="policies rerun under each changed assumption")
     p.add_argument("--capacity-check", action="store_true",
                    help="solver capacity model vs one simulated replica, per configuration")
+    p.add_argument("--target", metavar="HOST:PORT",
+                   help="live: replay against this running router as one policy, 'target'")
+    p.add_argument("--policy", type=Path, default=None, metavar="FILE",
+                   help="live: the cluster policy the runs start from (default "
+                        "deploy/policies/default.yaml)")
+    p.add_argument("--port", type=int, default=0,
+                   help="live: the embedded router's port (default 0: any free port)")
+    p.add_argument("--find-capacity", type=float, default=None, metavar="F",
+                   help="live: first find the rate scale up to which static attains 90%% "
+                        "live, then run at F x it (e.g. 1.5)")
+    p.add_argument("--seeds", default=None, metavar="S[,S..]",
+                   help="compare: seeds of the request lists (default 0,1,2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=1, help="parallel simulation processes")
     p.add_argument("--json", metavar="FILE", help="write every number to this JSON file")
@@ -83,6 +111,16 @@ def _floats(text: str, flag: str) -> list[float]:
         raise ValueError(f"{flag}: expected numbers like 1,2,4, got {text!r}") from None
     if not values or any(v <= 0 for v in values):
         raise ValueError(f"{flag}: expected positive numbers, got {text!r}")
+    return values
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds: expected whole numbers like 0,1,2, got {text!r}") from None
+    if not values or len(set(values)) != len(values):
+        raise ValueError(f"--seeds: expected distinct whole numbers like 0,1,2, got {text!r}")
     return values
 
 
@@ -166,9 +204,26 @@ def find_rate_for(setup, policy, target: float, slo_scale: float, log) -> float:
     return best
 
 
+def _fill_mode_defaults(args: argparse.Namespace) -> None:
+    for name, value in MODE_DEFAULTS[args.mode].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.mode == "sim":
+        for flag in ("target", "find_capacity", "seeds", "policy"):
+            if getattr(args, flag) is not None:
+                raise ValueError(f"--{flag.replace('_', '-')}: only with --mode live or compare")
+    elif args.policy is None:
+        from dilaserve.cli.serve import DEFAULT_POLICY
+
+        args.policy = DEFAULT_POLICY
+    if not 0 <= args.port < 65536:
+        raise ValueError(f"--port: must be in [0, 65535], got {args.port}")
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.mode == "live":
-        raise ValueError("--mode live is not available yet (it plugs in with the gRPC workers)")
+    _fill_mode_defaults(args)
+    if args.mode != "sim":
+        return _run_live(args)
     from sim.experiments import (
         offered_load,
         run_grid,
@@ -263,6 +318,35 @@ def run(args: argparse.Namespace) -> int:
         print(f"json: {args.json}")
     print(f"bench wall time {time.perf_counter() - t0:.0f} s")
     return 0
+
+
+def _run_live(args: argparse.Namespace) -> int:
+    from dilaserve.livebench.command import parse_target, stderr_log
+    from sim.policies import parse_policies
+
+    if args.target:
+        parse_target(args.target)  # a bad address fails before anything starts
+    if args.find_capacity is not None and args.find_capacity <= 0:
+        raise ValueError(f"--find-capacity: must be > 0, got {args.find_capacity}")
+    policies = parse_policies(args.policies)
+    rates = _floats(args.rate_scale, "--rate-scale")
+    slos = _floats(args.slo_scale, "--slo-scale")
+    trace = load_base_trace(args)
+    log = stderr_log(args.no_progress)
+    if args.mode == "compare":
+        from dilaserve.livebench.compare import run_compare
+
+        if args.target:
+            raise ValueError("--target: compare mode starts its own cluster per policy")
+        seeds = _seeds(args.seeds or "0,1,2")
+
+        def trace_for(seed: int):
+            return load_base_trace(argparse.Namespace(**{**vars(args), "seed": seed}))
+
+        return run_compare(args, trace_for, policies, rates, slos, seeds, log)
+    from dilaserve.livebench.command import run_live
+
+    return run_live(args, trace, policies, rates, slos, log)
 
 
 def _speed(results) -> None:

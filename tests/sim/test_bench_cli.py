@@ -51,4 +51,5 @@ def test_bench_synthetic_gamma_and_errors(tmp_path, capsys):
     assert "--rate-scale" in capsys.readouterr().err
     assert main(["bench", "--trace", "gamma", "--duration", "5", "--no-progress"]) == 2
     assert "burstiness" in capsys.readouterr().err
-    assert main(["bench", "--trace", "poisson", "--mode", "live"]) == 2
+    assert main(["bench", "--trace", "poisson", "--mode", "live", "--target", "nohost"]) == 2
+    assert "dilaserve bench: error: --target" in capsys.readouterr().err
