@@ -12,6 +12,10 @@
 | `bookkeeping.py` | how requests ended, per class (attainment as the router saw it) |
 | `stats.py` | the cluster's `StatsReply` and the plain-data summary for `dilaserve status` |
 | `metrics.py` | Prometheus metrics (dilaserve_router_*) on their own registry |
+| `standalone.py` | a router over a fixed list of workers, without Ray (benchmarks, manual use) |
+| `overhead.py` | the closed- and open-loop load of `dilaserve bench-router` |
+
+Rules and load model: `docs/router.md`; the API's rules: `proto/dilaserve.proto`.
 """
 
 from orchestrator.service.replica_pool import ReplicaEndpoint, ReplicaPool
