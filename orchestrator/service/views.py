@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from orchestrator.step_model import step_time_model
 from orchestrator.types import ReplicaState, ReplicaView
@@ -67,7 +67,3 @@ def replica_view(endpoint, stats: pb.StatsReply | None, in_flight: int, healthy:
     return ReplicaView(endpoint.replica_id, config, state, endpoint.node, in_flight,
                        min(in_flight, max_rows), max_rows, in_flight * per_request, base, row,
                        rate)
-
-
-def with_state(view: ReplicaView, state: ReplicaState) -> ReplicaView:
-    return replace(view, state=state)
