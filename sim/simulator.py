@@ -46,6 +46,14 @@ class SimOptions:
     step_jitter: float = 0.02  # relative sd of step times around the cost model (assumed)
     progress: bool = False  # a progress line on stderr
     label: str = ""
+    # A request's time outside the worker: client -> router -> worker, and the final message
+    # back (half each way). Milliseconds over gRPC on one host, which a request of the shipped
+    # tiny model feels (its steps take ~5 ms); the live bench measures it. 0: not modelled.
+    rpc_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.rpc_s >= 0:
+            raise ValueError(f"SimOptions.rpc_s must be >= 0, got {self.rpc_s}")
 
 
 PLAN_HORIZON_S = 600.0  # how long a plan is expected to hold (prices reloads; assumed)
@@ -148,8 +156,9 @@ class Simulation:
         now = 0.0
         last_report = wall0
         loops = 0
+        delivery = self.options.rpc_s / 2  # the router and the worker see it this much later
         while i < n or heap:
-            next_arrival = jobs[i].arrival_s if i < n else math.inf
+            next_arrival = jobs[i].arrival_s + delivery if i < n else math.inf
             if heap and heap[0][0] < next_arrival:
                 now, _, kind, replica = heapq.heappop(heap)
                 if kind == _STEP_DONE:
@@ -221,11 +230,14 @@ class Simulation:
     def _record(self, replica: SimReplica, events: list[TerminalEvent]) -> None:
         records = self.records
         finished = replica.engine.finished
+        back = self.options.rpc_s / 2  # the final message's way back to the client
         for event in events:
             index = self._index[event.request_id]
             if event.kind is TerminalKind.FINISHED:
-                records.end(index, Outcome.MET if event.deadline_met else Outcome.LATE,
-                            event.at_s)
+                met = event.deadline_met
+                if back > 0:
+                    met = met and event.at_s + back <= self.workload.jobs[index].deadline_s
+                records.end(index, Outcome.MET if met else Outcome.LATE, event.at_s + back)
                 accuracy, threshold = finished.pop(event.request_id)
                 records.accuracy[index] = accuracy
                 records.threshold[index] = threshold
