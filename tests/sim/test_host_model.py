@@ -1,5 +1,6 @@
-"""SimOptions.rpc_s: a request's time outside the worker (client -> router -> worker and back),
-half before the router and the worker see it, half after the worker finishes it."""
+"""What the simulator models of the machine around the replicas: SimOptions.rpc_s (a request's
+time outside the worker, half before the worker sees it, half after it finishes) and
+SimOptions.host_slowdown (replicas sharing a host's cores step slower together)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ def sparse_workload(slo: float):
     return build_workload(trace, (SimClass(slo_scale=slo),), PROFILES, seed=3)
 
 
-def run(slo: float, rpc_s: float) -> Simulation:
-    sim = Simulation(sparse_workload(slo), CLUSTER, PROFILES, POLICIES["static"],
-                     SimOptions(seed=1, rpc_s=rpc_s))
+def run(slo: float, rpc_s: float, host_slowdown: tuple[float, ...] = (),
+        workload=None) -> Simulation:
+    sim = Simulation(workload or sparse_workload(slo), CLUSTER, PROFILES, POLICIES["static"],
+                     SimOptions(seed=1, rpc_s=rpc_s, host_slowdown=host_slowdown,
+                                step_jitter=0.0))
     sim.run()
     return sim
 
@@ -56,6 +59,25 @@ def test_a_deadline_the_worker_meets_is_missed_when_the_answer_arrives_after_it(
             > deadlines[late.records.outcome == Outcome.LATE]).all()
 
 
-def test_rpc_time_cannot_be_negative():
+def pairs_workload():
+    """Requests arriving two at once, far apart: round robin puts one on each replica, so
+    both replicas step together."""
+    trace = synthetic_trace(0.5, count=6, prompt=Fixed(20), output=Fixed(32), seed=3)
+    doubled = [r for r in trace.requests for _ in range(2)]
+    return build_workload(trace.with_requests(doubled, "each request twice"),
+                          (SimClass(slo_scale=5.0),), PROFILES, seed=3, speed_cv=0.0)
+
+
+def test_replicas_stepping_together_take_the_hosts_slowdown():
+    alone = run(5.0, 0.0, (1.0, 2.5))  # one request at a time: one replica steps
+    assert np.allclose(latencies(alone), latencies(run(5.0, 0.0)))
+    together = latencies(run(5.0, 0.0, (1.0, 2.5), pairs_workload()))
+    apart = latencies(run(5.0, 0.0, (), pairs_workload()))
+    assert np.allclose(together, 2.5 * apart)
+
+
+def test_bad_host_options_are_refused():
     with pytest.raises(ValueError, match="rpc_s"):
         SimOptions(rpc_s=-0.001)
+    with pytest.raises(ValueError, match="host_slowdown"):
+        SimOptions(host_slowdown=(1.0, 0.5))
