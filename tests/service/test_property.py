@@ -121,7 +121,9 @@ def test_random_requests_are_all_answered():
 
         send_batch()
         assert sum(outcomes.values()) == BATCH * BATCHES
-        assert outcomes.get("final", 0) > 1000 and outcomes.get("INVALID_ARGUMENT", 0) > 1000
+        # a good share of both kinds (about 9% of the mix finishes, 80% is invalid): the test
+        # exercises running requests as well as validation
+        assert outcomes.get("final", 0) > 500 and outcomes.get("INVALID_ARGUMENT", 0) > 1000
         stats = sync_client.stats()
         assert sync_client.health() == "SERVING"
         assert stats.queued == stats.running == 0
