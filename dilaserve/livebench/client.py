@@ -37,6 +37,8 @@ class LiveOutcome:
     threshold: float = math.nan  # token-weighted mean threshold it decoded at
     forwards: int = 0
     detail: str = ""  # the status details for errors
+    server_ms: float = math.nan  # the server's own arrival -> final time (the router's or worker's)
+    queued_ms: float = math.nan  # the server's arrival -> admission to a row
 
     @property
     def finished(self) -> bool:
@@ -71,7 +73,9 @@ async def _one(client: AsyncWorkerClient, request: LiveRequest, start: float) ->
                 final = response.final
                 met = latency * 1e3 <= request.deadline_ms
                 return LiveOutcome(request.index, "met" if met else "late", lag, latency,
-                                   final.text, final.threshold_mean, final.forwards)
+                                   final.text, final.threshold_mean, final.forwards,
+                                   server_ms=final.timings.e2e_ms,
+                                   queued_ms=final.timings.queued_ms)
     except grpc.aio.AioRpcError as err:
         return LiveOutcome(request.index, _status(err.code(), err.details() or ""), lag,
                            math.nan, detail=f"{err.code().name}: {err.details() or ''}")

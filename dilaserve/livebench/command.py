@@ -73,25 +73,28 @@ def simulated_sweep(setup: LiveSetup, workload: LiveWorkload, spec: PolicySpec):
     return layout, tuple((s.layout, s.attainment, s.mean_accuracy) for s in runs)
 
 
-def simulate(setup: LiveSetup, workload: LiveWorkload, spec: PolicySpec, seed: int):
+def simulate(setup: LiveSetup, workload: LiveWorkload, spec: PolicySpec, seed: int,
+             rpc_s: float = 0.0, host_slowdown: tuple[float, ...] = ()):
     return Simulation(workload.sim, setup.cluster, setup.profiles, spec,
-                      SimOptions(seed=seed)).run()
+                      SimOptions(seed=seed, rpc_s=rpc_s, host_slowdown=host_slowdown)).run()
 
 
 def run_policies(setup_for: Callable[[tuple], LiveSetup], policies: list[PolicySpec],
                  keys: list[tuple], workloads: dict, reference: dict, port: int,
-                 log: Log) -> list[tuple[PolicySpec, tuple, LiveRun, tuple]]:
+                 log: Log, calibrate: bool = False,
+                 ) -> list[tuple[PolicySpec, tuple, LiveRun, tuple]]:
     """Each policy on its own cluster, at every key (a workload: rate scale, SLO scale and, in
     compare mode, seed): a fixed layout serves every key on one cluster; a planned policy (and
     best-static, whose layout may differ per workload) gets a fresh cluster per key, so no run
-    inherits another's plans. Returns (policy, key, run, best-static's simulated sweep)."""
+    inherits another's plans. Returns (policy, key, run, best-static's simulated sweep).
+    `calibrate`: measure the RPC path before each replay (`calibrate.measure_rpc`)."""
     out = []
     for spec in policies:
         if spec.layout is not None:
             live = mapped(spec, setup_for(keys[0]), workloads[keys[0]], port)
             with ClusterSession(live, log) as session:
                 for key in keys:
-                    run = session.run(workloads[key], reference)
+                    run = session.run(workloads[key], reference, calibrate)
                     out.append((spec, key, run, ()))
                     _log_run(run, log)
             continue
@@ -107,7 +110,7 @@ def run_policies(setup_for: Callable[[tuple], LiveSetup], policies: list[PolicyS
                 live = dataclasses.replace(live, name=spec.name,
                                            layout=f"{live.layout} (simulator's pick)")
             with ClusterSession(live, log) as session:
-                run = session.run(workload, reference)
+                run = session.run(workload, reference, calibrate)
             out.append((run_spec if spec.hindsight else spec, key, run, sweep))
             _log_run(run, log)
     return out

@@ -1,8 +1,11 @@
 """`dilaserve bench --mode compare`: the simulator held to the live system. Every request list
 (seed x rate scale x SLO scale) runs live on the embedded cluster and simulated with the served
 model's measured profiles: the same requests, arrivals, prompt and canvas lengths and deadlines
-(`LiveWorkload.sim`). Reported per policy and rate: live attainment and P50 latency (mean and
-spread over seeds) beside the simulated ones, their difference, and the live run-to-run spread.
+(`LiveWorkload.sim`), and the RPC path measured on the cluster just before the live run
+(`calibrate`), which the simulation adds to every request (`SimOptions.rpc_s`), and the host's
+sharing measured then (two replicas stepping at once on the same cores, `host_slowdown`).
+Reported per policy and rate: live attainment and P50 latency (mean and spread over seeds)
+beside the simulated ones, their difference, and the live run-to-run spread.
 
 The simulated twin of a policy is the policy itself, except `dilaserve`, which live runs the
 live planner with the cluster's reconfiguration settings (`controller_config`) and no plan
@@ -44,6 +47,8 @@ class Pair:
     seed: int
     live: RunSummary
     sim: RunSummary
+    rpc_s: float  # the RPC path measured before the live run, which the simulation adds
+    host_slowdown: tuple[float, ...]  # the host's sharing measured then, likewise
 
 
 def sim_twin(spec: PolicySpec, settings) -> PolicySpec:
@@ -71,12 +76,14 @@ def run_compare(args: argparse.Namespace, trace_for: Callable, policies: list[Po
         print(f"  {note}")
     reference = reference_for(first, list(workloads.values()))
     runs = run_policies(lambda key: setups[key[2]], policies, keys, workloads, reference,
-                        args.port, log)
+                        args.port, log, calibrate=True)
     pairs = []
     for spec, key, run, _ in runs:
         twin = sim_twin(spec, first.base.cluster)
-        simulated = simulate(setups[key[2]], workloads[key], twin, key[2])
-        pairs.append(Pair(run.summary.policy, key[0], key[1], key[2], run.summary, simulated))
+        simulated = simulate(setups[key[2]], workloads[key], twin, key[2], run.rpc.rpc_s,
+                             run.host.slowdown)
+        pairs.append(Pair(run.summary.policy, key[0], key[1], key[2], run.summary, simulated,
+                          run.rpc.rpc_s, run.host.slowdown))
         log(f"  {run.summary.policy} x{key[0]:g}/{key[1]:g} seed {key[2]}: live "
             f"{run.summary.attainment:.1%} P50 {1e3 * run.summary.latency_p50_s:.1f} ms; sim "
             f"{simulated.attainment:.1%} P50 {1e3 * simulated.latency_p50_s:.1f} ms")
@@ -85,7 +92,8 @@ def run_compare(args: argparse.Namespace, trace_for: Callable, policies: list[Po
     print(compare_table(rows))
     print(verdict(rows))
     for p in pairs:
-        print(f"  {p.policy} x{p.rate_scale:g}/{p.slo_scale:g} seed {p.seed}: "
+        print(f"  {p.policy} x{p.rate_scale:g}/{p.slo_scale:g} seed {p.seed}: RPC path "
+              f"{1e3 * p.rpc_s:.2f} ms, host slowdown {p.host_slowdown[-1]:.2f}; "
               f"{'; '.join(p.live.notes)}")
     if args.plot:
         print(f"plot: {plot_compare(rows, args.plot, first)}")
@@ -93,7 +101,9 @@ def run_compare(args: argparse.Namespace, trace_for: Callable, policies: list[Po
         out = {"mode": "compare", "seeds": seeds, "rows": rows,
                "pairs": [{"policy": p.policy, "rate_scale": p.rate_scale,
                           "slo_scale": p.slo_scale, "seed": p.seed,
-                          "live": p.live.to_dict(), "sim": p.sim.to_dict()} for p in pairs]}
+                          "rpc_s": p.rpc_s, "host_slowdown": p.host_slowdown,
+                          "live": p.live.to_dict(), "sim": p.sim.to_dict()}
+                         for p in pairs]}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1, default=str) + "\n")
         print(f"json: {args.json}")

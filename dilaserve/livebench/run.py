@@ -22,6 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dilaserve.livebench.calibrate import (
+    HostCalibration,
+    RpcCalibration,
+    measure_host,
+    measure_rpc,
+)
 from dilaserve.livebench.client import LiveOutcome, replay
 from dilaserve.livebench.mapping import LivePolicy
 from dilaserve.livebench.workload import LiveWorkload
@@ -40,6 +46,8 @@ class LiveRun:
     summary: RunSummary
     outcomes: tuple[LiveOutcome, ...]
     status: dict  # the controller's summary at the end (empty against a --target)
+    rpc: RpcCalibration | None = None  # measured just before the replay, when asked for
+    host: HostCalibration | None = None  # likewise
 
 
 def load_average() -> float:
@@ -78,8 +86,16 @@ class ClusterSession:
     def __exit__(self, *exc: object) -> None:
         self.handle.stop(2.0)
 
-    def run(self, workload: LiveWorkload, reference: dict[tuple[str, int], bool]) -> LiveRun:
+    def run(self, workload: LiveWorkload, reference: dict[tuple[str, int], bool],
+            calibrate: bool = False) -> LiveRun:
         live = self.live
+        rpc = host = None
+        if calibrate:
+            workers = [r["target"] for r in self.handle.summary()["replicas"]
+                       if r["phase"] == "active"]
+            rpc = measure_rpc(self.handle.target, workers[0], workload.requests)
+            host = measure_host(max(1, len(workers)))
+            self.log(f"  {live.name}: {rpc.describe()}; {host.describe()}")
         self.log(f"  {live.name}: replaying {len(workload.requests)} requests over "
                  f"{workload.duration_s:.0f} s ({workload.rate:.1f} req/s)")
         load_before = load_average()
@@ -94,7 +110,7 @@ class ClusterSession:
         summary = summarize_live(live.name, layout, workload, outcomes, reference, wall,
                                  _reconfigurations(status), load_before, load_average(),
                                  steps, _step_notes(after))
-        return LiveRun(summary, tuple(outcomes), status)
+        return LiveRun(summary, tuple(outcomes), status, rpc, host)
 
 
 def replica_stats(status: dict) -> dict:
