@@ -29,7 +29,7 @@ from orchestrator.service.proxy import Proxy
 from orchestrator.service.replica_pool import ReplicaEndpoint, ReplicaPool
 from orchestrator.service.servicer import RouterServicer
 from orchestrator.service.stats import cluster_stats, summary
-from orchestrator.types import ReplicaView, Route
+from orchestrator.types import ReplicaState, ReplicaView, Route
 from proto import dilaserve_pb2 as pb
 from proto import dilaserve_pb2_grpc as pb_grpc
 from worker.models.tokenizer import CharTokenizer
@@ -70,6 +70,7 @@ class RouterServer:
         self._grace_s = 0.0
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._health: health.aio.HealthServicer | None = None
         self._thread = threading.Thread(target=self._main, name="dilaserve-router", daemon=True)
 
     # ---- lifecycle -----------------------------------------------------------------------------
@@ -169,6 +170,16 @@ class RouterServer:
         loop.create_task(self.channels.close([e.target for e in gone if e.target not in still]))
         if fresh:
             loop.create_task(self._poll(fresh))
+        loop.create_task(self._set_service_health())
+
+    async def _set_service_health(self) -> None:
+        """The Generate service is SERVING while some replica accepts requests (the server
+        itself, health name "", stays SERVING while it runs): a load balancer in front then
+        skips a router that could only turn requests away."""
+        if self._health is None:
+            return
+        accepting = any(e.state is ReplicaState.ACTIVE for e in self.pool.endpoints())
+        await self._health.set(SERVICE_NAME, SERVING if accepting else NOT_SERVING)
 
     def _main(self) -> None:
         asyncio.run(self._serve())
@@ -210,8 +221,9 @@ class RouterServer:
         if not self.port:
             raise OSError(f"cannot listen on {address}")
         await server.start()
-        for name in ("", SERVICE_NAME):
-            await health_servicer.set(name, SERVING)
+        self._health = health_servicer
+        await health_servicer.set("", SERVING)
+        await self._set_service_health()
         return server, health_servicer
 
     def _controlled(self, replica_id: int) -> None:

@@ -67,6 +67,16 @@ def test_health_and_reflection_at_the_router():
         assert "dilaserve.v1.Generate" in database.get_services()
 
 
+def test_the_generate_service_is_serving_only_while_a_replica_accepts():
+    with workers(plain_worker()) as servers, routing(servers) as (router, client):
+        assert client.health("dilaserve.v1.Generate") == "SERVING"
+        router.set_replicas([])
+        wait_for(lambda: client.health("dilaserve.v1.Generate") == "NOT_SERVING")
+        assert client.health() == "SERVING"  # the router process itself is up
+        router.set_replicas([endpoint(0, servers[0])])
+        wait_for(lambda: client.health("dilaserve.v1.Generate") == "SERVING")
+
+
 def test_invalid_requests_name_the_field_at_the_router_or_the_worker():
     with workers(plain_worker()) as servers, routing(servers) as (router, client):
         for fields, field in (
