@@ -94,6 +94,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--find-capacity", type=float, default=None, metavar="F",
                    help="live: first find the rate scale up to which static attains 90%% "
                         "live, then run at F x it (e.g. 1.5)")
+    p.add_argument("--warmup", type=float, default=20.0, metavar="S",
+                   help="live: a planned policy (dilaserve) first serves S seconds of the "
+                        "workload unscored, so its controller has planned for the load "
+                        "(default 20)")
     p.add_argument("--seeds", default=None, metavar="S[,S..]",
                    help="compare: seeds of the request lists (default 0,1,2)")
     p.add_argument("--seed", type=int, default=0)
@@ -326,6 +330,8 @@ def _run_live(args: argparse.Namespace) -> int:
 
     if args.target:
         parse_target(args.target)  # a bad address fails before anything starts
+    if args.warmup < 0:
+        raise ValueError(f"--warmup: must be >= 0, got {args.warmup}")
     if args.find_capacity is not None and args.find_capacity <= 0:
         raise ValueError(f"--find-capacity: must be > 0, got {args.find_capacity}")
     policies = parse_policies(args.policies)

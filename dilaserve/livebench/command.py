@@ -15,7 +15,12 @@ from pathlib import Path
 from dilaserve.livebench.mapping import LivePolicy, live_policy
 from dilaserve.livebench.reference import reference_correct
 from dilaserve.livebench.run import ClusterSession, LiveRun, load_average, run_on_target
-from dilaserve.livebench.setup import LiveSetup, embedded_cluster, served_profiles
+from dilaserve.livebench.setup import (
+    LiveSetup,
+    embedded_cluster,
+    measured_tp_only,
+    served_profiles,
+)
 from dilaserve.livebench.workload import LiveWorkload
 from sim.experiments import PointResult, best_of_sweep, static_layouts
 from sim.policies import POLICIES, PolicySpec
@@ -44,8 +49,9 @@ def make_live_setup(args: argparse.Namespace, trace) -> LiveSetup:
                          f"({profiles.name}); leave the flag out")
     classes = tuple(SimClass(name, 1.0, args.max_accuracy_drop, None, args.target_attainment)
                     for name in trace.classes())
+    base, note = measured_tp_only(base, profiles)
     return LiveSetup(base, profiles, embedded_cluster(base, profiles), classes, trace,
-                     args.seed, args.scale_mode)
+                     args.seed, args.scale_mode, (note,) if note else ())
 
 
 def class_deadlines(workload: LiveWorkload) -> dict[str, float]:
@@ -65,7 +71,8 @@ def mapped(spec: PolicySpec, setup: LiveSetup, workload: LiveWorkload, port: int
 
 def simulated_sweep(setup: LiveSetup, workload: LiveWorkload, spec: PolicySpec):
     """best-static's sweep, simulated on this very workload: (best layout, the sweep)."""
-    layouts = static_layouts(setup.bench_setup())
+    layouts = [lay for lay in static_layouts(setup.bench_setup())
+               if lay.tp <= setup.base.cluster.max_tp]
     runs = [Simulation(workload.sim, setup.cluster, setup.profiles, spec.with_layout(layout),
                        SimOptions(seed=setup.seed)).run() for layout in layouts]
     best = best_of_sweep(runs)
@@ -81,13 +88,14 @@ def simulate(setup: LiveSetup, workload: LiveWorkload, spec: PolicySpec, seed: i
 
 def run_policies(setup_for: Callable[[tuple], LiveSetup], policies: list[PolicySpec],
                  keys: list[tuple], workloads: dict, reference: dict, port: int,
-                 log: Log, calibrate: bool = False,
+                 log: Log, calibrate: bool = False, warmup_s: float = 0.0,
                  ) -> list[tuple[PolicySpec, tuple, LiveRun, tuple]]:
     """Each policy on its own cluster, at every key (a workload: rate scale, SLO scale and, in
     compare mode, seed): a fixed layout serves every key on one cluster; a planned policy (and
     best-static, whose layout may differ per workload) gets a fresh cluster per key, so no run
     inherits another's plans. Returns (policy, key, run, best-static's simulated sweep).
-    `calibrate`: measure the RPC path before each replay (`calibrate.measure_rpc`)."""
+    `calibrate`: measure the RPC path and the host before each replay (`calibrate`);
+    `warmup_s`: a planned policy first serves that much of the workload unscored."""
     out = []
     for spec in policies:
         if spec.layout is not None:
@@ -110,7 +118,8 @@ def run_policies(setup_for: Callable[[tuple], LiveSetup], policies: list[PolicyS
                 live = dataclasses.replace(live, name=spec.name,
                                            layout=f"{live.layout} (simulator's pick)")
             with ClusterSession(live, log) as session:
-                run = session.run(workload, reference, calibrate)
+                run = session.run(workload, reference, calibrate,
+                                  warmup_s if spec.planned else 0.0)
             out.append((run_spec if spec.hindsight else spec, key, run, sweep))
             _log_run(run, log)
     return out
@@ -196,6 +205,11 @@ def run_live(args: argparse.Namespace, trace, policies: list[PolicySpec], rates:
         f"({setup.cluster.nodes[0].gpu_type}), policy {args.policy}")
     print(f"live on {where}; profiles {setup.profiles.name} (deadlines, and the simulator's "
           f"best-static pick); load average {load_average():.2f}")
+    for note in setup.notes:
+        print(f"  {note}")
+    if args.warmup > 0 and not target:
+        print(f"  planned policies first serve {args.warmup:g} s of each workload unscored "
+              f"(warm-up: the controller plans for the load, as the simulator's warm start)")
     out: dict = {"mode": "live", "setup": _setup_json(setup, args, target), "points": []}
     if args.find_capacity is not None and not target:
         capacity, tried = find_capacity(setup, slos[0], args.port, log)
@@ -217,7 +231,7 @@ def run_live(args: argparse.Namespace, trace, policies: list[PolicySpec], rates:
             _log_run(run, log)
     else:
         runs = run_policies(lambda _: setup, policies, points, workloads, reference, args.port,
-                            log)
+                            log, warmup_s=args.warmup)
         results = [_result(key, run, sweep) for _, key, run, sweep in runs]
     for slo in slos:
         for rate in rates:

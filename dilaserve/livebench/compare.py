@@ -72,11 +72,11 @@ def run_compare(args: argparse.Namespace, trace_for: Callable, policies: list[Po
           f"{load_average():.2f}")
     keys = [(rate, slo, seed) for seed in seeds for slo in slos for rate in rates]
     workloads = {k: setups[k[2]].workload(k[0], k[1], k[2]) for k in keys}
-    for note in workloads[keys[0]].sim.description:
+    for note in (*first.notes, *workloads[keys[0]].sim.description):
         print(f"  {note}")
     reference = reference_for(first, list(workloads.values()))
     runs = run_policies(lambda key: setups[key[2]], policies, keys, workloads, reference,
-                        args.port, log, calibrate=True)
+                        args.port, log, calibrate=True, warmup_s=args.warmup)
     pairs = []
     for spec, key, run, _ in runs:
         twin = sim_twin(spec, first.base.cluster)

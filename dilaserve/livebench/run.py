@@ -14,6 +14,7 @@ the machine's load average before and after (other processes on the box slow rep
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import os
 import time
@@ -30,10 +31,11 @@ from dilaserve.livebench.calibrate import (
 )
 from dilaserve.livebench.client import LiveOutcome, replay
 from dilaserve.livebench.mapping import LivePolicy
-from dilaserve.livebench.workload import LiveWorkload
+from dilaserve.livebench.workload import LiveRequest, LiveWorkload
 from sim.metrics import Outcome, Records, RunSummary, summarize
 
 READY_TIMEOUT_S = 300.0
+SLOW_START_S = 40.0
 # Ray starts its worker processes (replicas, router, controller) at nice 15 by default, below
 # anything else on the machine; a benchmark on a shared box would then measure the neighbours
 NICENESS_ENV = {"RAY_worker_niceness": "0"}
@@ -79,16 +81,29 @@ class ClusterSession:
         except BaseException:
             self.handle.stop(2.0)
             raise
-        self.log(f"  {live.name}: cluster ready in {time.monotonic() - t0:.1f} s, router on "
+        took = time.monotonic() - t0
+        self.log(f"  {live.name}: cluster ready in {took:.1f} s, router on "
                  f"{self.handle.target} ({live.describe()})")
+        if took > SLOW_START_S:  # say why (a replica that failed to start and was replaced...)
+            for line in self.handle.summary()["log"]:
+                self.log(f"    {line}")
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.handle.stop(2.0)
 
     def run(self, workload: LiveWorkload, reference: dict[tuple[str, int], bool],
-            calibrate: bool = False) -> LiveRun:
+            calibrate: bool = False, warmup_s: float = 0.0) -> LiveRun:
+        """`warmup_s`: first replay that many seconds of the workload's own arrivals, not
+        scored, so that a planned policy's controller has planned for the load before the
+        scored replay (the simulator's `dilaserve` starts warm the same way)."""
         live = self.live
+        if warmup_s > 0:
+            warm = warmup_requests(workload, warmup_s)
+            done = asyncio.run(replay(self.handle.target, warm))
+            met = sum(o.status == "met" for o in done)
+            self.log(f"  {live.name}: warm-up {len(warm)} requests over {warmup_s:g} s "
+                     f"(not scored; {met} met); {self.handle.summary()['plan']}")
         rpc = host = None
         if calibrate:
             workers = [r["target"] for r in self.handle.summary()["replicas"]
@@ -111,6 +126,13 @@ class ClusterSession:
                                  _reconfigurations(status), load_before, load_average(),
                                  steps, _step_notes(after))
         return LiveRun(summary, tuple(outcomes), status, rpc, host)
+
+
+def warmup_requests(workload: LiveWorkload, seconds: float) -> tuple[LiveRequest, ...]:
+    """The workload's first `seconds` of arrivals, renamed (request ids must not repeat)."""
+    first = [r for r in workload.requests if r.at_s < seconds]
+    return tuple(dataclasses.replace(r, index=i, request_id=f"warmup-{r.request_id}")
+                 for i, r in enumerate(first))
 
 
 def replica_stats(status: dict) -> dict:
@@ -160,7 +182,9 @@ def summarize_live(name: str, layout: str, workload: LiveWorkload, outcomes: lis
     for o in outcomes:
         r = requests[o.index]
         latency = o.latency_s if o.finished else 0.0
-        records.end(o.index, STATUSES[o.status], r.at_s + o.send_lag_s + latency)
+        # latency from the send (what met or missed the deadline); the client's own send lag
+        # is in the notes
+        records.end(o.index, STATUSES[o.status], r.at_s + latency)
         if o.finished:
             records.accuracy[o.index] = float(o.text == r.answer)
             records.threshold[o.index] = o.threshold

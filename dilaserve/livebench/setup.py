@@ -30,6 +30,7 @@ class LiveSetup:
     trace: Trace  # before rate scaling
     seed: int
     scale_mode: str
+    notes: tuple[str, ...] = ()
 
     def bench_setup(self) -> BenchSetup:
         """The simulated mode's setup over the same cluster and profiles (best-static's sweep)."""
@@ -66,3 +67,19 @@ def embedded_cluster(base: ClusterPolicy, profiles: SimProfiles) -> Cluster:
     from orchestrator.runtime.shape import cluster_shape
 
     return cluster_shape(base.cluster, [], profiles.hardware).solver_cluster()
+
+
+def measured_tp_only(base: ClusterPolicy, profiles: SimProfiles) -> tuple[ClusterPolicy, str]:
+    """On CPU replicas, plan only the TP degrees the profiles measured: the solver's TP > 1
+    extrapolation models fast GPU links, and on the shared CPU cores TP=2 measured about 2x
+    slower than TP=1, not faster (docs/parallel.md)."""
+    if base.cluster.nodes:
+        return base, ""
+    measured = max(p.tp for p in profiles.step_costs)
+    if base.cluster.max_tp <= measured:
+        return base, ""
+    cluster = dataclasses.replace(base.cluster, max_tp=measured)
+    return dataclasses.replace(base, cluster=cluster), (
+        f"max_tp {base.cluster.max_tp} -> {measured}: the CPU replicas' profiles measure TP="
+        f"{measured} only (TP=2 on these cores measured ~2x slower than TP=1, "
+        f"docs/parallel.md); planner and best-static's sweep keep to it")
