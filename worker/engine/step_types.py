@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 COMMIT_RULES = ("threshold", "factor", "topk")
 CACHE_MODES = ("none", "prefix", "dual")
@@ -114,8 +115,10 @@ class StepPlan:
     changes: tuple[SettingsChange, ...] = ()
 
 
-@dataclass(frozen=True)
-class RowOutcome:
+class RowOutcome(NamedTuple):
+    """One row's result of one step. A NamedTuple rather than a frozen dataclass: one is built
+    for every row of every step, and a NamedTuple builds about 4x faster."""
+
     request_id: str
     phase: Phase
     committed: int  # tokens committed this step

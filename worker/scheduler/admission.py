@@ -28,7 +28,7 @@ from operator import itemgetter
 from worker.engine.step_types import EngineLimits
 from worker.scheduler.config import SchedulerConfig
 from worker.scheduler.ordering import order_key
-from worker.scheduler.predictor import Predictor
+from worker.scheduler.predictor import BatchShape, Predictor
 from worker.scheduler.requests import AdmissionDecision, RequestSpec, RequestState, Verdict
 
 
@@ -60,7 +60,9 @@ class Admission:
         resident: Collection[RequestState],
         queued: Iterable[RequestState],
         typical_rows: float = 0.0,
+        resident_shape: BatchShape | None = None,
     ) -> AdmissionDecision:
+        """`resident_shape`: `predictor.shape_of(resident)`, when the caller has it at hand."""
         spec = state.spec
         rid = spec.request_id
         if not self.config.admission:
@@ -69,7 +71,9 @@ class Admission:
             return self._infeasible(state, "its deadline has already passed", None)
 
         slots = max(1, min(self.limits.max_rows, self.limits.max_tokens // spec.seq_len))
-        shape = self.predictor.shape_with(self.predictor.shape_of(resident), state)
+        if resident_shape is None:
+            resident_shape = self.predictor.shape_of(resident)
+        shape = self.predictor.shape_with(resident_shape, state)
         step_s = self.predictor.step_seconds(shape)
         ordering = self.config.ordering
         mine = order_key(state, ordering, now, step_s)

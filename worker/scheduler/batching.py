@@ -78,7 +78,7 @@ def fill_step(
     run: list[RequestState] = []
     waiting: list[RequestState] = []
     for state in resident:
-        if state.at_block_start and state.spec.settings.cache_mode != "none":
+        if state.at_block_start and state.cache_mode != "none":
             waiting.append(state)
         else:
             run.append(state)
@@ -112,15 +112,20 @@ def fill_step(
 
 def features_of(rows: list[RequestState]) -> StepFeatures:
     """`step_features` of these rows at their next phase, without building RowShapes."""
+    # written out flat: this runs for every row of every step
     refresh_rows = reuse_rows = refresh_long = reuse_long = reuse_query = 0
     for s in rows:
         if s.next_phase is Phase.REFRESH:
             refresh_rows += 1
-            refresh_long = max(refresh_long, s.seq_len)
+            if s.seq_len > refresh_long:
+                refresh_long = s.seq_len
         else:
             reuse_rows += 1
-            reuse_long = max(reuse_long, s.seq_len)
-            reuse_query = max(reuse_query, s.reuse_query_len)
+            if s.seq_len > reuse_long:
+                reuse_long = s.seq_len
+            query = s.reuse_query_len
+            if query > reuse_query:
+                reuse_query = query
     refresh_tokens = refresh_rows * refresh_long
     reuse_tokens = reuse_rows * reuse_query
     attended = (refresh_tokens * (refresh_long + 1) if refresh_rows else 0) + (

@@ -22,12 +22,15 @@ whole multiples of, so that blocks stay aligned.
 
 from __future__ import annotations
 
+import functools
+
 from worker.engine.step_types import SettingsChange
 from worker.scheduler.config import SchedulerConfig
 from worker.scheduler.predictor import Predictor
 from worker.scheduler.requests import RequestSpec, RequestState
 
 
+@functools.lru_cache(maxsize=1024)  # every request of a class and replica has the same ladder
 def threshold_rungs(start: float, floor: float, step: float) -> tuple[float, ...]:
     rungs = [start]
     k = 1

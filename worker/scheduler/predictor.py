@@ -105,7 +105,7 @@ class Predictor:
 
     def prior_rate(self, threshold: float, block: int, state: RequestState | None = None) -> float:
         """The profile's tokens per step at this setting (nearest profiled block size)."""
-        if state is not None and state.spec.settings.rule == "topk":
+        if state is not None and state.topk:
             return min(float(block), state.spec.settings.param)
         rate = self._rates.get((threshold, block))
         if rate is None:
@@ -116,7 +116,9 @@ class Predictor:
     def correction(self, state: RequestState) -> float:
         k = self.rate_prior_tokens
         factor = (state.committed + k) / (state.expected_committed + k)
-        return min(MAX_CORRECTION, max(MIN_CORRECTION, factor))
+        if factor < MIN_CORRECTION:
+            return MIN_CORRECTION
+        return MAX_CORRECTION if factor > MAX_CORRECTION else factor
 
     def rate(self, state: RequestState, threshold: float, block: int) -> float:
         """Tokens per step expected of this request at these settings: 1 <= rate <= block."""
@@ -126,7 +128,7 @@ class Predictor:
         self, threshold: float, block: int, correction: float, state: RequestState
     ) -> float:
         rate = self._rates.get((threshold, block))
-        if rate is None or state.spec.settings.rule == "topk":
+        if rate is None or state.topk:
             rate = self.prior_rate(threshold, block, state)
         rate *= correction
         return 1.0 if rate < 1.0 else (block if rate > block else rate)
@@ -141,9 +143,8 @@ class Predictor:
         block = state.block_size
         if next_block is None:
             next_block = state.pending_block or block
-        spec = state.spec
         masked = state.masked_left
-        after = spec.canvas_len - state.block_start - block
+        after = state.spec.canvas_len - state.block_start - block
         if after < 0:
             after = 0
         in_block = masked - after
@@ -154,19 +155,23 @@ class Predictor:
             later = after
         correction = self.correction(state)
         steps = refresh = 0.0
+        rate = None
         if in_block > 0:
+            rate = self._corrected_rate(threshold, block, correction, state)
             # at least one step, even when the rate would finish the block in less
-            steps = in_block / self._corrected_rate(threshold, block, correction, state)
+            steps = in_block / rate
             if steps < 1.0:
                 steps = 1.0
             if state.at_block_start:
                 refresh = 1.0
         if later > 0:
+            if rate is None or next_block != block:
+                rate = self._corrected_rate(threshold, next_block, correction, state)
             blocks = after / next_block
-            per_block = next_block / self._corrected_rate(threshold, next_block, correction, state)
+            per_block = next_block / rate
             steps += blocks * (per_block if per_block > 1.0 else 1.0)
             refresh += blocks
-        if spec.settings.cache_mode == "none":
+        if state.cache_mode == "none":
             refresh = steps
         return steps, refresh
 

@@ -87,6 +87,9 @@ class RequestState:
 
     __slots__ = (
         "spec",
+        "request_id",
+        "cache_mode",
+        "topk",
         "seq_len",
         "deadline_s",
         "threshold",
@@ -121,6 +124,10 @@ class RequestState:
         seq: int = 0,
     ) -> None:
         self.spec = spec
+        # copies of spec fields read for every row at every step (the spec is immutable)
+        self.request_id = spec.request_id
+        self.cache_mode = spec.settings.cache_mode
+        self.topk = spec.settings.rule == "topk"
         self.seq = seq  # acceptance order: the tie-break of every ordering
         self.seq_len = spec.seq_len
         self.deadline_s = spec.deadline_s
@@ -148,24 +155,20 @@ class RequestState:
         self.floor_steps = 0.0  # steps at the lowest rungs, kept while queued for admission checks
 
     @property
-    def request_id(self) -> str:
-        return self.spec.request_id
-
-    @property
     def next_block(self) -> int:
         """The block size the next block will use."""
         return self.block_size if self.pending_block is None else self.pending_block
 
     @property
     def next_phase(self) -> Phase:
-        if self.at_block_start or self.spec.settings.cache_mode == "none":
+        if self.at_block_start or self.cache_mode == "none":
             return Phase.REFRESH
         return Phase.REUSE
 
     @property
     def reuse_query_len(self) -> int:
         """Query rows of a reuse step: the block (dual cache) or block + suffix (prefix cache)."""
-        if self.spec.settings.cache_mode == "prefix":
+        if self.cache_mode == "prefix":
             return self.seq_len - len(self.spec.prompt_ids) - self.block_start
         return self.block_size
 

@@ -45,7 +45,7 @@ from worker.scheduler.batching import fill_step
 from worker.scheduler.config import SchedulerConfig
 from worker.scheduler.load_control import LoadController, ladders
 from worker.scheduler.ordering import order_key, refresh_order
-from worker.scheduler.predictor import Predictor, StepCost
+from worker.scheduler.predictor import BatchShape, Predictor, StepCost
 from worker.scheduler.requests import (
     AdmissionDecision,
     RequestSpec,
@@ -89,6 +89,9 @@ class Scheduler:
         self._seq = 0
         self.last_predicted_step_s = 0.0
         self._typical_rows = 0.0  # moving average of rows per step: the load admission plans for
+        # the resident rows' BatchShape for admission, kept while they are unchanged (from one
+        # plan or observe to the next, arrivals all see the same resident rows)
+        self._resident_shape: BatchShape | None = None
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -103,8 +106,15 @@ class Scheduler:
         state = RequestState(spec, *ladders(spec, self.config), seq=self._seq)
         self.predictor.update(state)
         state.floor_steps = self.admission.floor_steps(state)
+        if self._resident_shape is None:
+            self._resident_shape = self.predictor.shape_of(self._resident.values())
         decision = self.admission.decide(
-            state, now, self._resident.values(), self._queued.values(), self._typical_rows
+            state,
+            now,
+            self._resident.values(),
+            self._queued.values(),
+            self._typical_rows,
+            self._resident_shape,
         )
         if not decision.accepted:
             return decision
@@ -129,6 +139,7 @@ class Scheduler:
         work (`plan_has_work`) must be executed by the engine and its result observed."""
         if self._in_flight is not None:
             raise RuntimeError("plan() called again before observe() of the plan in flight")
+        self._resident_shape = None
         evicting = self._end_cancelled(now) + self._end_expired(now)
         resident = self._resident
         # an idle engine: the queue's first requests are the batch that slack is measured against
@@ -190,10 +201,12 @@ class Scheduler:
                 raise ValueError("observe() got outcomes but no plan is in flight")
             return self.take_events()
         reported = [o.request_id for o in result.outcomes]
-        if len(set(reported)) != len(reported) or not set(reported) <= set(plan.run):
+        unique = set(reported)
+        if len(unique) != len(reported) or not unique.issubset(plan.run):
             # checked before anything changes, so the plan stays in flight for a corrected result
             raise ValueError(f"engine reported rows {reported} for a plan that ran {plan.run}")
         self._in_flight = None
+        self._resident_shape = None
         events = self._evicting
         self._evicting = []
         for outcome in result.outcomes:
