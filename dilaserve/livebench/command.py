@@ -136,50 +136,54 @@ def _log_run(run: LiveRun, log: Log) -> None:
 
 
 def find_capacity(setup: LiveSetup, slo: float, port: int, log: Log,
-                  target: float = 0.9, max_live_runs: int = 4) -> tuple[float, list]:
-    """The highest rate scale at which `static` attains >= target live: a guess from the
-    simulator (bisection), then live runs stepping x1.2 up or x0.83 down from it, one cluster;
-    linear interpolation between the two live rates around the target."""
+                  target: float = 0.9, max_live_runs: int = 5) -> tuple[float, list]:
+    """The highest rate scale at which `static` attains >= target live, on one cluster: from
+    the simulator's guess (bisection), live runs step x0.6 down or x1.25 up until the target is
+    bracketed, then bisect the bracket (geometric mean); the answer interpolates linearly
+    between the two closest live rates around the target."""
     spec = POLICIES["static"]
     lo, hi, guess = 0.05, 64.0, 1.0
     for _ in range(10):
         guess = (lo * hi) ** 0.5
         att = simulate(setup, setup.workload(guess, slo), spec, setup.seed).attainment
         lo, hi = (guess, hi) if att >= target else (lo, guess)
-    log(f"capacity search: the simulator puts static's 90% point near rate x{guess:.3g}")
+    log(f"capacity search: the simulator puts static's {target:.0%} point near rate "
+        f"x{guess:.3g}")
     tried: list[tuple[float, float, float]] = []  # (rate scale, req/s, attainment)
     reference: dict = {}
     rate = round(guess, 3)
-    first = setup.workload(rate, slo)
-    live = mapped(spec, setup, first, port)
+    live = mapped(spec, setup, setup.workload(rate, slo), port)
     with ClusterSession(live, log) as session:
         for _ in range(max_live_runs):
             workload = setup.workload(rate, slo)
             reference.update(reference_for(setup, [workload]))
-            run = session.run(workload, reference)
-            s = run.summary
+            s = session.run(workload, reference).summary
             tried.append((rate, s.request_rate, s.attainment))
             log(f"capacity search: live static at x{rate:g} ({s.request_rate:.1f} req/s): "
                 f"{s.attainment:.1%} ({'; '.join(s.notes)})")
-            above = [t for t in tried if t[2] >= target]
-            below = [t for t in tried if t[2] < target]
-            if above and below and min(b[0] for b in below) > max(a[0] for a in above):
-                break
-            rate = round(rate * (1.2 if s.attainment >= target else 0.83), 3)
+            above = [t[0] for t in tried if t[2] >= target]
+            below = [t[0] for t in tried if t[2] < target and t[0] > max(above, default=0)]
+            if above and below:
+                rate = round((max(above) * min(below)) ** 0.5, 3)
+                if min(below) / max(above) < 1.15:
+                    break
+            else:
+                rate = round(rate * (1.25 if s.attainment >= target else 0.6), 3)
+    return capacity_from(tried, target), tried
+
+
+def capacity_from(tried: list[tuple[float, float, float]], target: float) -> float:
+    """Linear interpolation between the highest rate at or above the target and the lowest
+    rate above it that falls below; the lowest rate tried when none reaches it."""
     above = [t for t in tried if t[2] >= target]
-    below = [t for t in tried if t[2] < target]
     if not above:
-        capacity = min(t[0] for t in tried)
-        log(f"capacity search: static stays below {target:.0%} at every rate tried; taking "
-            f"x{capacity:g}")
-        return capacity, tried
+        return min(t[0] for t in tried)
     a = max(above, key=lambda t: t[0])
-    higher = [t for t in below if t[0] > a[0]]
+    higher = [t for t in tried if t[2] < target and t[0] > a[0]]
     if not higher:
-        return a[0], tried
+        return a[0]
     b = min(higher, key=lambda t: t[0])
-    capacity = a[0] + (b[0] - a[0]) * (a[2] - target) / (a[2] - b[2])
-    return round(capacity, 3), tried
+    return round(a[0] + (b[0] - a[0]) * (a[2] - target) / (a[2] - b[2]), 3)
 
 
 def reference_for(setup: LiveSetup, workloads: list[LiveWorkload]) -> dict:

@@ -103,3 +103,12 @@ def test_bad_live_flags_fail_cleanly_before_anything_starts(argv, message, capsy
     err = capsys.readouterr().err
     assert err.startswith("dilaserve bench: error: ") and message in err
     assert "Traceback" not in err
+
+
+def test_capacity_interpolates_between_the_live_rates_around_the_target():
+    from dilaserve.livebench.command import capacity_from
+
+    tried = [(2.0, 40.0, 0.95), (3.0, 60.0, 0.85), (1.0, 20.0, 1.0)]
+    assert capacity_from(tried, 0.9) == pytest.approx(2.5)
+    assert capacity_from([(1.0, 20.0, 0.5), (0.6, 12.0, 0.7)], 0.9) == 0.6
+    assert capacity_from([(1.0, 20.0, 0.95)], 0.9) == 1.0
