@@ -142,5 +142,5 @@ class SimReplica:
         base, row = step_time_model(self.cost.coef, self.config.block_size, rate, seq,
                                     self.cache_mode)
         return ReplicaView(self.replica_id, self.config, self.state, self.node, self.active,
-                           len(self.scheduler.resident_ids), self.limits.max_rows,
+                           self.scheduler.resident_count, self.limits.max_rows,
                            max(0.0, self._backlog_tokens) / rate, base, row, rate)

@@ -260,6 +260,10 @@ class Scheduler:
         return tuple(self._resident)
 
     @property
+    def resident_count(self) -> int:
+        return len(self._resident)
+
+    @property
     def active_count(self) -> int:
         return len(self._active)
 
