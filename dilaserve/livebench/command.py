@@ -209,7 +209,7 @@ def run_live(args: argparse.Namespace, trace, policies: list[PolicySpec], rates:
         f"({setup.cluster.nodes[0].gpu_type}), policy {args.policy}")
     print(f"live on {where}; profiles {setup.profiles.name} (deadlines, and the simulator's "
           f"best-static pick); load average {load_average():.2f}")
-    for note in setup.notes:
+    for note in setup.notes if not target else ():
         print(f"  {note}")
     if args.warmup > 0 and not target:
         print(f"  planned policies first serve {args.warmup:g} s of each workload unscored "

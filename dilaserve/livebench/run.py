@@ -33,6 +33,7 @@ from dilaserve.livebench.client import LiveOutcome, replay
 from dilaserve.livebench.mapping import LivePolicy
 from dilaserve.livebench.workload import LiveRequest, LiveWorkload
 from sim.metrics import Outcome, Records, RunSummary, summarize
+from traces.records import DEFAULT_CLASS
 
 READY_TIMEOUT_S = 300.0
 SLOW_START_S = 40.0
@@ -161,9 +162,13 @@ def _step_notes(stats: dict) -> tuple[str, ...]:
 
 def run_on_target(target: str, workload: LiveWorkload, reference: dict[tuple[str, int], bool],
                   name: str = "target") -> LiveRun:
+    """A running router serves its own policy's classes: a trace without named classes goes
+    to its default class (each request still carries its own deadline)."""
     load_before = load_average()
+    requests = tuple(dataclasses.replace(r, slo_class="") if r.slo_class == DEFAULT_CLASS
+                     else r for r in workload.requests)
     t1 = time.monotonic()
-    outcomes = asyncio.run(replay(target, workload.requests))
+    outcomes = asyncio.run(replay(target, requests))
     wall = time.monotonic() - t1
     summary = summarize_live(name, f"the router at {target}", workload, outcomes, reference,
                              wall, {}, load_before, load_average())
