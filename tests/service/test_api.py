@@ -217,3 +217,34 @@ def test_sync_client_needs_a_server():
     with WorkerClient("127.0.0.1:1") as client, pytest.raises(WorkerError) as err:
         client.stats(timeout=0.5)
     assert err.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def test_a_cancel_from_another_submission_of_the_same_id_stops_nothing():
+    """A duplicate's handler that ends early cancels by request id; the request in flight under
+    that id belongs to another client, who must still get its final message (this hung the
+    10,000-request property test about once in ten runs)."""
+    import queue as queue_module
+    import time as time_module
+
+    from worker.service.events import FinalResult
+
+    class Sink:
+        def __init__(self) -> None:
+            self.events: queue_module.Queue = queue_module.Queue()
+
+        def send(self, event) -> None:
+            self.events.put(event)
+
+    with serving(make_worker(engine_class=SlowEngine)) as (server, client):
+        worker = server.server.worker
+        request = generate_request("abc", 16, request_id="same", **ONE_PER_STEP)
+        prepared = worker.validator.prepare(request, time_module.monotonic(), None,
+                                            worker.replica.threshold_range)
+        owner, other = Sink(), Sink()
+        worker.loop.submit(prepared, owner)
+        worker.loop.cancel("same", other)
+        events = []
+        while not isinstance(event := owner.events.get(timeout=30), FinalResult):
+            events.append(event)
+        assert event.finish_reason != "cancelled"
+        assert client.stats().cancelled == 0

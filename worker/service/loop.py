@@ -88,8 +88,12 @@ class ServingLoop:
             rid = prepared.spec.request_id
             sink.send(FailedResult(rid, Failure.UNAVAILABLE, "worker is shutting down"))
 
-    def cancel(self, request_id: str) -> None:
-        self._put(("cancel", request_id))
+    def cancel(self, request_id: str, sink: RequestSink) -> None:
+        """The client of this submission (`sink`) is gone. A request id names a request only
+        while it is in flight, so the sink says which submission: a late cancel from a duplicate
+        that was refused, or from an earlier request of the same id, must not stop another
+        client's request (that client would wait for ever: a cancelled request gets no reply)."""
+        self._put(("cancel", request_id, sink))
 
     def stats_future(self) -> Future[LoopStats]:
         future: Future[LoopStats] = Future()
@@ -170,7 +174,8 @@ class ServingLoop:
         if kind == "submit":
             self._submit(command[1], command[2])
         elif kind == "cancel":
-            if command[1] in self._tracked:
+            tracked = self._tracked.get(command[1])
+            if tracked is not None and tracked.sink is command[2]:
                 self.scheduler.cancel(command[1])
         elif kind == "stats":
             if command[1].set_running_or_notify_cancel():  # False: the caller gave up on it

@@ -103,7 +103,7 @@ class GenerateServicer(pb_grpc.GenerateServicer):
                     await context.abort(STATUS[event.failure], event.message)
         finally:
             if not ended:
-                self.loop.cancel(prepared.spec.request_id)
+                self.loop.cancel(prepared.spec.request_id, counted or sink)
                 if counted is not None:
                     counted.client_gone()
 
