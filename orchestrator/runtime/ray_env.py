@@ -10,6 +10,9 @@ LOCAL_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # makes every Ray process bind to 127.0.0.1
     "RAY_AUTH_MODE": "disabled",
     "RAY_USAGE_STATS_ENABLED": "0",
+    # Ray starts worker processes (replicas, router, controller) at nice 15: on the embedded
+    # default they are the service, not background work, and must not yield to the neighbours
+    "RAY_worker_niceness": "0",
 }
 
 
