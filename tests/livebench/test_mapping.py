@@ -84,9 +84,14 @@ def test_fixed_layout_planner_fills_every_slot_and_never_changes():
 
 
 def test_cpu_replicas_plan_only_the_measured_tp_degrees():
-    capped, note = measured_tp_only(BASE, PROFILES)
+    import dataclasses
+
+    wide = dataclasses.replace(BASE, cluster=dataclasses.replace(BASE.cluster, max_tp=8))
+    capped, note = measured_tp_only(wide, PROFILES)
     assert capped.cluster.max_tp == max(p.tp for p in PROFILES.step_costs) == 1
     assert "TP=1" in note
+    same, quiet = measured_tp_only(capped, PROFILES)  # already capped: nothing to say
+    assert same.cluster.max_tp == 1 and quiet == ""
 
 
 def workload(seed: int = 0, slo: float = 5.0):
