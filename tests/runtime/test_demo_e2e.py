@@ -26,7 +26,8 @@ def test_demo_serves_a_client_workload_and_stops():
     assert int(m.group(2)) == 20 and float(m.group(1)) >= 50.0, m.group(0)
     assert "0 other errors" in out
     assert re.search(r"\[ok \] \S+", out)  # answers are shown, and right
-    assert "replica 0: serving on 127.0.0.1:" in out and "stopping the cluster" in out
+    assert re.search(r"#\d+ TP1 .* active 127\.0\.0\.1:\d+", out)  # status lists replicas
+    assert "stopping the cluster" in out
 
 
 def test_demo_names_a_bad_flag():
