@@ -99,3 +99,12 @@ def capacity_table(rows: list[CapacityRow]) -> str:
                      f"{r.capacity:>8.3f} {r.batch:>5} {r.deadline_s:>8.1f} {r.predicted:>9.1%} "
                      f"{r.simulated:>9.1%} {_f(r.simulated_p90_s, '9.1f'):>9}")
     return "\n".join(lines)
+
+
+def result_json(result: PointResult, sweep_simulated: bool = False) -> dict:
+    """One point's numbers for `--json` (live mode marks its best-static sweep as simulated)."""
+    mark = {"simulated": True} if sweep_simulated else {}
+    return {"policy": result.policy, "rate_scale": result.rate_scale,
+            "slo_scale": result.slo_scale, **result.summary.to_dict(),
+            "sweep": [{"layout": lay, "attainment": a, "accuracy": acc, **mark}
+                      for lay, a, acc in result.sweep]}

@@ -236,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
         workload_at,
     )
     from sim.policies import POLICIES, parse_policies
-    from sim.report import legend, point_table, sweep_lines
+    from sim.report import legend, point_table, result_json, sweep_lines
 
     t0 = time.perf_counter()
     policies = parse_policies(args.policies)
@@ -287,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
             out["points"].append({"rate_scale": rate, "slo_scale": slo,
                                   "request_rate": workload.rate, "requests": len(workload.jobs),
                                   "fluid_load": load, "upper_bound": bound,
-                                  "results": [_result_json(r) for r in point]})
+                                  "results": [result_json(r) for r in point]})
     print(f"\n{legend()}")
     if len(rates) > 1:
         out["sustained_rate_at_90"] = {}
@@ -367,14 +367,14 @@ def _speed(results) -> None:
 
 
 def _sensitivity(setup, policies, rate: float, slo: float, jobs: int, base) -> list[dict]:
-    from sim.report import sensitivity_table
+    from sim.report import result_json, sensitivity_table
     from sim.sensitivity import sensitivity
 
     rows = sensitivity(setup, policies, rate, slo, jobs=jobs, base=base)
     print(f"\n== sensitivity at rate x{rate:g}, SLO scale {slo:g} (attainment) ==")
     print(sensitivity_table(rows, [p.name for p in policies]))
     return [{"assumption": r.assumption, "factor": r.factor, "value": r.value,
-             "results": [_result_json(x) for x in r.results]} for r in rows]
+             "results": [result_json(x) for x in r.results]} for r in rows]
 
 
 def _capacity(setup, slo: float) -> list[dict]:
@@ -386,13 +386,6 @@ def _capacity(setup, slo: float) -> list[dict]:
           f"{slo:g} ==")
     print(capacity_table(rows))
     return [asdict(r) for r in rows]
-
-
-def _result_json(result) -> dict:
-    return {"policy": result.policy, "rate_scale": result.rate_scale,
-            "slo_scale": result.slo_scale, **result.summary.to_dict(),
-            "sweep": [{"layout": lay, "attainment": a, "accuracy": acc}
-                      for lay, a, acc in result.sweep]}
 
 
 def _setup_json(setup, args: argparse.Namespace) -> dict:

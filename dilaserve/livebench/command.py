@@ -24,6 +24,7 @@ from dilaserve.livebench.setup import (
 from dilaserve.livebench.workload import LiveWorkload
 from sim.experiments import PointResult, best_of_sweep, static_layouts
 from sim.policies import POLICIES, PolicySpec
+from sim.report import result_json
 from sim.simulator import SimOptions, Simulation
 from sim.workload import SimClass
 
@@ -258,7 +259,7 @@ def run_live(args: argparse.Namespace, trace, policies: list[PolicySpec], rates:
                                   "request_rate": workload.rate,
                                   "requests": len(workload.requests), "fluid_load": load,
                                   "upper_bound": bound,
-                                  "results": [_result_json(r) for r in point]})
+                                  "results": [result_json(r, sweep_simulated=True) for r in point]})
     print(f"\n{legend()}")
     print("live: latency is the client's (send -> final); acc = exact-match accuracy of the "
           "finished requests, drop = points below the same requests decoded alone at the "
@@ -284,13 +285,6 @@ def run_live(args: argparse.Namespace, trace, policies: list[PolicySpec], rates:
     print(f"bench wall time {time.perf_counter() - t0:.0f} s; load average "
           f"{load_average():.2f}")
     return 0
-
-
-def _result_json(result: PointResult) -> dict:
-    return {"policy": result.policy, "rate_scale": result.rate_scale,
-            "slo_scale": result.slo_scale, **result.summary.to_dict(),
-            "sweep": [{"layout": lay, "attainment": a, "accuracy": acc, "simulated": True}
-                      for lay, a, acc in result.sweep]}
 
 
 def _setup_json(setup: LiveSetup, args: argparse.Namespace, target: str | None) -> dict:
