@@ -53,6 +53,9 @@ class LiveReplica:
     phase: Phase
     since: float
     group: object = None
+    # ObjectRef of group.ready(), asked for once: a fresh one each poll would never be seen
+    # ready by a zero-timeout wait (the GCS has not answered it yet)
+    placed: object = None
     actor: object = None
     starting: object = None  # ObjectRef of actor.start()
     ping: object = None  # ObjectRef of the last actor.ping()
@@ -151,7 +154,7 @@ class LiveFleet:
         group = placement_group(list(resources.bundles), strategy="STRICT_PACK",
                                 name=f"dilaserve-replica-{rid}")
         replica = LiveReplica(rid, action.config, action.node, Phase.PLACING, self.clock(),
-                              group=group, resources=resources)
+                              group=group, placed=group.ready(), resources=resources)
         self.replicas[rid] = replica
         self._note(replica, f"add {action.config.describe()} on node {action.node} ({reason})")
 
@@ -220,7 +223,7 @@ class LiveFleet:
         in_flight = None
         for replica in list(self.replicas.values()):
             if replica.phase is Phase.PLACING:
-                ready, _ = self.ray.wait([replica.group.ready()], timeout=0)
+                ready, _ = self.ray.wait([replica.placed], timeout=0)
                 if ready:
                     self._start_actor(replica)
                 elif now - replica.since > timeout:
