@@ -1,4 +1,5 @@
-"""One gRPC channel per replica target, opened on first use. Used only on the router's event loop
+"""One gRPC channel per replica target, opened on first use, with keepalive (a hung replica's
+calls fail over instead of waiting out their deadlines). Used only on the router's event loop
 (grpc.aio channels belong to the loop they were made on)."""
 
 from __future__ import annotations
@@ -8,16 +9,18 @@ import asyncio
 import grpc
 
 from proto import dilaserve_pb2_grpc as pb_grpc
+from proto.keepalive import Keepalive
 
 
 class Channels:
-    def __init__(self) -> None:
+    def __init__(self, keepalive: Keepalive = Keepalive()) -> None:
+        self.options = keepalive.channel_options()
         self._open: dict[str, tuple[grpc.aio.Channel, pb_grpc.GenerateStub]] = {}
 
     def stub(self, target: str) -> pb_grpc.GenerateStub:
         entry = self._open.get(target)
         if entry is None:
-            channel = grpc.aio.insecure_channel(target)
+            channel = grpc.aio.insecure_channel(target, options=self.options)
             entry = self._open[target] = (channel, pb_grpc.GenerateStub(channel))
         return entry[1]
 

@@ -24,6 +24,7 @@ from orchestrator.load import Arrival
 from orchestrator.router import DeadlineAwareRouter, Router
 from orchestrator.service.bookkeeping import RouterBook
 from orchestrator.service.channels import Channels
+from proto.keepalive import SERVER_OPTIONS, Keepalive
 from orchestrator.service.metrics import RouterMetrics
 from orchestrator.service.proxy import Proxy
 from orchestrator.service.replica_pool import ReplicaEndpoint, ReplicaPool
@@ -44,7 +45,7 @@ class RouterServer:
     def __init__(self, policy: Policy, tokenizer: CharTokenizer | None,
                  router: Router | None = None, host: str = "127.0.0.1", port: int = 0,
                  stats_period_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
-                 metrics_port: int | None = None) -> None:
+                 metrics_port: int | None = None, keepalive: Keepalive = Keepalive()) -> None:
         if stats_period_s <= 0:
             raise ValueError(f"stats_period_s must be > 0, got {stats_period_s}")
         self.host = host
@@ -58,7 +59,7 @@ class RouterServer:
         self.router = router if router is not None else DeadlineAwareRouter()
         self.pool = ReplicaPool(policy.worker.cache_mode, clock)
         self.book = RouterBook(_targets(policy))
-        self.channels = Channels()
+        self.channels = Channels(keepalive)
         self.metrics = RouterMetrics(self.book.snapshot, self.pool.snapshots)
         self.proxy = Proxy(self.pool, self.channels, self.book, self.router, clock,
                            self.metrics.observe_e2e)
@@ -207,7 +208,7 @@ class RouterServer:
         self.metrics.stop()
 
     async def _start_grpc(self):
-        server = grpc.aio.server()
+        server = grpc.aio.server(options=SERVER_OPTIONS)
         servicer = RouterServicer(
             self.proxy, self.pool, self.channels, self.book, self._policy_now, self._tokenizer,
             self.stats, self._arrived, self._controlled)

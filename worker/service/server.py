@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from proto import dilaserve_pb2 as pb
 from proto import dilaserve_pb2_grpc as pb_grpc
+from proto.keepalive import SERVER_OPTIONS
 from worker.service.servicer import GenerateServicer
 from worker.service.setup import Worker
 
@@ -37,7 +38,7 @@ class WorkerServer:
         self._health = health.aio.HealthServicer()
 
     async def start(self) -> int:
-        server = grpc.aio.server()
+        server = grpc.aio.server(options=SERVER_OPTIONS)
         servicer = GenerateServicer(
             self.worker.loop,
             self.worker.validator,
