@@ -5,7 +5,8 @@ and starts the worker service) -> ACTIVE (the router sends it requests) -> DRAIN
 requests; those in flight finish, up to the drain timeout) -> gone (actor stopped, placement
 group removed). Nothing here blocks on a slow step: `poll` checks each pending step without
 waiting, so one replica that cannot be placed or loaded holds nobody else up; it is given up after
-the placement timeout, logged, and the controller's next reconcile asks for it again.
+the placement timeout, logged, and the controller's next reconcile asks for it again; starts of
+that kind on that node that keep failing are spaced out (`backoff.StartBackoff`).
 
 A replica whose actor dies is dropped at the next `poll`; the router retries its requests on the
 others, and the controller's next tick adds a replacement (the plan still wants it).
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field, replace
 
 from dilaserve.policy import Policy
 from orchestrator.config import ClusterSettings
+from orchestrator.runtime.backoff import StartBackoff
 from orchestrator.runtime.placement import PlacementError, release, replica_resources
 from orchestrator.runtime.replica_actor import ReplicaActor
 from orchestrator.runtime.shape import ClusterShape
@@ -97,6 +99,8 @@ class LiveFleet:
         self.next_id = 0
         self.events: list[str] = []  # what happened, for the controller's log and status
         self._pushed: tuple = ()
+        self.backoff = StartBackoff()
+        self._held_back: set[tuple] = set()  # (node, tp) whose wait was logged
 
     # -- what the controller observes ---------------------------------------------------------
 
@@ -143,6 +147,15 @@ class LiveFleet:
         log.info(line)
 
     def _add(self, action: AddReplica, reason: str) -> None:
+        key = (action.node, action.config.tp)
+        wait = self.backoff.wait_s(key, self.clock())
+        if wait > 0:  # reconcile asks again every tick; say it once per wait
+            if key not in self._held_back:
+                self._held_back.add(key)
+                self._note(None, f"node {action.node}: next TP{action.config.tp} replica start "
+                                 f"in {wait:.0f} s ({self.backoff.failures(key)} failed in a row)")
+            return
+        self._held_back.discard(key)
         node = self.shape.nodes[action.node]
         rid = self.next_id
         self.next_id += 1
@@ -232,7 +245,7 @@ class LiveFleet:
                         f"could not place {replica.resources.describe()} within {timeout:g} s "
                         f"(free: GPU {free.get('GPU', 0):g}, CPU {free.get('CPU', 0):g})")
                     self._note(replica, str(err))
-                    self._stop(replica)
+                    self._start_failed(replica)
             elif replica.phase is Phase.LOADING:
                 ready, _ = self.ray.wait([replica.starting], timeout=0)
                 if ready:
@@ -240,15 +253,16 @@ class LiveFleet:
                         replica.target = self.ray.get(replica.starting)
                     except Exception as err:  # noqa: BLE001 - reported, then retried by reconcile
                         self._note(replica, f"failed to start: {_first_line(err)}")
-                        self._stop(replica)
+                        self._start_failed(replica)
                         continue
                     replica.metrics = self.call(replica.actor.metrics_address.remote())
                     replica.phase = Phase.ACTIVE
                     replica.since = now
+                    self.backoff.succeeded((replica.node, replica.config.tp))
                     self._note(replica, f"serving on {replica.target}")
                 elif now - replica.since > timeout:
                     self._note(replica, f"not ready within {timeout:g} s: stopped")
-                    self._stop(replica)
+                    self._start_failed(replica)
             elif replica.phase is Phase.DRAINING:
                 if in_flight is None:
                     in_flight = self.call(self.router.in_flight.remote())
@@ -261,6 +275,10 @@ class LiveFleet:
                     replica.replica_id in self.replicas:
                 self._check_alive(replica)
         self._push()
+
+    def _start_failed(self, replica: LiveReplica) -> None:
+        self._stop(replica)
+        self.backoff.failed((replica.node, replica.config.tp), self.clock())
 
     def _worker_idle(self, replica: LiveReplica) -> bool:
         try:
