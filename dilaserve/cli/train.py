@@ -1,4 +1,4 @@
-"""`dilaserve train`: train the shipped masked-diffusion model (deterministic recipe, 5 stages)."""
+"""`dilaserve train`: train the shipped masked-diffusion model (deterministic recipe)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the shipped model on the synthetic task mix",
                        description=trainer.__doc__)
     p.add_argument("--out", required=True, type=Path, help="checkpoint directory to write")
-    p.add_argument("--stages", default="1,2,3,4,5",
-                   help="recipe stages to run (default 1,2,3,4,5: the shipped model from scratch)")
-    p.add_argument("--init", type=Path, help="continue from this checkpoint (e.g. for --stages 2)")
+    p.add_argument("--stages", default="1,2,3",
+                   help="recipe stages to run (default 1,2,3: the shipped model from scratch)")
+    p.add_argument("--init", type=Path, help="continue from this checkpoint")
     p.add_argument("--batch", type=int, default=64)
     p.set_defaults(func=run)
 

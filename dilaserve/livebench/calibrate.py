@@ -72,7 +72,7 @@ def measure_rpc(router: str, worker: str, requests: tuple[LiveRequest, ...],
 
 
 HOST_PROBE_S = 1.2  # seconds of steps per probe process
-HOST_PROBE_PROMPTS = ("rev:qwertyuiopas>", "add:1234+5678=")
+HOST_PROBE_PROMPTS = ("rev:qwertyuiopas>", "xor:1011001110>")
 
 
 @dataclass(frozen=True)

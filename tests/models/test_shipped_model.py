@@ -39,6 +39,15 @@ def test_lower_threshold_commits_more_per_forward(quality):
     assert low.accuracy <= ref.accuracy + 0.01
 
 
+def test_some_task_shows_the_threshold_trade_off(quality):
+    """Lowering the threshold from the reference 0.9 to 0.5 costs at least one task 5 points:
+    the trade-off load control exploits and the quality policy bounds."""
+    ref = quality.reference
+    low = quality.at(0.5, ref.block_size)
+    losses = {task: ref.per_task[task] - low.per_task[task] for task in ref.per_task}
+    assert max(losses.values()) >= 0.05, losses
+
+
 def test_step_cost_profiles_exist_for_every_cache_mode():
     for mode in ("none", "prefix", "dual"):
         profile = StepCostProfile.load(find_step_cost(profiles_dir(SHIPPED_MODEL_DIR), mode))

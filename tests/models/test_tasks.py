@@ -12,10 +12,13 @@ def test_answers_are_correct_by_construction():
         ex = tasks.sample("add", rng, heldout=False)
         a, b = ex.prompt[4:-1].split("+")
         assert int(ex.answer) == int(a) + int(b) and len(ex.answer) == 5
-        ex = tasks.sample("lookup", rng, heldout=False)
-        table, queries = ex.prompt[len("lookup:"):-1].split("?")
-        values = dict(kv.split("=") for kv in table.split(";"))
-        assert "".join(values[q] for q in queries) == ex.answer and len(queries) == 8
+        ex = tasks.sample("psum", rng, heldout=False)
+        digits = [int(d) for d in ex.prompt[len("psum:"):-1]]
+        assert [int(d) for d in ex.answer] == [sum(digits[: i + 1]) % 10
+                                               for i in range(len(digits))]
+        ex = tasks.sample("xor", rng, heldout=False)
+        bits = [int(b) for b in ex.prompt[len("xor:"):-1]]
+        assert [int(b) for b in ex.answer] == [sum(bits[: i + 1]) % 2 for i in range(len(bits))]
         ex = tasks.sample("head", rng, heldout=False)
         assert ex.prompt[len("head:"):][:8] == ex.answer and len(ex.prompt) == 156
 
@@ -41,7 +44,7 @@ def test_long_prompts_exist_and_everything_tokenizes():
 def test_unknown_task_and_characters_are_clear_errors():
     with pytest.raises(ValueError, match="unknown task"):
         tasks.sample("multiply", random.Random(0), heldout=True)
-    assert "count" not in tasks.TASKS  # training-only: kept so the recipe replays
-    assert tasks.TASKS == ("add", "rev", "sort", "head")
+    assert tasks.TASKS == ("rev", "sort", "xor", "head")
+    assert "add" not in tasks.TASKS and "add" in tasks.TRAINING_ONLY  # kept so the recipe replays
     with pytest.raises(ValueError, match="outside the model's vocabulary"):
         CharTokenizer().encode("ADD:1+1=")

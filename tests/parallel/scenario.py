@@ -39,7 +39,7 @@ def mixed_script(tok: CharTokenizer, cache_modes: tuple[str, ...] = ("dual", "pr
     return Script(
         admits={
             0: (
-                row("add", "add", 16, block_size=8, threshold=0.999, cache_mode=first),
+                row("xor", "xor", 16, block_size=8, threshold=0.999, cache_mode=first),
                 row("head", "head", 32, block_size=16, threshold=0.99, cache_mode=second),
                 row("sort", "sort", 32, block_size=32, threshold=0.9, cache_mode=first),
                 row("cancelled", "rev", 48, block_size=16, rule="topk", cache_mode=second),
@@ -47,7 +47,7 @@ def mixed_script(tok: CharTokenizer, cache_modes: tuple[str, ...] = ("dual", "pr
             2: (
                 row("topk", "rev", 64, 1, block_size=8, rule="topk", rule_param=2,
                     cache_mode=first),
-                row("nocache", "add", 16, 1, block_size=8, threshold=1.0, cache_mode="none"),
+                row("nocache", "xor", 16, 1, block_size=8, threshold=1.0, cache_mode="none"),
             ),
             4: (
                 row("changed", "head", 64, 1, block_size=16, threshold=1.0, cache_mode=second),

@@ -151,8 +151,8 @@ def test_cold_start_places_four_replicas_in_their_own_placement_groups(cluster):
     assert all(g["strategy"] == "STRICT_PACK" and len(g["bundles"]) == 1 for g in groups)
     # through the router: a request is served and says which replica served it
     with WorkerClient(cluster.target) as client:
-        result = client.generate("add:0012+0034=", 32, timeout=60)
-    assert result.text == "00046"
+        result = client.generate("rev:dilaserve>", 32, timeout=60)
+    assert result.text == "evresalid"
 
 
 def test_a_restarted_driver_takes_the_running_cluster_over(cluster):
@@ -244,4 +244,4 @@ def test_tp2_plan_replaces_tp1_replicas_losing_nothing(cluster):
               if g["name"].startswith("dilaserve-replica-") and g["state"] == "CREATED"]
     assert sorted(len(g["bundles"]) for g in groups) == [2, 2]
     with WorkerClient(cluster.target) as client:
-        assert client.generate("add:0012+0034=", 32, timeout=60).text == "00046"
+        assert client.generate("rev:dilaserve>", 32, timeout=60).text == "evresalid"

@@ -1,7 +1,7 @@
 """Train the shipped masked-diffusion model on the synthetic task mix (a deterministic recipe).
 
-    python -m worker.models.train --out DIR                # both stages, from scratch
-    python -m worker.models.train --out DIR --stages 2 --init STAGE1_DIR
+    python -m worker.models.train --out DIR                # the whole recipe, from scratch
+    python -m worker.models.train --out DIR --stages 3 --init STAGE2_DIR
 
 Loss as in LLaDA/MDLM: per sequence t ~ U(eps, 1); each canvas token (answer and the EOS fill after
 it) is masked with probability t; cross-entropy on masked tokens weighted 1/t, divided by
@@ -42,31 +42,23 @@ class Stage:
     stop_after: int | None = None  # end early, part-way through the LR schedule
 
 
-# The shipped model's recipe. Stage 1 learns the format, EOS fill over canvases up to 128 and the
-# easier tasks; its loss breaks through late (around step 3,000). Stage 2 continues with a fresh
-# schedule, more weight on the copy/lookup tasks, mostly 32-token canvases (cheaper steps).
+# The shipped model's recipe, from scratch. Mostly 32-token canvases (cheap steps, and every
+# held-out answer fits one); a few of 64 and 128 teach the EOS fill of longer canvases.
 RECIPE = (
-    # stage 1 predates the shorter count strings of the final task mix
-    Stage(3500, 2e-3, 0, 150, {"add": 0.4, "find": 0.15, "sort": 0.2, "count": 0.1, "rev": 0.15},
-          {32: 0.7, 64: 0.2, 128: 0.1}, {"count": {"lengths": (8, 32)}}, False),
-    # stage 2 was stopped half-way: the lookup had not formed, so stage 3 adds a curriculum
-    Stage(3000, 1.5e-3, 1, 100, {"add": 0.3, "find": 0.25, "sort": 0.1, "count": 0.15, "rev": 0.2},
-          {32: 0.85, 64: 0.1, 128: 0.05}, threads=1, stop_after=1500),
-    # lookup tables of 2-26 keys (held-out prompts use 14-26): short tables teach the lookup
-    # cheaply and it carries over to long ones, positions being relative (RoPE)
-    # stopped at 1,000 steps: the lookup still had not formed (per-digit accuracy at chance)
-    Stage(2500, 1e-3, 2, 50, {"add": 0.3, "find": 0.35, "sort": 0.1, "count": 0.15, "rev": 0.1},
-          {32: 0.9, 64: 0.07, 128: 0.03}, {"find": {"keys": (2, 26)}}, threads=1, stop_after=1000),
-    # the final mix: `lookup` replaces find/count (one hop to the query key at a fixed offset,
-    # one to the matching table entry: the copy-by-position the model already does for rev)
-    Stage(2500, 1e-3, 3, 50, {"add": 0.3, "lookup": 0.4, "sort": 0.2, "rev": 0.1},
-          {32: 0.9, 64: 0.07, 128: 0.03}, threads=1, stop_after=1000),
-    # stopped at 1,000 steps, the lookup still at chance; the final mix's long-prompt task is a
-    # long-range copy (head), and sort gets the most weight
-    Stage(2000, 1e-3, 4, 50, {"add": 0.25, "head": 0.3, "sort": 0.35, "rev": 0.1},
-          {32: 0.9, 64: 0.07, 128: 0.03}, threads=1),
+    # stopped at 5,000 steps (24 min): head and rev had formed, sort was at half; add and psum
+    # (running sums mod 10) had not started to, so stage 2 drops them for xor (running parity,
+    # the same dependence on the previous answer digit with a 2-entry table instead of 100)
+    Stage(6500, 2e-3, 0, 150, {"add": 0.25, "psum": 0.25, "sort": 0.2, "rev": 0.1, "head": 0.2},
+          {32: 0.85, 64: 0.1, 128: 0.05}, stop_after=5000),
+    # stopped at 2,500 steps (11 min): sort at 85%, rev and head at 100%; xor of 8-16 bits had
+    # not formed (bit i of the answer sits at a length-dependent distance from bit i of the prompt)
+    Stage(4500, 1.5e-3, 1, 100, {"xor": 0.4, "sort": 0.35, "rev": 0.1, "head": 0.15},
+          {32: 0.9, 64: 0.07, 128: 0.03}, {"xor": {"lengths": (8, 16)}}, stop_after=2500),
+    # xor of a fixed 16 bits: a fixed distance
+    Stage(2200, 1e-3, 2, 50, {"xor": 0.5, "sort": 0.3, "rev": 0.1, "head": 0.1},
+          {32: 0.9, 64: 0.07, 128: 0.03}),
 )
-LONG_PROMPT_TASKS = {"find", "lookup", "head"}  # half-size batches: their prompts are 5-10x longer
+LONG_PROMPT_TASKS = {"head"}  # half-size batches: their prompts are 5-10x longer
 MAX_PROMPT = 256
 MAX_CANVAS = 128
 
@@ -130,7 +122,8 @@ def train(out: Path, batch: int, stages: tuple[Stage, ...] = RECIPE, init: Path 
     model = load_model(init) if init else DiffusionTransformer(shipped_config(tok))
     print(f"training {model.config.num_parameters() / 1e6:.2f}M parameters", flush=True)
     for stage in stages:
-        run_stage(model, tok, stage, batch, out, f"stage {RECIPE.index(stage) + 1}", log_every)
+        label = f"stage {RECIPE.index(stage) + 1}" if stage in RECIPE else "stage"
+        run_stage(model, tok, stage, batch, out, label, log_every)
 
 
 def run_stage(model: DiffusionTransformer, tok: CharTokenizer, stage: Stage, batch: int,
@@ -177,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--stages", default="1,2,3,4,5", help="recipe stages to run, e.g. 5")
+    parser.add_argument("--stages", default="1,2,3", help="recipe stages to run, e.g. 3")
     parser.add_argument("--init", type=Path, help="continue from this checkpoint directory")
     args = parser.parse_args(argv)
     stages = tuple(RECIPE[int(i) - 1] for i in args.stages.split(","))
