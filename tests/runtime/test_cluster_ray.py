@@ -141,6 +141,17 @@ def assert_none_lost(outcomes, allowed=("met", "late")) -> None:
     assert not bad, bad
 
 
+def assert_two_tp2_replicas_serve(handle) -> None:
+    """2 x TP2, each in one placement group of two bundles, answering through the router."""
+    wait_for(lambda: [(r["tp"], r["phase"]) for r in replicas(handle)]
+             == [(2, "active"), (2, "active")], 180, "2 x TP2 serving", handle)
+    groups = [g for g in ray.util.placement_group_table().values()
+              if g["name"].startswith("dilaserve-replica-") and g["state"] == "CREATED"]
+    assert sorted(len(g["bundles"]) for g in groups) == [2, 2]
+    with WorkerClient(handle.target) as client:
+        assert client.generate("rev:dilaserve>", 32, timeout=60).text == "evresalid"
+
+
 def test_cold_start_places_four_replicas_in_their_own_placement_groups(cluster):
     reps = replicas(cluster)
     assert len(reps) == 4 and all(r["phase"] == "active" for r in reps)
@@ -238,10 +249,4 @@ def test_tp2_plan_replaces_tp1_replicas_losing_nothing(cluster):
     write_policy(cluster.policy_path, "[0.9, 0.8, 0.6]", max_tp=2)
     outcomes = asyncio.run(replay(cluster.target, jobs(40, 0.25), 32))
     assert_none_lost(outcomes)
-    wait_for(lambda: [(r["tp"], r["phase"]) for r in replicas(cluster)]
-             == [(2, "active"), (2, "active")], 180, "2 x TP2 serving", cluster)
-    groups = [g for g in ray.util.placement_group_table().values()
-              if g["name"].startswith("dilaserve-replica-") and g["state"] == "CREATED"]
-    assert sorted(len(g["bundles"]) for g in groups) == [2, 2]
-    with WorkerClient(cluster.target) as client:
-        assert client.generate("rev:dilaserve>", 32, timeout=60).text == "evresalid"
+    assert_two_tp2_replicas_serve(cluster)

@@ -17,13 +17,12 @@ from orchestrator.runtime.ray_env import LOCAL_ENV  # noqa: E402
 from tests.runtime.test_cluster_ray import (  # noqa: E402
     RateRulePlanner,
     assert_none_lost,
+    assert_two_tp2_replicas_serve,
     jobs,
     replicas,
-    wait_for,
     write_policy,
 )
 from worker.client.loadgen import replay  # noqa: E402
-from worker.client.sync_client import WorkerClient  # noqa: E402
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -55,10 +54,4 @@ def test_four_tp1_become_two_tp2_under_load_losing_nothing(cluster):
     outcomes = asyncio.run(replay(cluster.target, jobs(60, 0.25), 32))
     assert_none_lost(outcomes)
     assert sum(o.correct for o in outcomes) >= 55
-    wait_for(lambda: [(r["tp"], r["phase"]) for r in replicas(cluster)]
-             == [(2, "active"), (2, "active")], 180, "2 x TP2 serving", cluster)
-    groups = [g for g in ray.util.placement_group_table().values()
-              if g["name"].startswith("dilaserve-replica-") and g["state"] == "CREATED"]
-    assert sorted(len(g["bundles"]) for g in groups) == [2, 2]
-    with WorkerClient(cluster.target) as client:
-        assert client.generate("rev:abcdef>", 32, timeout=60).text == "fedcba"
+    assert_two_tp2_replicas_serve(cluster)
