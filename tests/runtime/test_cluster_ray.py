@@ -10,8 +10,10 @@ are known; what is under test is the runtime executing them, not the solver's ch
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -93,17 +95,16 @@ class RateRulePlanner:
                      group.count * group.tp, 4, 0.0)]
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+@contextmanager
+def fake_gpu_cluster(path: Path, *pickled_modules: str):
+    """The embedded cluster on a local Ray with 4 fake GPUs, from the policy at `path`, planned
+    by RateRulePlanner; the modules named are pickled by value into the controller actor."""
     for key, value in LOCAL_ENV.items():
-        import os
-
         os.environ.setdefault(key, value)
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    for name in (__name__, *pickled_modules):
+        ray.cloudpickle.register_pickle_by_value(sys.modules[name])
     from dilaserve.policy.cluster_loader import load_cluster_policy
 
-    path = tmp_path_factory.mktemp("policy") / "policy.yaml"
-    write_policy(path, "[0.9, 0.8, 0.7]")
     ray.init(num_cpus=2, num_gpus=4, include_dashboard=False, namespace="dilaserve",
              _node_ip_address="127.0.0.1", configure_logging=False, log_to_driver=False)
     handle = start_cluster(load_cluster_policy(path), None, str(path),
@@ -115,6 +116,14 @@ def cluster(tmp_path_factory):
     finally:
         handle.stop(2.0)
         ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    path = tmp_path_factory.mktemp("policy") / "policy.yaml"
+    write_policy(path, "[0.9, 0.8, 0.7]")
+    with fake_gpu_cluster(path) as handle:
+        yield handle
 
 
 def replicas(handle) -> list[dict]:

@@ -5,19 +5,15 @@ them), served through the router, with no request lost."""
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 
 import pytest
 
 ray = pytest.importorskip("ray")
 
-from orchestrator.runtime.cluster import start_cluster  # noqa: E402
-from orchestrator.runtime.ray_env import LOCAL_ENV  # noqa: E402
 from tests.runtime.test_cluster_ray import (  # noqa: E402
-    RateRulePlanner,
     assert_none_lost,
     assert_two_tp2_replicas_serve,
+    fake_gpu_cluster,
     jobs,
     replicas,
     write_policy,
@@ -29,24 +25,10 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    for key, value in LOCAL_ENV.items():
-        os.environ.setdefault(key, value)
-    for name in (__name__, "tests.runtime.test_cluster_ray"):
-        ray.cloudpickle.register_pickle_by_value(sys.modules[name])
-    from dilaserve.policy.cluster_loader import load_cluster_policy
-
     path = tmp_path_factory.mktemp("policy") / "policy.yaml"
     write_policy(path, "[0.9, 0.8, 0.7]", max_tp=2)
-    ray.init(num_cpus=2, num_gpus=4, include_dashboard=False, namespace="dilaserve",
-             _node_ip_address="127.0.0.1", configure_logging=False, log_to_driver=False)
-    handle = start_cluster(load_cluster_policy(path), None, str(path),
-                           planner_factory=RateRulePlanner)
-    try:
-        assert handle.wait_ready(240), handle.summary()
+    with fake_gpu_cluster(path, __name__) as handle:
         yield handle
-    finally:
-        handle.stop(2.0)
-        ray.shutdown()
 
 
 def test_four_tp1_become_two_tp2_under_load_losing_nothing(cluster):
