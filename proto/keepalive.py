@@ -33,6 +33,8 @@ class Keepalive:
         ]
 
 
+DEFAULT_KEEPALIVE = Keepalive()
+
 # what a worker or router server accepts: pings as often as once a second, with or without calls
 SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),

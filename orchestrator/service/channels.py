@@ -9,11 +9,11 @@ import asyncio
 import grpc
 
 from proto import dilaserve_pb2_grpc as pb_grpc
-from proto.keepalive import Keepalive
+from proto.keepalive import DEFAULT_KEEPALIVE, Keepalive
 
 
 class Channels:
-    def __init__(self, keepalive: Keepalive = Keepalive()) -> None:
+    def __init__(self, keepalive: Keepalive = DEFAULT_KEEPALIVE) -> None:
         self.options = keepalive.channel_options()
         self._open: dict[str, tuple[grpc.aio.Channel, pb_grpc.GenerateStub]] = {}
 

@@ -24,7 +24,6 @@ from orchestrator.load import Arrival
 from orchestrator.router import DeadlineAwareRouter, Router
 from orchestrator.service.bookkeeping import RouterBook
 from orchestrator.service.channels import Channels
-from proto.keepalive import SERVER_OPTIONS, Keepalive
 from orchestrator.service.metrics import RouterMetrics
 from orchestrator.service.proxy import Proxy
 from orchestrator.service.replica_pool import ReplicaEndpoint, ReplicaPool
@@ -33,6 +32,7 @@ from orchestrator.service.stats import cluster_stats, summary
 from orchestrator.types import ReplicaState, ReplicaView, Route
 from proto import dilaserve_pb2 as pb
 from proto import dilaserve_pb2_grpc as pb_grpc
+from proto.keepalive import DEFAULT_KEEPALIVE, SERVER_OPTIONS, Keepalive
 from worker.models.tokenizer import CharTokenizer
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Generate"].full_name
@@ -45,7 +45,7 @@ class RouterServer:
     def __init__(self, policy: Policy, tokenizer: CharTokenizer | None,
                  router: Router | None = None, host: str = "127.0.0.1", port: int = 0,
                  stats_period_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
-                 metrics_port: int | None = None, keepalive: Keepalive = Keepalive()) -> None:
+                 metrics_port: int | None = None, keepalive: Keepalive = DEFAULT_KEEPALIVE) -> None:
         if stats_period_s <= 0:
             raise ValueError(f"stats_period_s must be > 0, got {stats_period_s}")
         self.host = host
