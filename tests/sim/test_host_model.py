@@ -73,7 +73,7 @@ def test_replicas_stepping_together_take_the_hosts_slowdown():
     assert np.allclose(latencies(alone), latencies(run(5.0, 0.0)))
     together = latencies(run(5.0, 0.0, (1.0, 2.5), pairs_workload()))
     apart = latencies(run(5.0, 0.0, (), pairs_workload()))
-    # a pair whose two requests take as many steps steps together all along; in a pair where
+    # a pair whose two requests take as many steps step together all along; in a pair where
     # one takes a step more, that last step runs alone, at the unshared speed
     same = np.repeat(apart[0::2] == apart[1::2], 2)
     assert same.sum() >= 4 and (~same).sum() >= 2
