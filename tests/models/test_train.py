@@ -34,6 +34,7 @@ def test_the_recipe_trains_only_on_known_tasks():
 
 
 def test_cli_names_a_bad_stage(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "dilaserve.cli.main", "train", "--out", str(tmp_path),
-                          "--stages", "9"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-m", "dilaserve.cli.main", "train",
+                          "--out", str(tmp_path), "--stages", "9"],
+                         capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "--stages" in out.stderr and "Traceback" not in out.stderr
