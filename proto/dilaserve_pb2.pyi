@@ -97,14 +97,16 @@ class Partial(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., block_index: _Optional[int] = ..., token_ids: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ..., elapsed_ms: _Optional[float] = ..., threshold: _Optional[float] = ...) -> None: ...
 
 class Timings(_message.Message):
-    __slots__ = ("queued_ms", "first_block_ms", "e2e_ms")
+    __slots__ = ("queued_ms", "first_block_ms", "e2e_ms", "replica_e2e_ms")
     QUEUED_MS_FIELD_NUMBER: _ClassVar[int]
     FIRST_BLOCK_MS_FIELD_NUMBER: _ClassVar[int]
     E2E_MS_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_E2E_MS_FIELD_NUMBER: _ClassVar[int]
     queued_ms: float
     first_block_ms: float
     e2e_ms: float
-    def __init__(self, queued_ms: _Optional[float] = ..., first_block_ms: _Optional[float] = ..., e2e_ms: _Optional[float] = ...) -> None: ...
+    replica_e2e_ms: float
+    def __init__(self, queued_ms: _Optional[float] = ..., first_block_ms: _Optional[float] = ..., e2e_ms: _Optional[float] = ..., replica_e2e_ms: _Optional[float] = ...) -> None: ...
 
 class Final(_message.Message):
     __slots__ = ("request_id", "text", "token_ids", "finish_reason", "deadline_met", "timings", "threshold_start", "threshold_min", "threshold_mean", "forwards", "block_size", "slo_class", "deadline_ms", "replica")
@@ -157,7 +159,7 @@ class ClassStats(_message.Message):
     def __init__(self, name: _Optional[str] = ..., ended: _Optional[int] = ..., met: _Optional[int] = ..., attainment: _Optional[float] = ..., target_attainment: _Optional[float] = ...) -> None: ...
 
 class StatsReply(_message.Message):
-    __slots__ = ("model", "uptime_s", "queued", "running", "max_rows", "draining", "min_threshold", "max_threshold", "accepted", "rejected", "finished", "deadline_met", "expired", "cancelled", "failed", "attainment", "classes", "predicted_step_ms", "predicted_drain_ms", "load", "step_cost_error", "step_cost_samples", "step_cost_coef", "median_step_ms", "steps", "step_cost_prior_error", "backlog_steps", "tokens_per_step", "block_size", "replicas", "shed", "restarts")
+    __slots__ = ("model", "uptime_s", "queued", "running", "max_rows", "draining", "min_threshold", "max_threshold", "accepted", "rejected", "finished", "deadline_met", "expired", "cancelled", "failed", "attainment", "classes", "predicted_step_ms", "predicted_drain_ms", "load", "step_cost_error", "step_cost_samples", "step_cost_coef", "median_step_ms", "steps", "step_cost_prior_error", "backlog_steps", "tokens_per_step", "block_size", "replicas", "shed", "restarts", "step_seconds", "step_prior_seconds", "busy_seconds")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     UPTIME_S_FIELD_NUMBER: _ClassVar[int]
     QUEUED_FIELD_NUMBER: _ClassVar[int]
@@ -190,6 +192,9 @@ class StatsReply(_message.Message):
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     SHED_FIELD_NUMBER: _ClassVar[int]
     RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    STEP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STEP_PRIOR_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BUSY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     model: str
     uptime_s: float
     queued: int
@@ -222,7 +227,10 @@ class StatsReply(_message.Message):
     replicas: _containers.RepeatedCompositeFieldContainer[ReplicaStats]
     shed: int
     restarts: int
-    def __init__(self, model: _Optional[str] = ..., uptime_s: _Optional[float] = ..., queued: _Optional[int] = ..., running: _Optional[int] = ..., max_rows: _Optional[int] = ..., draining: _Optional[bool] = ..., min_threshold: _Optional[float] = ..., max_threshold: _Optional[float] = ..., accepted: _Optional[int] = ..., rejected: _Optional[int] = ..., finished: _Optional[int] = ..., deadline_met: _Optional[int] = ..., expired: _Optional[int] = ..., cancelled: _Optional[int] = ..., failed: _Optional[int] = ..., attainment: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassStats, _Mapping]]] = ..., predicted_step_ms: _Optional[float] = ..., predicted_drain_ms: _Optional[float] = ..., load: _Optional[float] = ..., step_cost_error: _Optional[float] = ..., step_cost_samples: _Optional[int] = ..., step_cost_coef: _Optional[_Iterable[float]] = ..., median_step_ms: _Optional[float] = ..., steps: _Optional[int] = ..., step_cost_prior_error: _Optional[float] = ..., backlog_steps: _Optional[float] = ..., tokens_per_step: _Optional[float] = ..., block_size: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStats, _Mapping]]] = ..., shed: _Optional[int] = ..., restarts: _Optional[int] = ...) -> None: ...
+    step_seconds: float
+    step_prior_seconds: float
+    busy_seconds: float
+    def __init__(self, model: _Optional[str] = ..., uptime_s: _Optional[float] = ..., queued: _Optional[int] = ..., running: _Optional[int] = ..., max_rows: _Optional[int] = ..., draining: _Optional[bool] = ..., min_threshold: _Optional[float] = ..., max_threshold: _Optional[float] = ..., accepted: _Optional[int] = ..., rejected: _Optional[int] = ..., finished: _Optional[int] = ..., deadline_met: _Optional[int] = ..., expired: _Optional[int] = ..., cancelled: _Optional[int] = ..., failed: _Optional[int] = ..., attainment: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassStats, _Mapping]]] = ..., predicted_step_ms: _Optional[float] = ..., predicted_drain_ms: _Optional[float] = ..., load: _Optional[float] = ..., step_cost_error: _Optional[float] = ..., step_cost_samples: _Optional[int] = ..., step_cost_coef: _Optional[_Iterable[float]] = ..., median_step_ms: _Optional[float] = ..., steps: _Optional[int] = ..., step_cost_prior_error: _Optional[float] = ..., backlog_steps: _Optional[float] = ..., tokens_per_step: _Optional[float] = ..., block_size: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStats, _Mapping]]] = ..., shed: _Optional[int] = ..., restarts: _Optional[int] = ..., step_seconds: _Optional[float] = ..., step_prior_seconds: _Optional[float] = ..., busy_seconds: _Optional[float] = ...) -> None: ...
 
 class ReplicaStats(_message.Message):
     __slots__ = ("id", "target", "state", "node", "node_type", "tp", "block_size", "min_threshold", "max_threshold", "queued", "running", "max_rows", "load", "in_flight", "healthy", "error", "attainment", "predicted_step_ms")

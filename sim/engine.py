@@ -97,12 +97,13 @@ class _Row:
 class SimulatedEngine:
     def __init__(self, cost: StepCostModel, quality: QualityTable, limits: EngineLimits,
                  truths: Mapping[str, RequestTruth], seed: int = 0,
-                 step_jitter: float = 0.0) -> None:
+                 step_jitter: float = 0.0, step_scale: float = 1.0) -> None:
         self.cost = cost
         self.quality = quality
         self.limits = limits
         self.truths = truths
         self.step_jitter = step_jitter
+        self.step_scale = step_scale
         self.rng = random.Random(seed)
         self.rows: dict[str, _Row] = {}
         self.tokens_in_use = 0
@@ -174,8 +175,8 @@ class SimulatedEngine:
             (refresh_tokens * (refresh_long + 1) if n_refresh else 0)
             + (reuse_tokens * (reuse_long + 1) if n_reuse else 0))
         a, b, c, d = self.cost.coef
-        elapsed = (a * features.forwards + b * refresh_tokens + c * reuse_tokens
-                   + d * features.attended_kv)
+        elapsed = self.step_scale * (a * features.forwards + b * refresh_tokens
+                                     + c * reuse_tokens + d * features.attended_kv)
         if self.step_jitter > 0 and run:
             elapsed *= max(0.1, 1.0 + self.step_jitter * self.rng.gauss(0.0, 1.0))
         self.steps += 1

@@ -43,13 +43,16 @@ def expand_nodes(cluster: Cluster) -> tuple[Node, ...]:
 
 class Fleet:
     def __init__(self, cluster: Cluster, profiles: SimProfiles, workload: SimWorkload,
-                 scheduler_config: SchedulerConfig, seed: int, step_jitter: float) -> None:
+                 scheduler_config: SchedulerConfig, seed: int, step_jitter: float,
+                 step_scale: float = 1.0, loop_s_per_request: float = 0.0) -> None:
         self.nodes = expand_nodes(cluster)
         self.profiles = profiles
         self.workload = workload
         self.scheduler_config = scheduler_config
         self.seed = seed
         self.step_jitter = step_jitter
+        self.step_scale = step_scale
+        self.loop_s_per_request = loop_s_per_request
         self.quality = QualityTable(profiles.quality)
         self.cache_mode = min(profiles.step_costs, key=lambda p: p.tp).cache_mode
         self.used = [0] * len(self.nodes)
@@ -91,7 +94,7 @@ class Fleet:
             self.profiles.cost(info.gpu_type, config.tp), self.profiles.limits(config.tp),
             self.quality, self.workload.truths, self.cache_mode,
             seed=hash((self.seed, self._next_id)) & 0xFFFFFFFF, step_jitter=self.step_jitter,
-            state=state)
+            state=state, step_scale=self.step_scale, loop_s_per_request=self.loop_s_per_request)
         self._next_id += 1
         self.ready_at[replica.replica_id] = ready_at
         self.used[node] += config.tp

@@ -36,7 +36,7 @@ class SimReplica:
                  scheduler_config: SchedulerConfig, cost: StepCostModel, limits: EngineLimits,
                  quality: QualityTable, truths: Mapping[str, RequestTruth], cache_mode: str,
                  seed: int, step_jitter: float = 0.0, state: ReplicaState = ReplicaState.ACTIVE,
-                 ) -> None:
+                 step_scale: float = 1.0, loop_s_per_request: float = 0.0) -> None:
         self.replica_id = replica_id
         self.node = node
         self.state = state
@@ -46,7 +46,9 @@ class SimReplica:
         self.cache_mode = cache_mode
         self.scheduler_config = scheduler_config
         self.scheduler = Scheduler(scheduler_config, limits, quality.quality, cost)
-        self.engine = SimulatedEngine(cost, quality, limits, truths, seed, step_jitter)
+        self.engine = SimulatedEngine(cost, quality, limits, truths, seed, step_jitter,
+                                      step_scale)
+        self.loop_s_per_request = loop_s_per_request
         self.busy = False
         self._result: StepResult | None = None
         self._masked: dict[str, int] = {}
@@ -91,7 +93,9 @@ class SimReplica:
         self._result = self.engine.step(plan)
         self.busy = True
         self.steps += 1
-        return now + self._result.elapsed_s, []
+        # the serving loop's own work for the requests it takes in (outside the step, which is
+        # what the scheduler observes)
+        return now + self._result.elapsed_s + self.loop_s_per_request * len(plan.admit), []
 
     def finish_step(self, now: float) -> list[TerminalEvent]:
         result = self._result

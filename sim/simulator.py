@@ -50,18 +50,22 @@ class SimOptions:
     # back (half each way). Milliseconds over gRPC on one host, which a request of the shipped
     # tiny model feels (its steps take ~5 ms); the live bench measures it. 0: not modelled.
     rpc_s: float = 0.0
-    # Replicas that share a host's cores (the embedded default's CPU replicas): while k devices
-    # step at once, every step runs host_slowdown[k - 1] times slower (the last entry beyond),
-    # re-timed whenever k changes. Measured by the live bench; empty: each replica has its own
-    # device.
-    host_slowdown: tuple[float, ...] = ()
+    # The machine around the steps, where it is not a GPU of its own (the embedded default's CPU
+    # replicas share two cores with the request traffic): steps take step_scale times their
+    # profile's prediction, and the worker's serving loop spends loop_s_per_request of its own
+    # time on each request it takes in (outside the steps). Both measured by the live bench under
+    # traffic at the compared rate; the defaults model nothing.
+    step_scale: float = 1.0
+    loop_s_per_request: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.rpc_s >= 0:
             raise ValueError(f"SimOptions.rpc_s must be >= 0, got {self.rpc_s}")
-        if any(not f >= 1.0 for f in self.host_slowdown):
-            raise ValueError(f"SimOptions.host_slowdown: factors must be >= 1, got "
-                             f"{self.host_slowdown}")
+        if not self.step_scale > 0:
+            raise ValueError(f"SimOptions.step_scale must be > 0, got {self.step_scale}")
+        if not self.loop_s_per_request >= 0:
+            raise ValueError(f"SimOptions.loop_s_per_request must be >= 0, got "
+                             f"{self.loop_s_per_request}")
 
 
 PLAN_HORIZON_S = 600.0  # how long a plan is expected to hold (prices reloads; assumed)
@@ -99,8 +103,10 @@ class Simulation:
         self.profiles = profiles
         self.policy = policy
         self.options = options or SimOptions()
+        options = self.options
         self.fleet = Fleet(cluster, profiles, workload, policy.scheduler_config(profiles.max_rows),
-                           self.options.seed, self.options.step_jitter)
+                           options.seed, options.step_jitter, options.step_scale,
+                           options.loop_s_per_request)
         self.router = policy.make_router()
         self.records = Records(len(workload.jobs))
         self.block = profiles.reference_block
@@ -108,12 +114,6 @@ class Simulation:
         self._index = {j.request_id: j.index for j in workload.jobs}
         self._heap: list[tuple[float, int, int, SimReplica | None]] = []
         self._seq = 0
-        # host sharing (options.host_slowdown): replica id -> [work left in full-speed seconds,
-        # devices, replica], and the seq of each one's current step-end event
-        self._sharing: dict[int, list] = {}
-        self._step_event: dict[int, int] = {}
-        self._shared_at = 0.0
-        self._share_factor = 1.0
         self._arrivals: list[Arrival] = []
         self.controller: Controller | None = None
         self.fixed_plan = plan
@@ -174,12 +174,8 @@ class Simulation:
         while i < n or heap:
             next_arrival = jobs[i].arrival_s + delivery if i < n else math.inf
             if heap and heap[0][0] < next_arrival:
-                now, seq, kind, replica = heapq.heappop(heap)
+                now, _, kind, replica = heapq.heappop(heap)
                 if kind == _STEP_DONE:
-                    if self.options.host_slowdown:
-                        if self._step_event.get(replica.replica_id) != seq:
-                            continue  # re-timed since: the host's sharing changed
-                        self._share_end(replica, now)
                     self._step_done(replica, now)
                 elif kind == _READY:
                     if replica.state is ReplicaState.LOADING and \
@@ -232,41 +228,10 @@ class Simulation:
         end, events = replica.start_step(now)
         self._record(replica, events)
         if end is not None:
-            if self.options.host_slowdown:
-                self._share_start(replica, now, end - now)
-            else:
-                self._push(end, _STEP_DONE, replica)
+            self._push(end, _STEP_DONE, replica)
         elif replica.active:
             self._push(now + _IDLE_RETRY_S, _WAKE, replica)
         self._maybe_stop(replica)
-
-    # -- replicas sharing a host (processor sharing: every step on the host slows down by the
-    # factor for the devices stepping at once, re-timed whenever that number changes) ----------
-
-    def _share_advance(self, now: float) -> None:
-        done = (now - self._shared_at) / self._share_factor
-        for work in self._sharing.values():
-            work[0] -= done
-        self._shared_at = now
-
-    def _share_retime(self, now: float) -> None:
-        slowdown = self.options.host_slowdown
-        stepping = sum(work[1] for work in self._sharing.values())
-        self._share_factor = slowdown[min(stepping, len(slowdown)) - 1] if stepping else 1.0
-        for rid, (left, _, replica) in self._sharing.items():
-            self._push(now + max(0.0, left) * self._share_factor, _STEP_DONE, replica)
-            self._step_event[rid] = self._seq
-
-    def _share_start(self, replica: SimReplica, now: float, work_s: float) -> None:
-        self._share_advance(now)
-        self._sharing[replica.replica_id] = [work_s, replica.config.tp, replica]
-        self._share_retime(now)
-
-    def _share_end(self, replica: SimReplica, now: float) -> None:
-        self._share_advance(now)
-        del self._sharing[replica.replica_id]
-        self._step_event.pop(replica.replica_id, None)
-        self._share_retime(now)
 
     def _step_done(self, replica: SimReplica, now: float) -> None:
         self._record(replica, replica.finish_step(now))

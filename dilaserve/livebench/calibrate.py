@@ -1,138 +1,118 @@
-"""What the simulator must know of the machine the live cluster runs on, measured just before a
-live run (the embedded default's CPU replicas share the host with each other, and on a shared
-box with other work):
+"""What the simulator must know of the machine the live cluster runs on, measured on the running
+cluster under request traffic at the compared rate, just before the compared run.
 
-- the RPC path (`SimOptions.rpc_s`): a request's time outside the worker (client -> router ->
-  worker and the final message back). The same requests are sent one at a time, a little apart,
-  first straight to a worker and then through the router: the median client latency through
-  the router minus the median time the worker itself reports (arrival to final). One at a time,
-  so nothing queues: what is left is the gRPC path (two hops each way, routing, proxying, the
-  client, and waking each process on the way);
-- the host's sharing (`SimOptions.host_slowdown`): a replica's step takes longer while other
-  replicas step on the same host's cores. The engine runs a fixed batch alone, then in N
-  processes at once (N = the replicas); the ratio of step times is the slowdown with N stepping.
+The embedded default's CPU replicas share the host's two cores with everything a request wakes
+on its way (the client, the router, each worker's gRPC thread), so on this machine the
+simulator needs three figures besides the step-cost profile, and each depends on how much
+traffic there is: requests sent one at a time, or engines stepping alone, show none of it.
+A calibration workload (the compared one's trace, another seed: other requests) is replayed
+through the router for `CALIBRATION_S` seconds at the compared run's rate (the same load), and
+from the workers' Stats before and after and the requests' own timings:
+
+- `step_scale` (`SimOptions.step_scale`): the replicas' measured step seconds over what their
+  step-cost profile predicted for the same steps;
+- `loop_s_per_request` (`SimOptions.loop_s_per_request`): the serving loops' time in turns that
+  stepped, less the steps themselves (taking requests in, planning, streaming, finishing), per
+  request the workers took in;
+- `rpc_s` (`SimOptions.rpc_s`): a request's time outside the replica that served it (client ->
+  router -> replica and the final message back): the median of the client's latency less the
+  replica's own arrival-to-final time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
 import statistics
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dilaserve.livebench.workload import LiveRequest
-from worker.client.async_client import AsyncWorkerClient
-from worker.client.messages import generate_request
+from dilaserve.livebench.client import LiveOutcome, replay
+from dilaserve.livebench.workload import LiveRequest, LiveWorkload
+from sim.simulator import SimOptions
 
-PROBES = 30
-PROBE_GAP_S = 0.02  # about the gap between arrivals at the loads compared
-PROBE_DEADLINE_MS = 5000.0  # generous: the probes must finish, not race a deadline
+CALIBRATION_S = 5.0  # seconds of the calibration workload replayed
 
 
 @dataclass(frozen=True)
-class RpcCalibration:
-    rpc_s: float
-    router_ms: float  # median client latency through the router
-    worker_ms: float  # median time inside the worker (called directly)
-    probes: int
+class StepCounters:
+    """One replica's Stats counters that the calibration reads."""
+    step_seconds: float
+    step_prior_seconds: float
+    busy_seconds: float
+    accepted: int
 
-    def describe(self) -> str:
-        return (f"RPC path {1e3 * self.rpc_s:.2f} ms (median of {self.probes} requests sent "
-                f"one at a time, {1e3 * PROBE_GAP_S:.0f} ms apart: {self.router_ms:.2f} ms "
-                f"through the router, {self.worker_ms:.2f} ms inside a worker)")
-
-
-async def _sequential(target: str, requests: list[LiveRequest]) -> list[tuple[float, float]]:
-    """(client latency ms, the server's e2e ms) per request, each sent `PROBE_GAP_S` after the
-    previous one ended: the processes on the path idle in between, as they do at light load
-    (back to back, the path stays hot and can look 1.5-2x faster on a shared box)."""
-    out = []
-    async with AsyncWorkerClient(target) as client:
-        for r in requests:
-            await asyncio.sleep(PROBE_GAP_S)
-            message = generate_request(r.prompt, r.canvas, deadline_ms=PROBE_DEADLINE_MS,
-                                       slo_class=r.slo_class)
-            sent = time.perf_counter()
-            async for response in client.stream(message, PROBE_DEADLINE_MS / 1e3 + 5):
-                if response.HasField("final"):
-                    out.append((1e3 * (time.perf_counter() - sent),
-                                response.final.timings.e2e_ms))
-    return out
-
-
-def measure_rpc(router: str, worker: str, requests: tuple[LiveRequest, ...],
-                probes: int = PROBES) -> RpcCalibration:
-    chosen = list(requests[:probes])
-    direct = asyncio.run(_sequential(worker, chosen))
-    routed = asyncio.run(_sequential(router, chosen))
-    router_ms = statistics.median(c for c, _ in routed)
-    worker_ms = statistics.median(e for _, e in direct)
-    return RpcCalibration(max(0.0, (router_ms - worker_ms) / 1e3), router_ms, worker_ms,
-                          len(chosen))
-
-
-HOST_PROBE_S = 1.2  # seconds of steps per probe process
-HOST_PROBE_PROMPTS = ("rev:qwertyuiopas>", "xor:1011001110>")
+    @classmethod
+    def of(cls, stats) -> StepCounters:
+        return cls(stats.step_seconds, stats.step_prior_seconds, stats.busy_seconds,
+                   stats.accepted)
 
 
 @dataclass(frozen=True)
 class HostCalibration:
-    step_alone_ms: float  # a fixed batch's step, one engine process
-    step_shared_ms: float  # the same with `processes` engine processes stepping at once
-    processes: int
-    profile_ms: float  # what the step-cost profile predicts for that step
+    rpc_s: float
+    step_scale: float
+    loop_s_per_request: float
+    requests: int  # calibration requests that finished (the RPC path's sample)
+    steps_s: float  # step seconds measured over the calibration, all replicas
+    rate: float  # the calibration workload's request rate
 
-    @property
-    def slowdown(self) -> tuple[float, ...]:
-        """Step-time factor with 1, 2, ... replicas stepping at once (linear in between)."""
-        shared = max(1.0, self.step_shared_ms / self.step_alone_ms)
-        n = self.processes
-        return tuple(1.0 + (shared - 1.0) * (k - 1) / max(1, n - 1) for k in range(1, n + 1))
+    def options(self, seed: int) -> SimOptions:
+        return SimOptions(seed=seed, rpc_s=self.rpc_s, step_scale=self.step_scale,
+                          loop_s_per_request=self.loop_s_per_request)
 
     def describe(self) -> str:
-        return (f"host: a step takes {self.step_alone_ms:.2f} ms with one engine process, "
-                f"{self.step_shared_ms:.2f} ms with {self.processes} at once (x"
-                f"{self.slowdown[-1]:.2f}); the profile predicts {self.profile_ms:.2f} ms")
+        return (f"host under {self.rate:.1f} req/s of calibration traffic: steps x"
+                f"{self.step_scale:.2f} the profile ({self.steps_s:.1f} s of steps), serving "
+                f"loop {1e3 * self.loop_s_per_request:.2f} ms per request outside steps, RPC "
+                f"path {1e3 * self.rpc_s:.2f} ms (median over {self.requests} requests)")
 
 
-def _probe(args: tuple[float, float]) -> tuple[float, float]:
-    """Steps of a fixed batch for `seconds` starting at wall time `start`: (mean step s,
-    the profile's prediction)."""
-    seconds, start = args
-    import torch
-
-    from worker.engine.engine import DenoisingEngine, EngineConfig
-    from worker.engine.runner import run_to_completion
-    from worker.engine.step_types import AdmitRow, DecodeSettings
-    from worker.measure.profile_files import find_step_cost, profiles_dir
-    from worker.models.shipped import load
-    from worker.profiles.step_cost import StepCostProfile
-
-    torch.set_num_threads(1)
-    model, tok, directory = load(None)
-    cost = StepCostProfile.load(find_step_cost(profiles_dir(directory), "dual")).cost
-    settings = DecodeSettings(threshold=0.9, block_size=32, cache_mode="dual")
-    rows = [AdmitRow(str(i), tuple(tok.encode(p)), 64, settings)
-            for i, p in enumerate(HOST_PROBE_PROMPTS)]
-    engine = DenoisingEngine(model, EngineConfig(max_rows=len(rows)))
-    run_to_completion(engine, rows, len(rows))  # warm up
-    while time.time() < start:
-        time.sleep(0.001)
-    times, predicted = [], []
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        report = run_to_completion(engine, rows, len(rows), keep_steps=True)
-        times += [s.elapsed_s for s in report.steps]
-        predicted += [cost.predict(s.features) for s in report.steps]
-    return statistics.median(times), statistics.median(predicted)
+def host_calibration(before: Mapping[str, StepCounters], after: Mapping[str, StepCounters],
+                     outcomes: list[LiveOutcome], rate: float) -> HostCalibration:
+    """The three figures from the replicas' counters around the calibration replay and its
+    requests' outcomes (pure: the tests feed it numbers)."""
+    both = [k for k in after if k in before]
+    if not both:
+        raise ValueError("calibration: no replica served both before and after the replay")
+    steps = sum(after[k].step_seconds - before[k].step_seconds for k in both)
+    prior = sum(after[k].step_prior_seconds - before[k].step_prior_seconds for k in both)
+    busy = sum(after[k].busy_seconds - before[k].busy_seconds for k in both)
+    taken = sum(after[k].accepted - before[k].accepted for k in both)
+    if prior <= 0 or taken <= 0:
+        raise ValueError(f"calibration: the replicas ran no profiled steps ({prior:.3f} s "
+                         f"predicted, {taken} requests taken in); is the profile loaded?")
+    outside = [o.latency_s - o.replica_ms / 1e3 for o in outcomes
+               if o.finished and math.isfinite(o.replica_ms)]
+    if not outside:
+        raise ValueError("calibration: no calibration request finished")
+    return HostCalibration(max(0.0, statistics.median(outside)), steps / prior,
+                           max(0.0, busy - steps) / taken, len(outside), steps, rate)
 
 
-def measure_host(processes: int) -> HostCalibration:
-    import multiprocessing
+def calibration_requests(workload: LiveWorkload, rate: float, seconds: float
+                         ) -> tuple[LiveRequest, ...]:
+    """The first `rate x seconds` requests of `workload`, renamed, their arrivals stretched to
+    come at exactly `rate` (a few seconds of another seed's arrivals run some percent above or
+    below the compared run's rate, and the figures grow with the rate)."""
+    count = max(1, round(rate * seconds))
+    requests = workload.requests
+    if len(requests) < count:
+        raise ValueError(f"calibration: the workload has {len(requests)} requests, "
+                         f"{count} needed for {seconds:g} s at {rate:.1f} req/s")
+    end = requests[count].at_s if len(requests) > count else workload.duration_s
+    stretch = seconds / end if end > 0 else 1.0
+    return tuple(dataclasses.replace(r, index=i, request_id=f"calibration-{r.request_id}",
+                                     at_s=r.at_s * stretch)
+                 for i, r in enumerate(requests[:count]))
 
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(processes) as pool:
-        alone, predicted = pool.map(_probe, [(HOST_PROBE_S, time.time() + 2.0)])[0]
-        shared = pool.map(_probe, [(HOST_PROBE_S, time.time() + 2.0)] * processes)
-    return HostCalibration(1e3 * alone, 1e3 * statistics.median(s for s, _ in shared),
-                           processes, 1e3 * predicted)
+
+def measure_host(router: str, workload: LiveWorkload, rate: float, read_counters,
+                 seconds: float = CALIBRATION_S) -> HostCalibration:
+    """Replay `workload`'s requests at `rate` for `seconds` through the router;
+    `read_counters()` -> the serving replicas' {target: StepCounters}."""
+    requests = calibration_requests(workload, rate, seconds)
+    before = read_counters()
+    outcomes = asyncio.run(replay(router, requests))
+    return host_calibration(before, read_counters(), outcomes, len(requests) / seconds)

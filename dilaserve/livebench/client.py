@@ -39,6 +39,7 @@ class LiveOutcome:
     detail: str = ""  # the status details for errors
     server_ms: float = math.nan  # the server's own arrival -> final time (the router's or worker's)
     queued_ms: float = math.nan  # the server's arrival -> admission to a row
+    replica_ms: float = math.nan  # the replica's own arrival -> final time
 
     @property
     def finished(self) -> bool:
@@ -75,7 +76,8 @@ async def _one(client: AsyncWorkerClient, request: LiveRequest, start: float) ->
                 return LiveOutcome(request.index, "met" if met else "late", lag, latency,
                                    final.text, final.threshold_mean, final.forwards,
                                    server_ms=final.timings.e2e_ms,
-                                   queued_ms=final.timings.queued_ms)
+                                   queued_ms=final.timings.queued_ms,
+                                   replica_ms=final.timings.replica_e2e_ms)
     except grpc.aio.AioRpcError as err:
         return LiveOutcome(request.index, _status(err.code(), err.details() or ""), lag,
                            math.nan, detail=f"{err.code().name}: {err.details() or ''}")

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from dilaserve.livebench.calibrate import HostCalibration
 from dilaserve.livebench.mapping import LivePolicy, live_policy
 from dilaserve.livebench.reference import reference_correct
 from dilaserve.livebench.run import ClusterSession, LiveRun, load_average, run_on_target
@@ -82,28 +83,32 @@ def simulated_sweep(setup: LiveSetup, workload: LiveWorkload, spec: PolicySpec):
 
 
 def simulate(setup: LiveSetup, workload: LiveWorkload, spec: PolicySpec, seed: int,
-             rpc_s: float = 0.0, host_slowdown: tuple[float, ...] = ()):
-    return Simulation(workload.sim, setup.cluster, setup.profiles, spec,
-                      SimOptions(seed=seed, rpc_s=rpc_s, host_slowdown=host_slowdown)).run()
+             host: HostCalibration | None = None):
+    """`host`: with the machine as measured under traffic (compare mode); none: the
+    simulator's defaults (the profiles alone)."""
+    options = host.options(seed) if host is not None else SimOptions(seed=seed)
+    return Simulation(workload.sim, setup.cluster, setup.profiles, spec, options).run()
 
 
 def run_policies(setup_for: Callable[[tuple], LiveSetup], policies: list[PolicySpec],
                  keys: list[tuple], workloads: dict, reference: dict, port: int,
-                 log: Log, calibrate: bool = False, warmup_s: float = 0.0,
+                 log: Log, calibrations: dict | None = None, warmup_s: float = 0.0,
                  ) -> list[tuple[PolicySpec, tuple, LiveRun, tuple]]:
     """Each policy on its own cluster, at every key (a workload: rate scale, SLO scale and, in
     compare mode, seed): a fixed layout serves every key on one cluster; a planned policy (and
     best-static, whose layout may differ per workload) gets a fresh cluster per key, so no run
     inherits another's plans. Returns (policy, key, run, best-static's simulated sweep).
-    `calibrate`: measure the RPC path and the host before each replay (`calibrate`);
-    `warmup_s`: a planned policy first serves that much of the workload unscored."""
+    `calibrations`: key -> a workload whose traffic the host is measured under before that
+    key's replay (`calibrate`); `warmup_s`: a planned policy first serves that much of the
+    workload unscored."""
+    calibrations = calibrations or {}
     out = []
     for spec in policies:
         if spec.layout is not None:
             live = mapped(spec, setup_for(keys[0]), workloads[keys[0]], port)
             with ClusterSession(live, log) as session:
                 for key in keys:
-                    run = session.run(workloads[key], reference, calibrate)
+                    run = session.run(workloads[key], reference, calibrations.get(key))
                     out.append((spec, key, run, ()))
                     _log_run(run, log)
             continue
@@ -119,7 +124,7 @@ def run_policies(setup_for: Callable[[tuple], LiveSetup], policies: list[PolicyS
                 live = dataclasses.replace(live, name=spec.name,
                                            layout=f"{live.layout} (simulator's pick)")
             with ClusterSession(live, log) as session:
-                run = session.run(workload, reference, calibrate,
+                run = session.run(workload, reference, calibrations.get(key),
                                   warmup_s if spec.planned else 0.0)
             out.append((run_spec if spec.hindsight else spec, key, run, sweep))
             _log_run(run, log)

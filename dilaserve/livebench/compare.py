@@ -1,9 +1,9 @@
 """`dilaserve bench --mode compare`: the simulator held to the live system. Every request list
 (seed x rate scale x SLO scale) runs live on the embedded cluster and simulated with the served
 model's measured profiles: the same requests, arrivals, prompt and canvas lengths and deadlines
-(`LiveWorkload.sim`), and the RPC path measured on the cluster just before the live run
-(`calibrate`), which the simulation adds to every request (`SimOptions.rpc_s`), and the host's
-sharing measured then (two replicas stepping at once on the same cores, `host_slowdown`).
+(`LiveWorkload.sim`), and the machine as measured on the cluster just before the live run
+under the traffic of another request list at the same rate (`calibrate`: the steps' speed
+against their profile, the serving loop's time per request outside steps, the RPC path).
 Reported per policy and rate: live attainment and P50 latency (mean and spread over seeds)
 beside the simulated ones, their difference, and the live run-to-run spread.
 
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dilaserve.livebench.calibrate import CALIBRATION_S, HostCalibration
 from dilaserve.livebench.command import (
     Log,
     make_live_setup,
@@ -35,6 +36,7 @@ from dilaserve.livebench.run import load_average
 from sim.metrics import RunSummary
 from sim.policies import PolicySpec
 
+CALIBRATION_SEED = 1000
 GOAL_ATTAINMENT_PTS = 5.0
 GOAL_P50_REL = 0.15
 
@@ -47,8 +49,15 @@ class Pair:
     seed: int
     live: RunSummary
     sim: RunSummary
-    rpc_s: float  # the RPC path measured before the live run, which the simulation adds
-    host_slowdown: tuple[float, ...]  # the host's sharing measured then, likewise
+    host: HostCalibration  # measured before the live run; the simulation runs with it
+
+
+def calibration_seed_for(seeds: list[int]) -> int:
+    """A seed none of the compared request lists uses."""
+    seed = CALIBRATION_SEED
+    while seed in seeds:
+        seed += 1
+    return seed
 
 
 def sim_twin(spec: PolicySpec, settings) -> PolicySpec:
@@ -72,18 +81,23 @@ def run_compare(args: argparse.Namespace, trace_for: Callable, policies: list[Po
           f"{load_average():.2f}")
     keys = [(rate, slo, seed) for seed in seeds for slo in slos for rate in rates]
     workloads = {k: setups[k[2]].workload(k[0], k[1], k[2]) for k in keys}
+    calibration_seed = calibration_seed_for(seeds)
+    calibration = make_live_setup(argparse.Namespace(**{**vars(args), "seed": calibration_seed}),
+                                  trace_for(calibration_seed))
+    calibrations = {k: calibration.workload(k[0], k[1]) for k in keys}
+    print(f"  before each live run the host is measured under {CALIBRATION_S:g} s of the same "
+          f"trace and rate with seed {calibration_seed} (other requests, the same load)")
     for note in (*first.notes, *workloads[keys[0]].sim.description):
         print(f"  {note}")
     reference = reference_for(first, list(workloads.values()))
     runs = run_policies(lambda key: setups[key[2]], policies, keys, workloads, reference,
-                        args.port, log, calibrate=True, warmup_s=args.warmup)
+                        args.port, log, calibrations=calibrations, warmup_s=args.warmup)
     pairs = []
     for spec, key, run, _ in runs:
         twin = sim_twin(spec, first.base.cluster)
-        simulated = simulate(setups[key[2]], workloads[key], twin, key[2], run.rpc.rpc_s,
-                             run.host.slowdown)
+        simulated = simulate(setups[key[2]], workloads[key], twin, key[2], run.host)
         pairs.append(Pair(run.summary.policy, key[0], key[1], key[2], run.summary, simulated,
-                          run.rpc.rpc_s, run.host.slowdown))
+                          run.host))
         log(f"  {run.summary.policy} x{key[0]:g}/{key[1]:g} seed {key[2]}: live "
             f"{run.summary.attainment:.1%} P50 {1e3 * run.summary.latency_p50_s:.1f} ms; sim "
             f"{simulated.attainment:.1%} P50 {1e3 * simulated.latency_p50_s:.1f} ms")
@@ -92,16 +106,15 @@ def run_compare(args: argparse.Namespace, trace_for: Callable, policies: list[Po
     print(compare_table(rows))
     print(verdict(rows))
     for p in pairs:
-        print(f"  {p.policy} x{p.rate_scale:g}/{p.slo_scale:g} seed {p.seed}: RPC path "
-              f"{1e3 * p.rpc_s:.2f} ms, host slowdown {p.host_slowdown[-1]:.2f}; "
-              f"{'; '.join(p.live.notes)}")
+        print(f"  {p.policy} x{p.rate_scale:g}/{p.slo_scale:g} seed {p.seed}: "
+              f"{p.host.describe()}; live run: {'; '.join(p.live.notes)}")
     if args.plot:
         print(f"plot: {plot_compare(rows, args.plot, first)}")
     if args.json:
         out = {"mode": "compare", "seeds": seeds, "rows": rows,
                "pairs": [{"policy": p.policy, "rate_scale": p.rate_scale,
                           "slo_scale": p.slo_scale, "seed": p.seed,
-                          "rpc_s": p.rpc_s, "host_slowdown": p.host_slowdown,
+                          "host": dataclasses.asdict(p.host),
                           "live": p.live.to_dict(), "sim": p.sim.to_dict()}
                          for p in pairs]}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -23,15 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dilaserve.livebench.calibrate import (
-    HostCalibration,
-    RpcCalibration,
-    measure_host,
-    measure_rpc,
-)
+from dilaserve.livebench.calibrate import HostCalibration, StepCounters, measure_host
 from dilaserve.livebench.client import LiveOutcome, replay
 from dilaserve.livebench.mapping import LivePolicy
-from dilaserve.livebench.workload import LiveRequest, LiveWorkload
+from dilaserve.livebench.workload import LiveWorkload
 from sim.metrics import Outcome, Records, RunSummary, summarize
 from traces.records import DEFAULT_CLASS
 
@@ -49,8 +44,7 @@ class LiveRun:
     summary: RunSummary
     outcomes: tuple[LiveOutcome, ...]
     status: dict  # the controller's summary at the end (empty against a --target)
-    rpc: RpcCalibration | None = None  # measured just before the replay, when asked for
-    host: HostCalibration | None = None  # likewise
+    host: HostCalibration | None = None  # measured just before the replay, when asked for
 
 
 def load_average() -> float:
@@ -94,24 +88,26 @@ class ClusterSession:
         self.handle.stop(2.0)
 
     def run(self, workload: LiveWorkload, reference: dict[tuple[str, int], bool],
-            calibrate: bool = False, warmup_s: float = 0.0) -> LiveRun:
+            calibration: LiveWorkload | None = None, warmup_s: float = 0.0) -> LiveRun:
         """`warmup_s`: first replay that many seconds of the workload's own arrivals, not
         scored, so that a planned policy's controller has planned for the load before the
-        scored replay (the simulator's `dilaserve` starts warm the same way)."""
+        scored replay (the simulator's `dilaserve` starts warm the same way).
+        `calibration`: then measure the host under that workload's traffic (`calibrate`)."""
         live = self.live
         if warmup_s > 0:
-            warm = warmup_requests(workload, warmup_s)
+            warm = workload.first(warmup_s, "warmup")
             done = asyncio.run(replay(self.handle.target, warm))
             met = sum(o.status == "met" for o in done)
             self.log(f"  {live.name}: warm-up {len(warm)} requests over {warmup_s:g} s "
                      f"(not scored; {met} met); {self.handle.summary()['plan']}")
-        rpc = host = None
-        if calibrate:
-            workers = [r["target"] for r in self.handle.summary()["replicas"]
-                       if r["phase"] == "active"]
-            rpc = measure_rpc(self.handle.target, workers[0], workload.requests)
-            host = measure_host(max(1, len(workers)))
-            self.log(f"  {live.name}: {rpc.describe()}; {host.describe()}")
+        host = None
+        if calibration is not None:
+            def counters() -> dict[str, StepCounters]:
+                return {k: StepCounters.of(s)
+                        for k, s in replica_stats(self.handle.summary()).items()}
+
+            host = measure_host(self.handle.target, calibration, workload.rate, counters)
+            self.log(f"  {live.name}: {host.describe()}")
         self.log(f"  {live.name}: replaying {len(workload.requests)} requests over "
                  f"{workload.duration_s:.0f} s ({workload.rate:.1f} req/s)")
         load_before = load_average()
@@ -125,15 +121,8 @@ class ClusterSession:
         steps = sum(a.steps - before[k].steps for k, a in after.items() if k in before)
         summary = summarize_live(live.name, layout, workload, outcomes, reference, wall,
                                  _reconfigurations(status), load_before, load_average(),
-                                 steps, _step_notes(after))
-        return LiveRun(summary, tuple(outcomes), status, rpc, host)
-
-
-def warmup_requests(workload: LiveWorkload, seconds: float) -> tuple[LiveRequest, ...]:
-    """The workload's first `seconds` of arrivals, renamed (request ids must not repeat)."""
-    first = [r for r in workload.requests if r.at_s < seconds]
-    return tuple(dataclasses.replace(r, index=i, request_id=f"warmup-{r.request_id}")
-                 for i, r in enumerate(first))
+                                 steps, _step_notes(before, after))
+        return LiveRun(summary, tuple(outcomes), status, host)
 
 
 def replica_stats(status: dict) -> dict:
@@ -152,12 +141,21 @@ def replica_stats(status: dict) -> dict:
     return out
 
 
-def _step_notes(stats: dict) -> tuple[str, ...]:
-    if not stats:
+def _step_notes(before: dict, after: dict) -> tuple[str, ...]:
+    if not after:
         return ()
     cells = ", ".join(f"{s.median_step_ms:.1f} ms (profile off by "
-                      f"{100 * s.step_cost_prior_error:.0f}%)" for s in stats.values())
-    return (f"median step per replica: {cells}",)
+                      f"{100 * s.step_cost_prior_error:.0f}%)" for s in after.values())
+    notes = [f"median step per replica: {cells}"]
+    both = [k for k in after if k in before]
+    prior = sum(after[k].step_prior_seconds - before[k].step_prior_seconds for k in both)
+    taken = sum(after[k].accepted - before[k].accepted for k in both)
+    if prior > 0 and taken > 0:
+        steps = sum(after[k].step_seconds - before[k].step_seconds for k in both)
+        busy = sum(after[k].busy_seconds - before[k].busy_seconds for k in both)
+        notes.append(f"steps x{steps / prior:.2f} the profile, serving loop "
+                     f"{1e3 * max(0.0, busy - steps) / taken:.2f} ms per request outside steps")
+    return tuple(notes)
 
 
 def run_on_target(target: str, workload: LiveWorkload, reference: dict[tuple[str, int], bool],

@@ -19,6 +19,7 @@ Mapping a trace request (arrival, prompt length, output length) onto the shipped
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from bisect import bisect_left
@@ -60,6 +61,13 @@ class LiveWorkload:
     @property
     def rate(self) -> float:
         return self.sim.rate
+
+    def first(self, seconds: float, prefix: str) -> tuple[LiveRequest, ...]:
+        """The requests that arrive in the first `seconds`, renamed `prefix-<id>` (ids must
+        not repeat within a cluster's life): a warm-up or calibration replay."""
+        leading = (r for r in self.requests if r.at_s < seconds)
+        return tuple(dataclasses.replace(r, index=i, request_id=f"{prefix}-{r.request_id}")
+                     for i, r in enumerate(leading))
 
 
 @dataclass(frozen=True)

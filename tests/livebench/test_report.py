@@ -9,9 +9,10 @@ import grpc
 import pytest
 
 from dilaserve.cli.main import main
+from dilaserve.livebench.calibrate import HostCalibration
 from dilaserve.livebench.client import LiveOutcome, _status
 from dilaserve.livebench.compare import Pair, compare_rows, compare_table, plot_compare, verdict
-from dilaserve.livebench.run import summarize_live, warmup_requests
+from dilaserve.livebench.run import summarize_live
 from tests.livebench.test_mapping import workload
 
 
@@ -57,10 +58,14 @@ def test_live_outcomes_summarize_like_the_simulators_with_a_paired_accuracy_drop
 
 def test_warmup_replays_the_first_seconds_under_new_request_ids():
     w = workload()
-    warm = warmup_requests(w, 2.0)
+    warm = w.first(2.0, "warmup")
     assert warm and all(r.at_s < 2.0 for r in warm)
+    assert all(r.request_id.startswith("warmup-") for r in warm)
     assert {r.request_id for r in warm}.isdisjoint(r.request_id for r in w.requests)
     assert [r.index for r in warm] == list(range(len(warm)))
+
+
+HOST = HostCalibration(0.002, 1.1, 0.0008, 100, 3.0, 50.0)
 
 
 def pairs():
@@ -72,7 +77,7 @@ def pairs():
         sim = replace(live, attainment=live.attainment + 0.05 + shift,
                       latency_p50_s=live.latency_p50_s * 1.1)
         out.append(Pair("static", 1.0, 5.0, seed, replace(live, attainment=live.attainment
-                                                         + shift), sim, 0.002, (1.0, 2.0)))
+                                                         + shift), sim, HOST))
     return out
 
 

@@ -45,10 +45,14 @@ def test_round_trip_streams_partials_then_final():
         assert result.threshold_start == pytest.approx(0.9)
         assert result.forwards > 0 and result.block_size == 8
         assert 0 <= result.queued_ms <= result.first_block_ms <= result.e2e_ms
+        assert result.replica_e2e_ms == result.e2e_ms  # called directly: the replica's own
         stats = client.stats()
         assert (stats.accepted, stats.finished, stats.deadline_met) == (1, 1, 1)
         assert stats.step_cost_samples > 0 and stats.steps == stats.step_cost_samples
         assert stats.step_cost_error >= 0 and stats.step_cost_prior_error >= 0
+        # the counters a calibration reads: measured steps, their predictions, the loop's time
+        assert 0 < stats.step_seconds <= stats.busy_seconds
+        assert stats.step_prior_seconds > 0
 
 
 def test_token_ids_in_and_out():

@@ -1,6 +1,8 @@
 """What the simulator models of the machine around the replicas: SimOptions.rpc_s (a request's
 time outside the worker, half before the worker sees it, half after it finishes) and
-SimOptions.host_slowdown (replicas sharing a host's cores step slower together)."""
+SimOptions.step_scale (steps slower than their profile: the CPU replicas share the host with the
+request traffic) and SimOptions.loop_s_per_request (the serving loop's own time per request it
+takes in, outside steps)."""
 
 from __future__ import annotations
 
@@ -26,11 +28,10 @@ def sparse_workload(slo: float):
     return build_workload(trace, (SimClass(slo_scale=slo),), PROFILES, seed=3)
 
 
-def run(slo: float, rpc_s: float, host_slowdown: tuple[float, ...] = (),
-        workload=None) -> Simulation:
-    sim = Simulation(workload or sparse_workload(slo), CLUSTER, PROFILES, POLICIES["static"],
-                     SimOptions(seed=1, rpc_s=rpc_s, host_slowdown=host_slowdown,
-                                step_jitter=0.0))
+def run(slo: float, rpc_s: float, workload=None, cluster: Cluster = CLUSTER,
+        **host: float) -> Simulation:
+    sim = Simulation(workload or sparse_workload(slo), cluster, PROFILES, POLICIES["static"],
+                     SimOptions(seed=1, rpc_s=rpc_s, step_jitter=0.0, **host))
     sim.run()
     return sim
 
@@ -60,30 +61,38 @@ def test_a_deadline_the_worker_meets_is_missed_when_the_answer_arrives_after_it(
 
 
 def pairs_workload():
-    """Requests arriving two at once, far apart: round robin puts one on each replica, so
-    both replicas step together."""
+    """Requests arriving two at once, far apart."""
     trace = synthetic_trace(0.5, count=6, prompt=Fixed(20), output=Fixed(32), seed=3)
     doubled = [r for r in trace.requests for _ in range(2)]
     return build_workload(trace.with_requests(doubled, "each request twice"),
                           (SimClass(slo_scale=5.0),), PROFILES, seed=3, speed_cv=0.0)
 
 
-def test_replicas_stepping_together_take_the_hosts_slowdown():
-    alone = run(5.0, 0.0, (1.0, 2.5))  # one request at a time: one replica steps
-    assert np.allclose(latencies(alone), latencies(run(5.0, 0.0)))
-    together = latencies(run(5.0, 0.0, (1.0, 2.5), pairs_workload()))
-    apart = latencies(run(5.0, 0.0, (), pairs_workload()))
-    # a pair whose two requests take as many steps step together all along; in a pair where
-    # one takes a step more, that last step runs alone, at the unshared speed
-    same = np.repeat(apart[0::2] == apart[1::2], 2)
-    assert same.sum() >= 4 and (~same).sum() >= 2
-    assert np.allclose(together[same], 2.5 * apart[same])
-    shorter = np.repeat(np.minimum(apart[0::2], apart[1::2]), 2)[~same]
-    assert np.allclose(together[~same], 2.5 * shorter + (apart[~same] - shorter))
+def test_step_scale_stretches_every_step():
+    base = run(5.0, 0.0)
+    slow = run(5.0, 0.0, step_scale=1.5)  # each request alone: its latency is its steps
+    assert np.allclose(latencies(slow), 1.5 * latencies(base))
+    assert slow.fleet.steps_total == base.fleet.steps_total
+
+
+def test_loop_time_is_paid_once_for_each_request_a_step_takes_in():
+    alone = latencies(run(5.0, 0.0))
+    assert np.allclose(latencies(run(5.0, 0.0, loop_s_per_request=0.002)) - alone, 0.002)
+    # on one replica, the first request of a pair starts a step at once and the second joins
+    # the next: the second waits for both requests' loop time, the first for its own and, when
+    # it needs that next step too, the second's
+    one = Cluster.from_spec(f"1x1:{PROFILES.hardware[0]}")
+    pairs = latencies(run(5.0, 0.0, pairs_workload(), one))
+    added = latencies(run(5.0, 0.0, pairs_workload(), one, loop_s_per_request=0.002)) - pairs
+    assert np.allclose(added[1::2], 0.004)
+    assert np.all(np.isclose(added[0::2], 0.002) | np.isclose(added[0::2], 0.004))
+    assert np.isclose(added[0::2], 0.002).any()
 
 
 def test_bad_host_options_are_refused():
     with pytest.raises(ValueError, match="rpc_s"):
         SimOptions(rpc_s=-0.001)
-    with pytest.raises(ValueError, match="host_slowdown"):
-        SimOptions(host_slowdown=(1.0, 0.5))
+    with pytest.raises(ValueError, match="step_scale"):
+        SimOptions(step_scale=0.0)
+    with pytest.raises(ValueError, match="loop_s_per_request"):
+        SimOptions(loop_s_per_request=-1e-3)

@@ -51,6 +51,7 @@ class Generation:
     partials: tuple[pb.Partial, ...] = ()  # since the last restart
     replica: str = ""  # who served it (see Final.replica)
     restarts: tuple[pb.Restarted, ...] = ()  # the router's restarts on another replica
+    replica_e2e_ms: float = 0.0  # inside the replica that served it (see Timings)
 
     @classmethod
     def from_final(
@@ -78,6 +79,7 @@ class Generation:
             deadline_ms=final.deadline_ms,
             partials=tuple(partials),
             replica=final.replica,
+            replica_e2e_ms=t.replica_e2e_ms,
             restarts=tuple(restarts),
         )
 

@@ -44,7 +44,8 @@ def final_message(f: FinalResult, replica: str = "") -> pb.GenerateResponse:
             finish_reason=FINISH_REASONS[f.finish_reason],
             deadline_met=f.deadline_met,
             timings=pb.Timings(
-                queued_ms=f.queued_ms, first_block_ms=f.first_block_ms, e2e_ms=f.e2e_ms
+                queued_ms=f.queued_ms, first_block_ms=f.first_block_ms, e2e_ms=f.e2e_ms,
+                replica_e2e_ms=f.e2e_ms,
             ),
             threshold_start=f.threshold_start,
             threshold_min=f.threshold_min,
@@ -103,6 +104,9 @@ def stats_message(
         step_cost_prior_error=s.step_cost_prior_error,
         median_step_ms=s.median_step_ms,
         steps=s.steps,
+        step_seconds=s.step_seconds,
+        busy_seconds=s.busy_seconds,
+        step_prior_seconds=s.step_prior_seconds,
         backlog_steps=s.backlog_steps,
         tokens_per_step=tokens_per_step,
         block_size=block_size,

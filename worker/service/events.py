@@ -113,6 +113,9 @@ class LoopStats:
     step_cost_prior_error: float  # the offline profile's error on the same steps, unrefined
     median_step_ms: float
     steps: int
+    step_seconds: float = 0.0  # measured time of every step since the start
+    step_prior_seconds: float = 0.0  # the offline profile's prediction of those steps
+    busy_seconds: float = 0.0  # the serving loop's time in turns that stepped (steps included)
 
     @property
     def attainment(self) -> float:

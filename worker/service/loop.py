@@ -121,13 +121,19 @@ class ServingLoop:
     def _run(self) -> None:
         try:
             while True:
-                self._take_commands(self._wait_s())
+                wait_s = self._wait_s()
+                started = time.perf_counter()
+                self._take_commands(wait_s)
+                if wait_s != 0:  # it waited idle: the turn starts when the wait ended
+                    started = time.perf_counter()
                 if self._stop_at is not None:
                     if not self._tracked:
                         break
                     if self.clock() >= self._stop_at:
                         self._stop_all()
                 self._turn()
+                if self._had_work:
+                    self.counters.busy_seconds += time.perf_counter() - started
         except BaseException as err:  # the loop must not die silently: report, then fail the rest
             _log_error("serving loop stopped by an error", err)
             self._fail_all(Failure.UNAVAILABLE, f"worker loop stopped: {err}")
@@ -226,9 +232,11 @@ class ServingLoop:
         self.counters.steps += 1
         self.counters.step_times.append(result.elapsed_s)
         prior = getattr(scheduler.step_cost, "prior", None)  # the offline profile, for comparison
+        self.counters.step_seconds += result.elapsed_s
         if prior is not None and result.elapsed_s > 0:
-            error = abs(prior.predict(result.features) - result.elapsed_s) / result.elapsed_s
-            self.counters.prior_errors.append(error)
+            predicted = prior.predict(result.features)
+            self.counters.step_prior_seconds += predicted
+            self.counters.prior_errors.append(abs(predicted - result.elapsed_s) / result.elapsed_s)
         self._stream_blocks(result, now)
         self._end(scheduler.observe(result, now))
 
@@ -343,6 +351,9 @@ class ServingLoop:
             ),
             median_step_ms=statistics.median(c.step_times) * 1e3 if c.step_times else math.nan,
             steps=c.steps,
+            step_seconds=c.step_seconds,
+            busy_seconds=c.busy_seconds,
+            step_prior_seconds=c.step_prior_seconds,
         )
 
 

@@ -91,6 +91,10 @@ class Counters:
     met_by_class: dict[str, int] = field(default_factory=dict)
     step_times: deque[float] = field(default_factory=lambda: deque(maxlen=STEP_WINDOW))
     prior_errors: deque[float] = field(default_factory=lambda: deque(maxlen=STEP_WINDOW))
+    # every step since the start: its measured time, and the offline profile's prediction of it
+    step_seconds: float = 0.0
+    step_prior_seconds: float = 0.0
+    busy_seconds: float = 0.0  # the loop's turns that stepped, whole: commands, plan, step, results
 
     def _ended(self, slo_class: str, met: bool) -> None:
         self.ended_by_class[slo_class] = self.ended_by_class.get(slo_class, 0) + 1
