@@ -50,6 +50,10 @@ class SimOptions:
     # back (half each way). Milliseconds over gRPC on one host, which a request of the shipped
     # tiny model feels (its steps take ~5 ms); the live bench measures it. 0: not modelled.
     rpc_s: float = 0.0
+    # The same path's spread, where measured: each request's RPC time is drawn from these
+    # (seeded); the first rpc_s / 2 of it on the way in (so that arrivals keep their order), the
+    # rest, at least nothing, on the way back. Empty: every request takes rpc_s.
+    rpc_samples_s: tuple[float, ...] = ()
     # The machine around the steps, where it is not a GPU of its own (the embedded default's CPU
     # replicas share two cores with the request traffic): steps take step_scale times their
     # profile's prediction, and the worker's serving loop spends loop_s_per_request of its own
@@ -61,6 +65,8 @@ class SimOptions:
     def __post_init__(self) -> None:
         if not self.rpc_s >= 0:
             raise ValueError(f"SimOptions.rpc_s must be >= 0, got {self.rpc_s}")
+        if any(not t >= 0 for t in self.rpc_samples_s):
+            raise ValueError("SimOptions.rpc_samples_s: times must be >= 0")
         if not self.step_scale > 0:
             raise ValueError(f"SimOptions.step_scale must be > 0, got {self.step_scale}")
         if not self.loop_s_per_request >= 0:
@@ -112,6 +118,7 @@ class Simulation:
         self.block = profiles.reference_block
         self.floors = {c.name: c.floor(profiles.quality, self.block) for c in workload.classes}
         self._index = {j.request_id: j.index for j in workload.jobs}
+        self._back = self._ways_back(len(workload.jobs))
         self._heap: list[tuple[float, int, int, SimReplica | None]] = []
         self._seq = 0
         self._arrivals: list[Arrival] = []
@@ -120,6 +127,16 @@ class Simulation:
         self.planning_s = 0.0
 
     # -- set-up -----------------------------------------------------------------------------------
+
+    def _ways_back(self, n: int) -> np.ndarray:
+        """Each request's final message's time back to the client."""
+        options = self.options
+        half = options.rpc_s / 2
+        if not options.rpc_samples_s:
+            return np.full(n, half)
+        rng = np.random.default_rng([options.seed, 0x52504321])
+        drawn = rng.choice(np.asarray(options.rpc_samples_s, dtype=float), size=n)
+        return np.maximum(0.0, drawn - half)
 
     def _place(self) -> None:
         policy = self.policy
@@ -244,11 +261,11 @@ class Simulation:
     def _record(self, replica: SimReplica, events: list[TerminalEvent]) -> None:
         records = self.records
         finished = replica.engine.finished
-        back = self.options.rpc_s / 2  # the final message's way back to the client
         for event in events:
             index = self._index[event.request_id]
             if event.kind is TerminalKind.FINISHED:
                 met = event.deadline_met
+                back = self._back[index]  # the final message's way back to the client
                 if back > 0:
                     met = met and event.at_s + back <= self.workload.jobs[index].deadline_s
                 records.end(index, Outcome.MET if met else Outcome.LATE, event.at_s + back)

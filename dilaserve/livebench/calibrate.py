@@ -16,7 +16,8 @@ from the workers' Stats before and after and the requests' own timings:
   request the workers took in;
 - `rpc_s` (`SimOptions.rpc_s`): a request's time outside the replica that served it (client ->
   router -> replica and the final message back): the median of the client's latency less the
-  replica's own arrival-to-final time.
+  replica's own arrival-to-final time; the times themselves are `SimOptions.rpc_samples_s`
+  (under load the path has a tail: its 90th percentile is 2-3x its median).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import math
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+import numpy as np
 
 from dilaserve.livebench.client import LiveOutcome, replay
 from dilaserve.livebench.workload import LiveRequest, LiveWorkload
@@ -57,16 +60,28 @@ class HostCalibration:
     requests: int  # calibration requests that finished (the RPC path's sample)
     steps_s: float  # step seconds measured over the calibration, all replicas
     rate: float  # the calibration workload's request rate
+    rpc_samples_s: tuple[float, ...] = ()  # each finished request's time outside the replica
 
     def options(self, seed: int) -> SimOptions:
-        return SimOptions(seed=seed, rpc_s=self.rpc_s, step_scale=self.step_scale,
+        return SimOptions(seed=seed, rpc_s=self.rpc_s, rpc_samples_s=self.rpc_samples_s,
+                          step_scale=self.step_scale,
                           loop_s_per_request=self.loop_s_per_request)
+
+    def rpc_percentiles_ms(self) -> dict[str, float]:
+        samples = self.rpc_samples_s or (self.rpc_s,)
+        return {f"p{q}": 1e3 * float(np.percentile(samples, q)) for q in (10, 50, 90, 99)}
+
+    def to_dict(self) -> dict:
+        return {"rpc_s": self.rpc_s, "rpc_ms": self.rpc_percentiles_ms(),
+                "step_scale": self.step_scale, "loop_s_per_request": self.loop_s_per_request,
+                "requests": self.requests, "steps_s": self.steps_s, "rate": self.rate}
 
     def describe(self) -> str:
         return (f"host under {self.rate:.1f} req/s of calibration traffic: steps x"
                 f"{self.step_scale:.2f} the profile ({self.steps_s:.1f} s of steps), serving "
                 f"loop {1e3 * self.loop_s_per_request:.2f} ms per request outside steps, RPC "
-                f"path {1e3 * self.rpc_s:.2f} ms (median over {self.requests} requests)")
+                f"path {1e3 * self.rpc_s:.2f} ms median, "
+                f"{self.rpc_percentiles_ms()['p90']:.2f} ms p90 ({self.requests} requests)")
 
 
 def host_calibration(before: Mapping[str, StepCounters], after: Mapping[str, StepCounters],
@@ -83,12 +98,13 @@ def host_calibration(before: Mapping[str, StepCounters], after: Mapping[str, Ste
     if prior <= 0 or taken <= 0:
         raise ValueError(f"calibration: the replicas ran no profiled steps ({prior:.3f} s "
                          f"predicted, {taken} requests taken in); is the profile loaded?")
-    outside = [o.latency_s - o.replica_ms / 1e3 for o in outcomes
+    outside = [max(0.0, o.latency_s - o.replica_ms / 1e3) for o in outcomes
                if o.finished and math.isfinite(o.replica_ms)]
     if not outside:
         raise ValueError("calibration: no calibration request finished")
-    return HostCalibration(max(0.0, statistics.median(outside)), steps / prior,
-                           max(0.0, busy - steps) / taken, len(outside), steps, rate)
+    return HostCalibration(statistics.median(outside), steps / prior,
+                           max(0.0, busy - steps) / taken, len(outside), steps, rate,
+                           tuple(outside))
 
 
 def calibration_requests(workload: LiveWorkload, rate: float, seconds: float

@@ -114,7 +114,7 @@ def run_compare(args: argparse.Namespace, trace_for: Callable, policies: list[Po
         out = {"mode": "compare", "seeds": seeds, "rows": rows,
                "pairs": [{"policy": p.policy, "rate_scale": p.rate_scale,
                           "slo_scale": p.slo_scale, "seed": p.seed,
-                          "host": dataclasses.asdict(p.host),
+                          "host": p.host.to_dict(),
                           "live": p.live.to_dict(), "sim": p.sim.to_dict()}
                          for p in pairs]}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

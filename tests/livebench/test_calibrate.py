@@ -29,8 +29,11 @@ def test_the_three_figures_come_from_the_counters_and_the_requests():
     assert host.loop_s_per_request == pytest.approx(0.5 / 250)
     assert host.rpc_s == pytest.approx(0.003)  # the median of 3.0, 4.0 and 2.5 ms
     assert host.requests == 3
+    assert sorted(host.rpc_samples_s) == pytest.approx([0.0025, 0.003, 0.004])
+    assert host.to_dict()["rpc_ms"]["p50"] == pytest.approx(3.0)
     options = host.options(seed=7)
     assert (options.seed, options.step_scale, options.rpc_s) == (7, host.step_scale, 0.003)
+    assert options.rpc_samples_s == host.rpc_samples_s
     assert "x1.20 the profile" in host.describe()
 
 

@@ -96,3 +96,16 @@ def test_bad_host_options_are_refused():
         SimOptions(step_scale=0.0)
     with pytest.raises(ValueError, match="loop_s_per_request"):
         SimOptions(loop_s_per_request=-1e-3)
+
+
+def test_rpc_samples_spread_the_way_back_around_the_median():
+    base = run(5.0, 0.004)
+    samples = (0.002, 0.004, 0.010)
+    spread = Simulation(sparse_workload(5.0), CLUSTER, PROFILES, POLICIES["static"],
+                        SimOptions(seed=1, rpc_s=0.004, rpc_samples_s=samples, step_jitter=0.0))
+    spread.run()
+    added = latencies(spread) - latencies(base)  # the drawn time less the median, per request
+    assert np.all(np.isclose(added[:, None], np.array(samples) - 0.004).any(axis=1))
+    assert len(set(np.round(added, 6))) > 1
+    with pytest.raises(ValueError, match="rpc_samples_s"):
+        SimOptions(rpc_samples_s=(0.001, -0.001))
