@@ -109,16 +109,18 @@ def host_calibration(before: Mapping[str, StepCounters], after: Mapping[str, Ste
 
 def calibration_requests(workload: LiveWorkload, rate: float, seconds: float
                          ) -> tuple[LiveRequest, ...]:
-    """The first `rate x seconds` requests of `workload`, renamed, their arrivals stretched to
-    come at exactly `rate` (a few seconds of another seed's arrivals run some percent above or
-    below the compared run's rate, and the figures grow with the rate)."""
-    count = max(1, round(rate * seconds))
+    """The first `rate x seconds` requests of `workload` (`seconds` at most its span), renamed,
+    their arrivals stretched to come at exactly `rate` (a few seconds of another seed's
+    arrivals run some percent above or below the compared run's rate, and the figures grow with
+    the rate)."""
+    seconds = min(seconds, workload.duration_s)
     requests = workload.requests
-    if len(requests) < count:
-        raise ValueError(f"calibration: the workload has {len(requests)} requests, "
-                         f"{count} needed for {seconds:g} s at {rate:.1f} req/s")
+    count = min(len(requests), round(rate * seconds))
+    if count < 1:
+        raise ValueError(f"calibration: no requests to replay ({len(requests)} in the "
+                         f"workload, {rate:.2f} req/s for {seconds:g} s)")
     end = requests[count].at_s if len(requests) > count else workload.duration_s
-    stretch = seconds / end if end > 0 else 1.0
+    stretch = count / rate / end if end > 0 else 1.0
     return tuple(dataclasses.replace(r, index=i, request_id=f"calibration-{r.request_id}",
                                      at_s=r.at_s * stretch)
                  for i, r in enumerate(requests[:count]))
@@ -131,4 +133,4 @@ def measure_host(router: str, workload: LiveWorkload, rate: float, read_counters
     requests = calibration_requests(workload, rate, seconds)
     before = read_counters()
     outcomes = asyncio.run(replay(router, requests))
-    return host_calibration(before, read_counters(), outcomes, len(requests) / seconds)
+    return host_calibration(before, read_counters(), outcomes, rate)

@@ -61,5 +61,8 @@ def test_calibration_requests_come_at_the_compared_rate_under_new_ids():
     assert [r.at_s for r in requests] == sorted(r.at_s for r in requests)
     assert all(r.request_id.startswith("calibration-") for r in requests)
     assert [r.index for r in requests] == list(range(len(requests)))
-    with pytest.raises(ValueError, match="requests"):
-        calibration_requests(w, 10 * len(w.requests), 1.0)
+    # longer than the workload, or more requests than it has: all of it, at the rate
+    everything = calibration_requests(w, 2 * len(w.requests) / w.duration_s, 10 * w.duration_s)
+    assert len(everything) == len(w.requests)
+    with pytest.raises(ValueError, match="no requests"):
+        calibration_requests(w, 0.0, 1.0)

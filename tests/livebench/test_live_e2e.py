@@ -39,3 +39,28 @@ def test_two_policies_live_on_the_embedded_cluster(tmp_path):
     assert results["static"]["layout"] == "TP1 x tau 0.9"
     assert results["dilaserve"]["layout"].startswith("ILP")
     assert "Traceback" not in text
+
+
+def test_compare_measures_the_host_under_traffic_and_simulates_the_same_requests(tmp_path):
+    out = tmp_path / "compare.json"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "dilaserve.cli.main", "bench", "--mode", "compare", "--trace",
+         "poisson", "--request-rate", "8", "--duration", "4", "--policies", "static",
+         "--seeds", "0", "--slo-scale", "20", "--port", "0", "--json", str(out)],
+        capture_output=True, text=True, timeout=180, env=env)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-3000:]
+    assert "calibration traffic" in text and "rows within" in proc.stdout
+    data = json.loads(out.read_text())
+    (pair,) = data["pairs"]
+    live, sim, host = pair["live"], pair["sim"], pair["host"]
+    assert live["requests"] == sim["requests"] > 10
+    assert live["replica_steps"] > 0 and sim["replica_steps"] > 0
+    # measured on the running replicas: their steps against the profile, the loop's own time,
+    # and the path outside the replica (a real gRPC path takes some time)
+    assert 0.2 < host["step_scale"] < 5.0
+    assert 0.0 <= host["loop_s_per_request"] < 0.05
+    assert 0.0 < host["rpc_ms"]["p50"] <= host["rpc_ms"]["p90"] < 1000.0
+    assert host["requests"] > 10
+    assert "Traceback" not in text
