@@ -1,7 +1,8 @@
-"""`dilaserve bench --mode live` end to end in its own process: two policies, each on its own
+"""`dilaserve bench --mode live|compare` end to end in its own process: policies, each on its own
 embedded cluster (local Ray, CPU replicas of the shipped model, the router on a free port),
 replaying a few seconds of Poisson arrivals of held-out task prompts; the simulated mode's
-table and JSON come out, with measured accuracy."""
+table and JSON come out, with measured accuracy (live), or beside the simulated run of the same
+requests on the host as measured under traffic (compare)."""
 
 from __future__ import annotations
 
@@ -15,18 +16,25 @@ import pytest
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(200)]
 
 
-def test_two_policies_live_on_the_embedded_cluster(tmp_path):
-    out = tmp_path / "live.json"
+def bench(tmp_path, mode: str, *flags: str) -> tuple[str, str, dict]:
+    """`dilaserve bench --mode MODE` on a few seconds of Poisson arrivals in its own process:
+    (stdout, stdout + stderr, the JSON it wrote)."""
+    out = tmp_path / f"{mode}.json"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "dilaserve.cli.main", "bench", "--mode", "live", "--trace",
-         "poisson", "--request-rate", "8", "--duration", "4", "--policies", "static,dilaserve",
-         "--slo-scale", "20", "--warmup", "0", "--port", "0", "--json", str(out)],
+        [sys.executable, "-m", "dilaserve.cli.main", "bench", "--mode", mode, "--trace",
+         "poisson", "--request-rate", "8", "--duration", "4", "--slo-scale", "20", "--port",
+         "0", "--json", str(out), *flags],
         capture_output=True, text=True, timeout=180, env=env)
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text[-3000:]
-    assert "static " in proc.stdout and "dilaserve " in proc.stdout and "p50 ms" in proc.stdout
-    data = json.loads(out.read_text())
+    assert "Traceback" not in text
+    return proc.stdout, text, json.loads(out.read_text())
+
+
+def test_two_policies_live_on_the_embedded_cluster(tmp_path):
+    stdout, _, data = bench(tmp_path, "live", "--policies", "static,dilaserve", "--warmup", "0")
+    assert "static " in stdout and "dilaserve " in stdout and "p50 ms" in stdout
     (point,) = data["points"]
     results = {r["policy"]: r for r in point["results"]}
     assert set(results) == {"static", "dilaserve"}
@@ -38,21 +46,11 @@ def test_two_policies_live_on_the_embedded_cluster(tmp_path):
         assert r["latency_p50_s"] < 1.0
     assert results["static"]["layout"] == "TP1 x tau 0.9"
     assert results["dilaserve"]["layout"].startswith("ILP")
-    assert "Traceback" not in text
 
 
 def test_compare_measures_the_host_under_traffic_and_simulates_the_same_requests(tmp_path):
-    out = tmp_path / "compare.json"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "dilaserve.cli.main", "bench", "--mode", "compare", "--trace",
-         "poisson", "--request-rate", "8", "--duration", "4", "--policies", "static",
-         "--seeds", "0", "--slo-scale", "20", "--port", "0", "--json", str(out)],
-        capture_output=True, text=True, timeout=180, env=env)
-    text = proc.stdout + proc.stderr
-    assert proc.returncode == 0, text[-3000:]
-    assert "calibration traffic" in text and "rows within" in proc.stdout
-    data = json.loads(out.read_text())
+    stdout, text, data = bench(tmp_path, "compare", "--policies", "static", "--seeds", "0")
+    assert "calibration traffic" in text and "rows within" in stdout
     (pair,) = data["pairs"]
     live, sim, host = pair["live"], pair["sim"], pair["host"]
     assert live["requests"] == sim["requests"] > 10
@@ -63,4 +61,3 @@ def test_compare_measures_the_host_under_traffic_and_simulates_the_same_requests
     assert 0.0 <= host["loop_s_per_request"] < 0.05
     assert 0.0 < host["rpc_ms"]["p50"] <= host["rpc_ms"]["p90"] < 1000.0
     assert host["requests"] > 10
-    assert "Traceback" not in text
