@@ -84,26 +84,58 @@ class HostCalibration:
                 f"{self.rpc_percentiles_ms()['p90']:.2f} ms p90 ({self.requests} requests)")
 
 
+@dataclass(frozen=True)
+class Stepping:
+    """The serving replicas' stepping between two readings of their counters, summed."""
+    steps_s: float  # measured step time
+    prior_s: float  # the profile's prediction of the same steps
+    busy_s: float  # the serving loops' time in turns that stepped
+    taken: int  # requests the replicas took in
+
+    @property
+    def measured(self) -> bool:
+        return self.prior_s > 0 and self.taken > 0
+
+    @property
+    def step_scale(self) -> float:
+        return self.steps_s / self.prior_s
+
+    @property
+    def loop_s_per_request(self) -> float:
+        return max(0.0, self.busy_s - self.steps_s) / self.taken
+
+    def describe(self) -> str:
+        return (f"steps x{self.step_scale:.2f} the profile, serving loop "
+                f"{1e3 * self.loop_s_per_request:.2f} ms per request outside steps")
+
+
+def stepping_between(before: Mapping[str, StepCounters], after: Mapping[str, StepCounters]
+                     ) -> Stepping:
+    """Over the replicas read both times (one that came or went in between is left out)."""
+    both = [k for k in after if k in before]
+    return Stepping(sum(after[k].step_seconds - before[k].step_seconds for k in both),
+                    sum(after[k].step_prior_seconds - before[k].step_prior_seconds for k in both),
+                    sum(after[k].busy_seconds - before[k].busy_seconds for k in both),
+                    sum(after[k].accepted - before[k].accepted for k in both))
+
+
 def host_calibration(before: Mapping[str, StepCounters], after: Mapping[str, StepCounters],
                      outcomes: list[LiveOutcome], rate: float) -> HostCalibration:
     """The three figures from the replicas' counters around the calibration replay and its
     requests' outcomes (pure: the tests feed it numbers)."""
-    both = [k for k in after if k in before]
-    if not both:
+    if not any(k in before for k in after):
         raise ValueError("calibration: no replica served both before and after the replay")
-    steps = sum(after[k].step_seconds - before[k].step_seconds for k in both)
-    prior = sum(after[k].step_prior_seconds - before[k].step_prior_seconds for k in both)
-    busy = sum(after[k].busy_seconds - before[k].busy_seconds for k in both)
-    taken = sum(after[k].accepted - before[k].accepted for k in both)
-    if prior <= 0 or taken <= 0:
-        raise ValueError(f"calibration: the replicas ran no profiled steps ({prior:.3f} s "
-                         f"predicted, {taken} requests taken in); is the profile loaded?")
+    stepping = stepping_between(before, after)
+    if not stepping.measured:
+        raise ValueError(f"calibration: the replicas ran no profiled steps "
+                         f"({stepping.prior_s:.3f} s predicted, {stepping.taken} requests "
+                         f"taken in); is the profile loaded?")
     outside = [max(0.0, o.latency_s - o.replica_ms / 1e3) for o in outcomes
                if o.finished and math.isfinite(o.replica_ms)]
     if not outside:
         raise ValueError("calibration: no calibration request finished")
-    return HostCalibration(statistics.median(outside), steps / prior,
-                           max(0.0, busy - steps) / taken, len(outside), steps, rate,
+    return HostCalibration(statistics.median(outside), stepping.step_scale,
+                           stepping.loop_s_per_request, len(outside), stepping.steps_s, rate,
                            tuple(outside))
 
 

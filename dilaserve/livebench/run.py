@@ -23,7 +23,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dilaserve.livebench.calibrate import HostCalibration, StepCounters, measure_host
+from dilaserve.livebench.calibrate import (
+    HostCalibration,
+    StepCounters,
+    measure_host,
+    stepping_between,
+)
 from dilaserve.livebench.client import LiveOutcome, replay
 from dilaserve.livebench.mapping import LivePolicy
 from dilaserve.livebench.workload import LiveWorkload
@@ -146,16 +151,10 @@ def _step_notes(before: dict, after: dict) -> tuple[str, ...]:
         return ()
     cells = ", ".join(f"{s.median_step_ms:.1f} ms (profile off by "
                       f"{100 * s.step_cost_prior_error:.0f}%)" for s in after.values())
-    notes = [f"median step per replica: {cells}"]
-    both = [k for k in after if k in before]
-    prior = sum(after[k].step_prior_seconds - before[k].step_prior_seconds for k in both)
-    taken = sum(after[k].accepted - before[k].accepted for k in both)
-    if prior > 0 and taken > 0:
-        steps = sum(after[k].step_seconds - before[k].step_seconds for k in both)
-        busy = sum(after[k].busy_seconds - before[k].busy_seconds for k in both)
-        notes.append(f"steps x{steps / prior:.2f} the profile, serving loop "
-                     f"{1e3 * max(0.0, busy - steps) / taken:.2f} ms per request outside steps")
-    return tuple(notes)
+    stepping = stepping_between({k: StepCounters.of(s) for k, s in before.items()},
+                                {k: StepCounters.of(s) for k, s in after.items()})
+    return (f"median step per replica: {cells}",
+            *((stepping.describe(),) if stepping.measured else ()))
 
 
 def run_on_target(target: str, workload: LiveWorkload, reference: dict[tuple[str, int], bool],
