@@ -6,8 +6,9 @@ on its way (the client, the router, each worker's gRPC thread), so on this machi
 simulator needs three figures besides the step-cost profile, and each depends on how much
 traffic there is: requests sent one at a time, or engines stepping alone, show none of it.
 A calibration workload (the compared one's trace, another seed: other requests) is replayed
-through the router for `CALIBRATION_S` seconds at the compared run's rate (the same load), and
-from the workers' Stats before and after and the requests' own timings:
+through the router at the compared run's rate (the same load), `CALIBRATION_WARM_S` seconds
+unmeasured, then `CALIBRATION_S` seconds, and from the workers' Stats before and after those and
+the requests' own timings:
 
 - `step_scale` (`SimOptions.step_scale`): the replicas' measured step seconds over what their
   step-cost profile predicted for the same steps;
@@ -36,6 +37,7 @@ from dilaserve.livebench.workload import LiveRequest, LiveWorkload
 from sim.simulator import SimOptions
 
 CALIBRATION_S = 5.0  # seconds of the calibration workload replayed
+CALIBRATION_WARM_S = 2.0  # replayed first, not measured
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,8 @@ def host_calibration(before: Mapping[str, StepCounters], after: Mapping[str, Ste
                            tuple(outside))
 
 
-def calibration_requests(workload: LiveWorkload, rate: float, seconds: float
-                         ) -> tuple[LiveRequest, ...]:
+def calibration_requests(workload: LiveWorkload, rate: float, seconds: float,
+                         prefix: str = "calibration") -> tuple[LiveRequest, ...]:
     """The first `rate x seconds` requests of `workload` (`seconds` at most its span), renamed,
     their arrivals stretched to come at exactly `rate` (a few seconds of another seed's
     arrivals run some percent above or below the compared run's rate, and the figures grow with
@@ -153,15 +155,20 @@ def calibration_requests(workload: LiveWorkload, rate: float, seconds: float
                          f"workload, {rate:.2f} req/s for {seconds:g} s)")
     end = requests[count].at_s if len(requests) > count else workload.duration_s
     stretch = count / rate / end if end > 0 else 1.0
-    return tuple(dataclasses.replace(r, index=i, request_id=f"calibration-{r.request_id}",
+    return tuple(dataclasses.replace(r, index=i, request_id=f"{prefix}-{r.request_id}",
                                      at_s=r.at_s * stretch)
                  for i, r in enumerate(requests[:count]))
 
 
 def measure_host(router: str, workload: LiveWorkload, rate: float, read_counters,
-                 seconds: float = CALIBRATION_S) -> HostCalibration:
-    """Replay `workload`'s requests at `rate` for `seconds` through the router;
-    `read_counters()` -> the serving replicas' {target: StepCounters}."""
+                 seconds: float = CALIBRATION_S, warm_s: float = CALIBRATION_WARM_S
+                 ) -> HostCalibration:
+    """Replay `workload`'s requests at `rate` through the router, `warm_s` seconds unmeasured
+    (a cluster's first seconds under traffic step slower than it then does), then `seconds`
+    measured; `read_counters()` -> the serving replicas' {target: StepCounters}."""
+    if warm_s > 0:
+        asyncio.run(replay(router, calibration_requests(workload, rate, warm_s,
+                                                        "calibration-warmup")))
     requests = calibration_requests(workload, rate, seconds)
     before = read_counters()
     outcomes = asyncio.run(replay(router, requests))
