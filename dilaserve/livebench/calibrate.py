@@ -79,11 +79,15 @@ class HostCalibration:
                 "requests": self.requests, "steps_s": self.steps_s, "rate": self.rate}
 
     def describe(self) -> str:
-        return (f"host under {self.rate:.1f} req/s of calibration traffic: steps x"
-                f"{self.step_scale:.2f} the profile ({self.steps_s:.1f} s of steps), serving "
-                f"loop {1e3 * self.loop_s_per_request:.2f} ms per request outside steps, RPC "
-                f"path {1e3 * self.rpc_s:.2f} ms median, "
+        return (f"host under {self.rate:.1f} req/s of calibration traffic: "
+                f"{stepping_words(self.step_scale, self.loop_s_per_request)} "
+                f"({self.steps_s:.1f} s of steps), RPC path {1e3 * self.rpc_s:.2f} ms median, "
                 f"{self.rpc_percentiles_ms()['p90']:.2f} ms p90 ({self.requests} requests)")
+
+
+def stepping_words(step_scale: float, loop_s_per_request: float) -> str:
+    return (f"steps x{step_scale:.2f} the profile, serving loop "
+            f"{1e3 * loop_s_per_request:.2f} ms per request outside steps")
 
 
 @dataclass(frozen=True)
@@ -107,8 +111,7 @@ class Stepping:
         return max(0.0, self.busy_s - self.steps_s) / self.taken
 
     def describe(self) -> str:
-        return (f"steps x{self.step_scale:.2f} the profile, serving loop "
-                f"{1e3 * self.loop_s_per_request:.2f} ms per request outside steps")
+        return stepping_words(self.step_scale, self.loop_s_per_request)
 
 
 def stepping_between(before: Mapping[str, StepCounters], after: Mapping[str, StepCounters]

@@ -24,7 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dilaserve.livebench.calibrate import CALIBRATION_S, HostCalibration
+from dilaserve.livebench.calibrate import (
+    CALIBRATION_S,
+    CALIBRATION_WARM_S,
+    HostCalibration,
+)
 from dilaserve.livebench.command import (
     Log,
     make_live_setup,
@@ -85,8 +89,9 @@ def run_compare(args: argparse.Namespace, trace_for: Callable, policies: list[Po
     calibration = make_live_setup(argparse.Namespace(**{**vars(args), "seed": calibration_seed}),
                                   trace_for(calibration_seed))
     calibrations = {k: calibration.workload(k[0], k[1]) for k in keys}
-    print(f"  before each live run the host is measured under {CALIBRATION_S:g} s of the same "
-          f"trace and rate with seed {calibration_seed} (other requests, the same load)")
+    print(f"  before each live run the host is measured under {CALIBRATION_S:g} s (after "
+          f"{CALIBRATION_WARM_S:g} s unmeasured) of the same trace and rate with seed "
+          f"{calibration_seed} (other requests, the same load)")
     for note in (*first.notes, *workloads[keys[0]].sim.description):
         print(f"  {note}")
     reference = reference_for(first, list(workloads.values()))
