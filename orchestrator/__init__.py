@@ -1,44 +1,14 @@
-"""The cluster's pure decision logic: routing and the controller loop (no Ray, no gRPC).
+"""The cluster's pure decision logic (no Ray, no gRPC, no torch), one module per job:
 
-The simulator (`sim/`) drives these classes with a modelled clock; the orchestrator service wraps
-the very same classes in Ray actors and a gRPC router.
+- `types`: replica configurations and views, routes, the controller's actions;
+- `router`: which replica takes a request (deadline-aware, least-loaded, round-robin);
+- `load`: arrival-rate estimates per class;
+- `controller`: when to re-plan, and turning a plan into actions (`Controller.tick`);
+- `planning`: the planners the controller calls (the solver's candidates, fixed layouts);
+- `reconcile`: running replicas vs the plan -> add / remove / change thresholds;
+- `step_model`: a replica's step time as the router predicts it.
+
+The simulator (`sim/`) drives these classes with a modelled clock; `orchestrator.service` (the
+gRPC router) and `orchestrator.runtime` (Ray actors) run the very same classes live. Nothing here
+imports those subpackages, and importing this package imports none of its modules.
 """
-
-from orchestrator.controller import (
-    Controller,
-    ControllerConfig,
-    Observation,
-    PlanRecord,
-    plan_replicas,
-    plan_routes,
-)
-from orchestrator.load import Arrival, ClassLoad, LoadEstimator
-from orchestrator.reconcile import reconcile
-from orchestrator.router import (
-    DeadlineAwareRouter,
-    LeastLoadedRouter,
-    RoundRobinRouter,
-    Router,
-    predicted_latency,
-)
-from orchestrator.types import (
-    Action,
-    AddReplica,
-    RemoveReplica,
-    ReplicaConfig,
-    ReplicaState,
-    ReplicaView,
-    Route,
-    RouteDecision,
-    RouteRequest,
-    SetRoutes,
-    SetThresholdRange,
-)
-
-__all__ = [
-    "Action", "AddReplica", "Arrival", "ClassLoad", "Controller", "ControllerConfig",
-    "DeadlineAwareRouter", "LeastLoadedRouter", "LoadEstimator", "Observation", "PlanRecord",
-    "RemoveReplica", "ReplicaConfig", "ReplicaState", "ReplicaView", "RoundRobinRouter", "Route",
-    "RouteDecision", "RouteRequest", "Router", "SetRoutes", "SetThresholdRange",
-    "plan_replicas", "plan_routes", "predicted_latency", "reconcile",
-]

@@ -19,6 +19,7 @@ import math
 from collections.abc import Sequence
 from typing import Protocol
 
+from dilaserve.policy.cluster import ROUTER_KINDS
 from orchestrator.types import ReplicaView, Route, RouteDecision, RouteRequest
 
 
@@ -137,9 +138,6 @@ class DeadlineAwareRouter:
             (" (predicted late)" if late else "")
         fallbacks = tuple(r[2] for r in order[1:self.tries])
         return RouteDecision(request.request_id, best, how, fastest, fallbacks)
-
-
-ROUTER_KINDS = ("round_robin", "least_loaded", "deadline_aware")
 
 
 def make_router(kind: str, shed_margin: float = 1.0) -> Router:

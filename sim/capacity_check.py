@@ -19,10 +19,10 @@ import numpy as np
 
 from sim.metrics import Outcome
 from sim.policies import Layout, PolicySpec
-from sim.profiles import SimProfiles
 from sim.simulator import SimOptions, Simulation
 from sim.workload import SimClass, build_workload
 from solver.capacity import CapacityQuery, attainment, latency, replica_capacity
+from solver.profile_set import ProfileSet
 from solver.types import Cluster, LengthDist, NodeType
 from traces.records import Trace, TraceRequest
 
@@ -44,7 +44,7 @@ class CapacityRow:
     requests: int
 
 
-def _lengths(trace: Trace, profiles: SimProfiles) -> tuple[np.ndarray, np.ndarray]:
+def _lengths(trace: Trace, profiles: ProfileSet) -> tuple[np.ndarray, np.ndarray]:
     block = profiles.reference_block
     prompts, canvases = [], []
     for r in trace.requests:
@@ -54,7 +54,7 @@ def _lengths(trace: Trace, profiles: SimProfiles) -> tuple[np.ndarray, np.ndarra
     return np.array(prompts), np.array(canvases)
 
 
-def capacity_check(profiles: SimProfiles, trace: Trace, slo_scale: float,
+def capacity_check(profiles: ProfileSet, trace: Trace, slo_scale: float,
                    tps: tuple[int, ...] = (1, 2, 4, 8), taus: tuple[float, ...] = (0.7, 0.9),
                    loads: tuple[float, ...] = (0.5, 0.8, 1.0), requests: int = 1500,
                    target: float = 0.9, seed: int = 0, warmup: float = 0.1,
@@ -95,7 +95,7 @@ def capacity_check(profiles: SimProfiles, trace: Trace, slo_scale: float,
     return rows
 
 
-def _simulate(profiles: SimProfiles, trace: Trace, tp: int, tau: float, hardware: str,
+def _simulate(profiles: ProfileSet, trace: Trace, tp: int, tau: float, hardware: str,
               deadline: float, warmup: float, seed: int) -> tuple[float, float]:
     cls = (SimClass(slo_scale=NO_EXPIRY_SCALE, max_accuracy_drop=None),)
     workload = build_workload(trace, cls, profiles, seed=seed)

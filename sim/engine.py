@@ -23,7 +23,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from worker.engine.step_types import (
+from dilaserve.core.steps import (
     EngineLimits,
     FinishReason,
     Phase,
@@ -32,8 +32,8 @@ from worker.engine.step_types import (
     StepPlan,
     StepResult,
 )
-from worker.profiles.quality import QualityProfile
-from worker.profiles.step_cost import StepCostModel
+from dilaserve.profiles.quality import QualityProfile
+from dilaserve.profiles.step_cost import StepCostModel
 
 _REFRESH, _REUSE = Phase.REFRESH, Phase.REUSE
 _LENGTH, _EOS = FinishReason.LENGTH, FinishReason.EOS

@@ -19,10 +19,10 @@ import numpy as np
 
 from sim.metrics import RunSummary
 from sim.policies import TP_SWEEP, Layout, PolicySpec
-from sim.profiles import SimProfiles
 from sim.simulator import SimOptions, Simulation
 from sim.workload import DEFAULT_SPEED_CV, SimClass, SimWorkload, build_workload
 from solver.capacity import service_affine
+from solver.profile_set import ProfileSet
 from solver.types import Cluster
 from traces.jobs import CanvasPolicy
 from traces.records import Trace
@@ -34,7 +34,7 @@ class BenchSetup:
     trace: Trace  # before rate scaling
     classes: tuple[SimClass, ...]  # their slo_scale is replaced at each point
     cluster: Cluster
-    profiles: SimProfiles
+    profiles: ProfileSet
     canvas: CanvasPolicy | None = None
     seed: int = 0
     scale_mode: str = "count"
@@ -175,7 +175,7 @@ def sustained_rate(results: list[PointResult], policy: str, slo_scale: float,
     return best
 
 
-def _lockstep_gpu_s(profiles: SimProfiles, hardware: str, job, tau: float, tp: int = 1) -> float:
+def _lockstep_gpu_s(profiles: ProfileSet, hardware: str, job, tau: float, tp: int = 1) -> float:
     """GPU-seconds of one request in a full lockstep batch of `max_rows` identical rows: the
     cheapest the cost model allows (no padding, one forward per phase per step)."""
     block = profiles.reference_block
@@ -186,7 +186,7 @@ def _lockstep_gpu_s(profiles: SimProfiles, hardware: str, job, tau: float, tp: i
     return tp * (s0 / profiles.max_rows + s1) * job.decoded_len / job.canvas_len
 
 
-def offered_load(workload: SimWorkload, profiles: SimProfiles, cluster: Cluster) -> float:
+def offered_load(workload: SimWorkload, profiles: ProfileSet, cluster: Cluster) -> float:
     """The fluid load: GPU-seconds the requests need at the quality reference threshold, each at
     the cheapest batching the cost model allows, over the GPU-seconds of the trace's span. 1.0
     means no policy could keep up at the reference threshold even with perfect batching."""
@@ -202,7 +202,7 @@ BOUND_BATCHES = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 BOUND_WINDOW_S = 300.0
 
 
-def upper_bound(workload: SimWorkload, profiles: SimProfiles, cluster: Cluster) -> float:
+def upper_bound(workload: SimWorkload, profiles: ProfileSet, cluster: Cluster) -> float:
     """An upper bound on SLO attainment under the step-cost model's lockstep batching (the
     solver's latency model): each request costs the fewest GPU-seconds of any TP degree and
     batch of identical rows (up to `max_rows`) at its class floor's threshold whose lockstep

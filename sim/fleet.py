@@ -22,9 +22,9 @@ from orchestrator.types import (
     SetThresholdRange,
 )
 from sim.engine import QualityTable
-from sim.profiles import SimProfiles
 from sim.replica import SimReplica
 from sim.workload import SimWorkload
+from solver.profile_set import ProfileSet
 from solver.types import Cluster
 from worker.scheduler import SchedulerConfig
 
@@ -42,7 +42,7 @@ def expand_nodes(cluster: Cluster) -> tuple[Node, ...]:
 
 
 class Fleet:
-    def __init__(self, cluster: Cluster, profiles: SimProfiles, workload: SimWorkload,
+    def __init__(self, cluster: Cluster, profiles: ProfileSet, workload: SimWorkload,
                  scheduler_config: SchedulerConfig, seed: int, step_jitter: float,
                  step_scale: float = 1.0, loop_s_per_request: float = 0.0) -> None:
         self.nodes = expand_nodes(cluster)

@@ -1,11 +1,12 @@
-"""dilaserve's planner and plan evaluator in the simulator: the solver offers candidate plans, and
-each is scored by simulating it on the recent arrivals (AlpaServe scores placements the same way).
+"""A plan scorer that simulates: each candidate plan of the controller's planner
+(`orchestrator.planning.CandidatePlanner`) is scored by simulating it on the recent arrivals
+(AlpaServe scores placements the same way). The controller takes it as its `evaluator`; the
+simulator's `dilaserve` policy wires it in (`sim.simulator`).
 
-Candidates: the solver's plan over every TP degree, then the solver's plan restricted to the TP
-degrees running now, and to each TP degree alone (duplicates dropped). The solver's capacity model
-is a queueing approximation (solver/capacity.py); `sim.capacity_check` shows where it errs (it
-does not see padding or the workers' row limit), and the evaluator guards the layout decision
-against those errors with the system's own code: the same simulator, routers and scheduler.
+The solver's capacity model is a queueing approximation (solver/capacity.py); `sim.capacity_check`
+shows where it errs (it does not see padding or the workers' row limit), and the evaluator guards
+the layout decision against those errors with the system's own code: the same simulator, routers
+and scheduler.
 """
 
 from __future__ import annotations
@@ -15,45 +16,16 @@ from dataclasses import replace
 
 import numpy as np
 
-from orchestrator.controller import slots
 from orchestrator.load import Arrival
 from sim.metrics import Outcome
 from sim.policies import PolicySpec
-from sim.profiles import SimProfiles
 from sim.workload import SimClass, build_workload
 from solver.plan import Plan
-from solver.solve import solve
-from solver.types import Cluster, Policy, Workload
+from solver.profile_set import ProfileSet
+from solver.types import Cluster
 from traces.jobs import CanvasPolicy
 from traces.records import Trace, TraceRequest
 from traces.transform import scale_rate
-
-
-class SimPlanner:
-    def __init__(self, cluster: Cluster, profiles: SimProfiles, policy: Policy) -> None:
-        self.cluster = cluster
-        self.profiles = profiles.solver_profiles()
-        self.policy = policy
-        self.solved = 0
-
-    def __call__(self, workload: Workload, current: Plan | None) -> list[Plan]:
-        plans = [self._solve(workload, self.policy, current)]
-        restricted = [(t,) for t in sorted(self.policy.tp_degrees)]
-        if current is not None:
-            running = tuple(sorted({g.tp for g in current.groups}))
-            if running and running not in restricted:
-                restricted.insert(0, running)
-        for tps in restricted:
-            if tps == tuple(sorted(self.policy.tp_degrees)):
-                continue
-            plan = self._solve(workload, replace(self.policy, tp_degrees=tps), current)
-            if all(slots(plan) != slots(p) or plan.groups != p.groups for p in plans):
-                plans.append(plan)
-        return plans
-
-    def _solve(self, workload: Workload, policy: Policy, current: Plan | None) -> Plan:
-        self.solved += 1
-        return solve(self.cluster, workload, self.profiles, policy, current)
 
 
 class SimEvaluator:
@@ -67,7 +39,7 @@ class SimEvaluator:
     replicas, which lose a fifth of the attainment once the load rises; with a quarter more load
     the score also tells which layout has room to grow."""
 
-    def __init__(self, cluster: Cluster, profiles: SimProfiles, classes: tuple[SimClass, ...],
+    def __init__(self, cluster: Cluster, profiles: ProfileSet, classes: tuple[SimClass, ...],
                  policy: PolicySpec, seed: int = 0, stress: float = 0.25) -> None:
         self.cluster = cluster
         self.profiles = profiles

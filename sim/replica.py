@@ -13,13 +13,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+from dilaserve.core.steps import EngineLimits, StepResult
+from dilaserve.profiles.step_cost import StepCostModel
 from orchestrator.step_model import step_time_model
 from orchestrator.types import ReplicaConfig, ReplicaState, ReplicaView
 from sim.engine import QualityTable, RequestTruth, SimulatedEngine
 from sim.workload import SpecFactory
 from traces.jobs import Job
-from worker.engine.step_types import EngineLimits, StepResult
-from worker.profiles.step_cost import StepCostModel
 from worker.scheduler import (
     AdmissionDecision,
     Scheduler,

@@ -1,6 +1,6 @@
 """How the headline result moves when each assumed (not published) parameter is halved or doubled.
 
-Assumptions perturbed (see sim/published.py for what each stands for):
+Assumptions perturbed (see solver/published.py for what each stands for):
 - batch_scaling: the per-token cost of batched rows (`LladaAssumptions.batch_token_scale`), with the
   batch-1 dual-cache step held at its published time (needs the published profile);
 - tp_overhead: TP extrapolation's efficiency loss and all-reduce latency x f, link bandwidth / f;
@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 
 from sim.experiments import BenchSetup, PointResult, run_grid
 from sim.policies import PolicySpec
-from sim.profiles import SimProfiles
-from sim.published import assumptions_from, step_cost_profile
+from solver.profile_set import ProfileSet
+from solver.published import assumptions_from, step_cost_profile
 from solver.tp_extrapolation import TpOverhead
 
 ASSUMPTIONS = ("batch_scaling", "tp_overhead", "reload_s", "speed_cv")
@@ -65,7 +65,7 @@ def perturb(setup: BenchSetup, assumption: str, factor: float) -> tuple[BenchSet
     raise ValueError(f"unknown assumption {assumption!r}; known: {', '.join(ASSUMPTIONS)}")
 
 
-def _with_tp(profiles: SimProfiles, overhead: TpOverhead) -> SimProfiles:
+def _with_tp(profiles: ProfileSet, overhead: TpOverhead) -> ProfileSet:
     return replace(profiles, tp_overhead=overhead)
 
 

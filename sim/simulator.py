@@ -23,17 +23,18 @@ import numpy as np
 
 from orchestrator.controller import Controller, Observation, plan_replicas, plan_routes
 from orchestrator.load import Arrival
+from orchestrator.planning import CandidatePlanner
 from orchestrator.reconcile import reconcile
 from orchestrator.types import ReplicaConfig, ReplicaState, RouteRequest, SetRoutes
 from sim.fleet import Fleet
 from sim.metrics import Outcome, Records, RunSummary, summarize
-from sim.planning import SimEvaluator, SimPlanner
+from sim.planning import SimEvaluator
 from sim.policies import PolicySpec
-from sim.profiles import SimProfiles
 from sim.replica import SimReplica
 from sim.workload import SimWorkload
 from solver.plan import Plan
-from solver.types import Cluster, ObjectiveWeights, Policy
+from solver.profile_set import ProfileSet, solver_policy
+from solver.types import Cluster
 from worker.scheduler import TerminalEvent, TerminalKind
 
 _STEP_DONE, _READY, _TICK, _WAKE = 0, 1, 2, 3
@@ -74,33 +75,8 @@ class SimOptions:
                              f"{self.loop_s_per_request}")
 
 
-PLAN_HORIZON_S = 600.0  # how long a plan is expected to hold (prices reloads; assumed)
-
-
-def solver_policy(profiles: SimProfiles, cluster: Cluster) -> Policy:
-    """What dilaserve's planner may choose from: TP degrees that fit a node, thresholds up to the
-    quality reference (above it buys a tenth of a point for several times the steps), the
-    reference block size; reload and drain times from the profiles.
-
-    Reloads are priced at what they cost in capacity: reloading the whole cluster idles it for
-    reload + drain seconds out of a plan's expected life (`PLAN_HORIZON_S`), so its weight is
-    that fraction of the served tier. The solver's default (1e-5, a tie-break) let it move
-    replicas between TP degrees for any small predicted gain, and every move idles GPUs for a
-    minute. This puts reconfiguration above accuracy (1e-3): accuracy is what threshold ranges
-    adjust, and those are free."""
-    quality = profiles.quality
-    block = profiles.reference_block
-    ref = quality.reference.threshold
-    taus = tuple(p.threshold for p in quality.threshold_points(block) if p.threshold <= ref)
-    widest = max(n.gpus_per_node for n in cluster.nodes)
-    reconfig = min(1.0, (profiles.reload_s + profiles.drain_s) / PLAN_HORIZON_S)
-    return Policy(tp_degrees=tuple(t for t in (1, 2, 4, 8) if t <= widest), thresholds=taus,
-                  block_sizes=(block,), max_batch=profiles.max_rows, reload_s=profiles.reload_s,
-                  drain_s=profiles.drain_s, weights=ObjectiveWeights(reconfig=reconfig))
-
-
 class Simulation:
-    def __init__(self, workload: SimWorkload, cluster: Cluster, profiles: SimProfiles,
+    def __init__(self, workload: SimWorkload, cluster: Cluster, profiles: ProfileSet,
                  policy: PolicySpec, options: SimOptions | None = None,
                  plan: Plan | None = None) -> None:
         """`plan`: run this plan's replicas and routes as they are (no controller)."""
@@ -158,7 +134,7 @@ class Simulation:
             raise ValueError(f"policy {policy.name}: no layout, plan or controller (best-static "
                              f"runs through run_grid's sweep)")
         solver = solver_policy(self.profiles, self.cluster)
-        planner = SimPlanner(self.cluster, self.profiles, solver)
+        planner = CandidatePlanner(self.cluster, self.profiles, solver)
         evaluator = (SimEvaluator(self.cluster, self.profiles, self.workload.classes, policy,
                                   self.options.seed) if policy.evaluate_plans else None)
         self.controller = Controller([c.to_slo_class() for c in self.workload.classes], planner,
@@ -333,6 +309,6 @@ class Simulation:
         return f"ILP ({len(self.controller.history)} plans; first: {groups})"
 
 
-def run_policy(workload: SimWorkload, cluster: Cluster, profiles: SimProfiles,
+def run_policy(workload: SimWorkload, cluster: Cluster, profiles: ProfileSet,
                policy: PolicySpec, options: SimOptions | None = None) -> RunSummary:
     return Simulation(workload, cluster, profiles, policy, options).run()

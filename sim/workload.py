@@ -10,14 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dilaserve.core.steps import DecodeSettings
+from dilaserve.profiles.quality import QualityProfile
 from sim.engine import RequestTruth
-from sim.profiles import SimProfiles
+from solver.profile_set import ProfileSet
 from solver.types import LengthDist, SloClass
 from traces.jobs import CanvasPolicy, Job, prepare_jobs
 from traces.records import DEFAULT_CLASS, Trace
 from traces.transform import clip_lengths
-from worker.engine.step_types import DecodeSettings
-from worker.profiles.quality import QualityProfile
 from worker.scheduler.requests import RequestSpec
 
 DEFAULT_SPEED_CV = 0.15  # spread of tokens per step between requests (assumed)
@@ -71,7 +71,7 @@ class SimWorkload:
         raise KeyError(name)
 
 
-def build_workload(trace: Trace, classes: tuple[SimClass, ...], profiles: SimProfiles,
+def build_workload(trace: Trace, classes: tuple[SimClass, ...], profiles: ProfileSet,
                    canvas: CanvasPolicy | None = None, seed: int = 0,
                    speed_cv: float = DEFAULT_SPEED_CV, max_output: int | None = None,
                    ) -> SimWorkload:

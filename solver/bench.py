@@ -19,6 +19,8 @@ import statistics
 import time
 from dataclasses import replace
 
+from dilaserve.profiles.quality import QualityPoint, QualityProfile
+from dilaserve.profiles.step_cost import StepCostModel, StepCostProfile
 from solver.capacity import service_affine
 from solver.solve import solve
 from solver.types import (
@@ -31,8 +33,6 @@ from solver.types import (
     SolverOptions,
     Workload,
 )
-from worker.profiles.quality import QualityPoint, QualityProfile
-from worker.profiles.step_cost import StepCostModel, StepCostProfile
 
 SIZES = (8, 32, 256, 1024)
 SOLVERS = ("cbc", "highs")

@@ -31,9 +31,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from dilaserve.core.steps import Phase, RowShape, query_len, step_features
+from dilaserve.profiles.step_cost import StepCostModel
 from solver.types import LengthDist
-from worker.engine.step_types import Phase, RowShape, query_len, step_features
-from worker.profiles.step_cost import StepCostModel
 
 BATCH_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 _BISECT_STEPS = 30

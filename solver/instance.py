@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dilaserve.profiles.step_cost import StepCostProfile
 from solver.capacity import Capacity, CapacityQuery, capacity_table, latency
 from solver.tp_extrapolation import extrapolate
 from solver.types import Cluster, NodeType, Policy, Profiles, SloClass, Workload
-from worker.profiles.step_cost import StepCostProfile
 
 # Below these the solver treats a class as idle / a configuration as unable to serve it: tiny
 # positive values would only put huge coefficients (1 / rate, 1 / capacity) into the MILP.

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import yaml
 
+from dilaserve.profiles.quality import QUALITY_SCHEMA, QualityProfile
+from dilaserve.profiles.step_cost import STEP_COST_SCHEMA, StepCostProfile
 from solver.tp_extrapolation import TpOverhead
 from solver.types import Cluster, LengthDist, NodeType, Policy, Profiles, SloClass, Workload
-from worker.profiles.quality import QUALITY_SCHEMA, QualityProfile
-from worker.profiles.step_cost import STEP_COST_SCHEMA, StepCostProfile
 
 
 def read_data(path: Path | str, what: str) -> object:

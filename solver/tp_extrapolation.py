@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from worker.profiles.step_cost import StepCostModel, StepCostProfile
+from dilaserve.profiles.step_cost import StepCostModel, StepCostProfile
 
 
 @dataclass(frozen=True)

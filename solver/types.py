@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from dilaserve.profiles.quality import QualityProfile
+from dilaserve.profiles.step_cost import StepCostProfile
 from solver.tp_extrapolation import TpOverhead
-from worker.profiles.quality import QualityProfile
-from worker.profiles.step_cost import StepCostProfile
 
 SOLVERS = ("cbc", "highs")
 KNOWN_TP = (1, 2, 4, 8, 16, 32, 64)

@@ -161,9 +161,9 @@ def load_base_trace(args: argparse.Namespace):
 
 def make_setup(args: argparse.Namespace):
     from sim.experiments import BenchSetup
-    from sim.profiles import resolve_profiles
     from sim.simulator import SimOptions
     from sim.workload import SimClass
+    from solver.profile_set import resolve_profiles
     from solver.types import Cluster
     from traces.jobs import CanvasPolicy
 

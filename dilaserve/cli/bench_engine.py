@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
+from dilaserve.core.steps import DecodeSettings
 from worker.engine.engine import DenoisingEngine, EngineConfig
-from worker.engine.step_types import DecodeSettings
 from worker.measure.quality_eval import evaluate
 from worker.models import tasks
 from worker.models.shipped import load

@@ -17,7 +17,7 @@ import sys
 
 import torch
 
-from kernels import bench
+from dilaserve.benches import kernels as bench
 from kernels.dispatch import triton_installed
 
 GIB = 1 << 30

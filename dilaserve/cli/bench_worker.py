@@ -21,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from dilaserve.core.locations import resolve_model_dir
+from dilaserve.profiles.quality import QualityProfile
 from worker.client.bench_metrics import TrialSummary, highest_sustained_rate, summarize
 from worker.client.bench_report import format_report
 from worker.client.loadgen import Job, Outcome, arrival_times, replay
@@ -28,8 +30,6 @@ from worker.client.sync_client import WorkerClient
 from worker.client.worker_process import WorkerProcess
 from worker.measure.profile_files import QUALITY_FILE, profiles_dir
 from worker.models import tasks
-from worker.models.shipped import resolve_model_dir
-from worker.profiles.quality import QualityProfile
 
 BASELINE = "fcfs+none"
 CONFIGS = (BASELINE, "edf+none", "edf+threshold")

@@ -6,9 +6,9 @@ import argparse
 import re
 import time
 
+from dilaserve.core.steps import CACHE_MODES, COMMIT_RULES, AdmitRow, DecodeSettings
 from worker.engine.engine import DenoisingEngine, EngineConfig
 from worker.engine.runner import run_to_completion
-from worker.engine.step_types import CACHE_MODES, COMMIT_RULES, AdmitRow, DecodeSettings
 from worker.models.shipped import load
 
 LOCAL_BLOCK_SIZE = 8

@@ -78,8 +78,8 @@ def summarize(
 
 
 def _require_model(model: str | None, profiles: Path | None) -> str:
+    from dilaserve.core.locations import SHIPPED_MODEL_DIR
     from worker.measure.profile_files import QUALITY_FILE
-    from worker.models.shipped import SHIPPED_MODEL_DIR
 
     directory = Path(model) if model else SHIPPED_MODEL_DIR
     if not (directory / "config.json").is_file():
@@ -98,9 +98,9 @@ def _require_model(model: str | None, profiles: Path | None) -> str:
 
 def _quality(policy: Policy, profiles: Path | None, model: str | None):
     """The quality profile to resolve floors on, and a note saying which (or why none)."""
+    from dilaserve.core.locations import SHIPPED_MODEL_DIR
+    from dilaserve.profiles.quality import QualityProfile
     from worker.measure.profile_files import QUALITY_FILE
-    from worker.models.shipped import SHIPPED_MODEL_DIR
-    from worker.profiles.quality import QualityProfile
 
     directory = profiles or Path(model or SHIPPED_MODEL_DIR) / "profiles"
     path = directory / QUALITY_FILE

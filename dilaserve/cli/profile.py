@@ -12,8 +12,10 @@ from pathlib import Path
 
 import torch
 
+from dilaserve.core.steps import CACHE_MODES, DecodeSettings
+from dilaserve.profiles.quality import QualityProfile
+from dilaserve.profiles.step_cost import StepCostProfile, sample_to_json
 from worker.engine.engine import DenoisingEngine, EngineConfig
-from worker.engine.step_types import CACHE_MODES, DecodeSettings
 from worker.measure.profile_files import (
     QUALITY_FILE,
     hardware_name,
@@ -24,8 +26,6 @@ from worker.measure.quality_eval import evaluate
 from worker.measure.step_cost_probe import ProbeGrid, probe
 from worker.models import tasks
 from worker.models.shipped import load
-from worker.profiles.quality import QualityProfile
-from worker.profiles.step_cost import StepCostProfile, sample_to_json
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 BLOCK_SIZES = (8, 16, 32)

@@ -22,11 +22,11 @@ import dataclasses
 from dataclasses import dataclass
 
 from dilaserve.policy import Policy, SloClass
-from orchestrator.config import ClusterPolicy
-from orchestrator.runtime.planning import FixedLayout
+from dilaserve.policy.cluster import ClusterPolicy
+from orchestrator.planning import FixedLayout
 from sim.policies import PolicySpec
-from sim.profiles import SimProfiles
 from sim.workload import SimClass
+from solver.profile_set import ProfileSet
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class LivePolicy:
                 f"control {s.load_control}, {c.cluster.router_kind.replace('_', ' ')} routing")
 
 
-def class_floor(classes: tuple[SimClass, ...], profiles: SimProfiles) -> float:
+def class_floor(classes: tuple[SimClass, ...], profiles: ProfileSet) -> float:
     """The lowest threshold any class allows (the simulator's `_place` uses the same)."""
     block = profiles.reference_block
     return min(c.floor(profiles.quality, block) for c in classes)
@@ -62,7 +62,7 @@ def live_classes(classes: tuple[SimClass, ...], deadlines_ms: dict[str, float]) 
 
 
 def live_policy(spec: PolicySpec, base: ClusterPolicy, classes: tuple[SimClass, ...],
-                deadlines_ms: dict[str, float], profiles: SimProfiles,
+                deadlines_ms: dict[str, float], profiles: ProfileSet,
                 router_port: int = 0) -> LivePolicy:
     """`base`: the cluster policy the bench starts from (the embedded default's), whose worker
     cache mode and max_new_tokens and cluster settings are kept."""

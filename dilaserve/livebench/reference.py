@@ -18,9 +18,9 @@ def reference_correct(requests: Iterable[LiveRequest], threshold: float, block_s
     """(prompt, canvas) -> whether the reference decode gives the exact answer."""
     import torch
 
+    from dilaserve.core.steps import AdmitRow, DecodeSettings
     from worker.engine.engine import DenoisingEngine, EngineConfig
     from worker.engine.runner import run_to_completion
-    from worker.engine.step_types import AdmitRow, DecodeSettings
     from worker.models.shipped import load
 
     torch.set_num_threads(1)

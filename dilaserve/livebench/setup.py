@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dilaserve.livebench.workload import LiveWorkload, build_live_workload
-from orchestrator.config import ClusterPolicy
+from dilaserve.policy.cluster import ClusterPolicy
 from sim.experiments import BenchSetup
-from sim.profiles import SimProfiles, load_sim_profiles
 from sim.simulator import SimOptions
 from sim.workload import SimClass
+from solver.profile_set import ProfileSet, load_profile_set
 from solver.types import Cluster
 from traces.records import Trace
 from traces.transform import scale_rate
@@ -24,7 +24,7 @@ MAX_LIVE_SPAN_S = 600.0  # live runs replay in real time
 @dataclass(frozen=True)
 class LiveSetup:
     base: ClusterPolicy  # the policy file the runs start from
-    profiles: SimProfiles  # the served model's (what deadlines and the simulator use)
+    profiles: ProfileSet  # the served model's (what deadlines and the simulator use)
     cluster: Cluster  # the embedded cluster as the simulator and the solver see it
     classes: tuple[SimClass, ...]  # slo_scale 1: each point scales it
     trace: Trace  # before rate scaling
@@ -51,17 +51,17 @@ class LiveSetup:
                                    self.base.policy.worker.max_new_tokens, seed)
 
 
-def served_profiles(base: ClusterPolicy) -> SimProfiles:
+def served_profiles(base: ClusterPolicy) -> ProfileSet:
     """The profiles of the model the cluster serves, found as the controller finds them."""
-    from worker.models.shipped import SHIPPED_MODEL_DIR
+    from dilaserve.core.locations import SHIPPED_MODEL_DIR
 
     settings = base.cluster
     if settings.profiles:
-        return load_sim_profiles(settings.profiles)
-    return load_sim_profiles(Path(settings.model or SHIPPED_MODEL_DIR) / "profiles")
+        return load_profile_set(settings.profiles)
+    return load_profile_set(Path(settings.model or SHIPPED_MODEL_DIR) / "profiles")
 
 
-def embedded_cluster(base: ClusterPolicy, profiles: SimProfiles) -> Cluster:
+def embedded_cluster(base: ClusterPolicy, profiles: ProfileSet) -> Cluster:
     """The embedded default's shape (no GPUs: `cpu_slots` CPU replicas on one node), as the
     controller builds it, in the solver's terms."""
     from orchestrator.runtime.shape import cluster_shape
@@ -69,7 +69,7 @@ def embedded_cluster(base: ClusterPolicy, profiles: SimProfiles) -> Cluster:
     return cluster_shape(base.cluster, [], profiles.hardware).solver_cluster()
 
 
-def measured_tp_only(base: ClusterPolicy, profiles: SimProfiles) -> tuple[ClusterPolicy, str]:
+def measured_tp_only(base: ClusterPolicy, profiles: ProfileSet) -> tuple[ClusterPolicy, str]:
     """On CPU replicas, plan only the TP degrees the profiles measured: the solver's TP > 1
     extrapolation models fast GPU links, and on the shared CPU cores TP=2 measured about 2x
     slower than TP=1, not faster (docs/parallel.md)."""

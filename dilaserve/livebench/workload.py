@@ -13,7 +13,7 @@ Mapping a trace request (arrival, prompt length, output length) onto the shipped
   decodes one block over a canvas that the trace's output length sizes (the simulator's
   fixed-canvas-with-early-stop case, per request);
 - deadline: arrival + SLO scale x the request's unloaded latency from the shipped model's
-  step-cost and quality profiles (`SimProfiles.unloaded_latency`, via `traces.prepare_jobs`),
+  step-cost and quality profiles (`ProfileSet.unloaded_latency`, via `traces.prepare_jobs`),
   exactly as the simulator assigns it, so both modes give every request the same deadline.
 """
 
@@ -25,8 +25,8 @@ import random
 from bisect import bisect_left
 from dataclasses import dataclass
 
-from sim.profiles import SimProfiles
 from sim.workload import DEFAULT_SPEED_CV, SimClass, SimWorkload, workload_from_jobs
+from solver.profile_set import ProfileSet
 from traces.jobs import CanvasPolicy, prepare_jobs
 from traces.records import Trace, TraceRequest
 from worker.models import tasks
@@ -126,7 +126,7 @@ class PromptPool:
         return min(lengths[max(0, i - 1):i + 1], key=lambda n: (abs(n - length), n))
 
 
-def build_live_workload(trace: Trace, classes: tuple[SimClass, ...], profiles: SimProfiles,
+def build_live_workload(trace: Trace, classes: tuple[SimClass, ...], profiles: ProfileSet,
                         max_new_tokens: int, seed: int = 0,
                         speed_cv: float = DEFAULT_SPEED_CV) -> LiveWorkload:
     """`trace`: already rate-scaled and windowed; `classes` carry the point's SLO scale."""

@@ -21,8 +21,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from dilaserve.policy.cluster import ClusterPolicy, ClusterSettings
 from dilaserve.policy.types import Policy, SloClass, WorkerSettings
-from orchestrator.config import ClusterPolicy, ClusterSettings
 
 LIVE_PREFIXES = ("classes", "default_class", "cluster.thresholds", "cluster.max_tp",
                  "cluster.reconfigure.")

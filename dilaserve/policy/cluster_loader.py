@@ -1,4 +1,4 @@
-"""A cluster policy file: YAML -> `ClusterPolicyModel` -> `orchestrator.config.ClusterPolicy`.
+"""A cluster policy file: YAML -> `ClusterPolicyModel` -> `dilaserve.policy.cluster.ClusterPolicy`.
 
 Errors are the worker loader's: ValueErrors naming file, line and field, one line per problem:
     default.yaml:61: cluster.reconfigure.drift: Input should be greater than or equal to 0 (got -1)
@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dilaserve.policy.cluster import ClusterPolicy, ClusterSettings, NodeGroup, ReconfigureSettings
 from dilaserve.policy.cluster_schema import ClusterModel, ClusterPolicyModel
 from dilaserve.policy.loader import to_policy, validate_text
-from orchestrator.config import ClusterPolicy, ClusterSettings, NodeGroup, ReconfigureSettings
 
 
 def load_cluster_policy(path: Path | str) -> ClusterPolicy:

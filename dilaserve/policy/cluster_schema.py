@@ -1,5 +1,5 @@
 """The cluster policy file's schema: the worker policy (`schema.PolicyModel`) plus a strict
-`cluster:` section, which maps one to one onto `orchestrator.config.ClusterSettings`.
+`cluster:` section, which maps one to one onto `dilaserve.policy.cluster.ClusterSettings`.
 
     cluster:
       model: /shared/models/llada-8b      # as every node sees it; null: the shipped tiny model
@@ -22,8 +22,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from dilaserve.policy.cluster import ClusterSettings, ReconfigureSettings
 from dilaserve.policy.schema import PolicyModel, StrictModel
-from orchestrator.config import ClusterSettings, ReconfigureSettings
 
 _RECONFIGURE = ReconfigureSettings()
 _CLUSTER = ClusterSettings()

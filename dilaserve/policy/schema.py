@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from worker.scheduler.config import SchedulerConfig
+from dilaserve.policy.scheduler_config import SchedulerConfig
 
 Threshold = Field(gt=0, le=1)
 
@@ -99,7 +99,8 @@ class WorkerModel(StrictModel):
     max_rows: int | None = Field(None, gt=0, description="engine rows (default: the engine's)")
     max_tokens: int | None = Field(None, gt=0, description="prompt + canvas tokens in flight")
     scheduler: SchedulerConfig = Field(
-        default_factory=SchedulerConfig, description="worker.scheduler.config.SchedulerConfig"
+        default_factory=SchedulerConfig,
+        description="dilaserve.policy.scheduler_config.SchedulerConfig",
     )
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from dilaserve.policy.cluster import ClusterSettings, ReconfigureSettings
 from dilaserve.policy.types import Policy, SloClass
-from orchestrator.config import ClusterSettings, ReconfigureSettings
-from worker.profiles.quality import QualityProfile
+from dilaserve.profiles.quality import QualityProfile
 
 EXAMPLE_TOKENS = 32  # the canvas a per-token deadline is shown at
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from worker.profiles.quality import QualityProfile
-from worker.scheduler.config import SchedulerConfig
+from dilaserve.policy.scheduler_config import SchedulerConfig
+from dilaserve.profiles.quality import QualityProfile
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dilaserve.policy.changes import Change, live_policy, policy_changes
+from dilaserve.policy.cluster import ClusterPolicy
 from dilaserve.policy.cluster_loader import load_cluster_policy
-from orchestrator.config import ClusterPolicy
 
 SETTLE_S = 0.5
 _MISSING = (-1, -1)  # the stamp of a file that is not there

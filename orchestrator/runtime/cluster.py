@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from orchestrator.config import ClusterPolicy
+from dilaserve.policy.cluster import ClusterPolicy
 from orchestrator.runtime.controller_actor import CONTROLLER_NAME, ControllerActor, this_node
 from orchestrator.runtime.ray_env import NAMESPACE, connect
 

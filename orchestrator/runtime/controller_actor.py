@@ -18,10 +18,10 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from orchestrator.config import ClusterPolicy, ClusterSettings
+from dilaserve.policy.cluster import ClusterPolicy, ClusterSettings
 from orchestrator.controller import Controller, ControllerConfig, Observation, PlanRecord
 from orchestrator.load import Arrival
-from orchestrator.runtime.planning import LivePlanner, class_templates
+from orchestrator.planning import LivePlanner, class_templates
 
 CONTROLLER_NAME = "dilaserve-controller"
 POLL_S = 0.5
@@ -273,12 +273,12 @@ def this_node():
 
 
 def _load_profiles(settings: ClusterSettings):
-    from sim.profiles import load_sim_profiles
-    from worker.models.shipped import SHIPPED_MODEL_DIR
+    from dilaserve.core.locations import SHIPPED_MODEL_DIR
+    from solver.profile_set import load_profile_set
 
     if settings.profiles:
-        return load_sim_profiles(settings.profiles)
-    return load_sim_profiles(Path(settings.model or SHIPPED_MODEL_DIR) / "profiles")
+        return load_profile_set(settings.profiles)
+    return load_profile_set(Path(settings.model or SHIPPED_MODEL_DIR) / "profiles")
 
 
 def _control(target: str, threshold_range, drain) -> int:

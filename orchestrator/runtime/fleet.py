@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from dilaserve.policy import Policy
-from orchestrator.config import ClusterSettings
+from dilaserve.policy.cluster import ClusterSettings
 from orchestrator.runtime.backoff import StartBackoff
 from orchestrator.runtime.placement import PlacementError, release, replica_resources
 from orchestrator.runtime.replica_actor import ReplicaActor

@@ -15,7 +15,7 @@ import dataclasses
 from pathlib import Path
 
 from dilaserve.policy import Policy, ThresholdRange
-from orchestrator.config import ClusterSettings
+from dilaserve.policy.cluster import ClusterSettings
 from orchestrator.types import ReplicaConfig
 
 

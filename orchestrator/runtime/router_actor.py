@@ -6,15 +6,15 @@ from __future__ import annotations
 import time
 
 from dilaserve.policy import Policy
-from orchestrator.config import ClusterSettings
+from dilaserve.policy.cluster import ClusterSettings
 
 
 class RouterActor:
     def __init__(self, policy: Policy, cluster: ClusterSettings) -> None:
+        from dilaserve.core.locations import SHIPPED_MODEL_DIR
         from orchestrator.router import make_router
         from orchestrator.service import RouterServer
-        from worker.models.checkpoint import load_tokenizer
-        from worker.models.shipped import SHIPPED_MODEL_DIR
+        from worker.models.tokenizer import load_tokenizer
 
         tokenizer = load_tokenizer(cluster.model or SHIPPED_MODEL_DIR)
         self.server = RouterServer(policy, tokenizer, make_router(cluster.router_kind),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from orchestrator.config import ClusterSettings
+from dilaserve.policy.cluster import ClusterSettings
 from solver.types import Cluster, NodeType
 
 GPU, CPU = "gpu", "cpu"

@@ -9,11 +9,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from dilaserve.core.tokenizer import Tokenizer
 from dilaserve.policy import Policy, SloClass
 from orchestrator.load import Arrival
 from orchestrator.types import RouteRequest
 from proto import dilaserve_pb2 as pb
-from worker.models.tokenizer import CharTokenizer
 from worker.service.validation import (
     InvalidRequest,
     block_size_of,
@@ -60,7 +60,7 @@ class RoutedRequest:
         return self.request
 
 
-def prepare(request: pb.GenerateRequest, policy: Policy, tokenizer: CharTokenizer | None,
+def prepare(request: pb.GenerateRequest, policy: Policy, tokenizer: Tokenizer | None,
             arrival_s: float, grpc_remaining_s: float | None) -> RoutedRequest:
     """Raises InvalidRequest naming the field."""
     request_id = request_id_of(request.request_id)
@@ -78,7 +78,7 @@ def prepare(request: pb.GenerateRequest, policy: Policy, tokenizer: CharTokenize
     return RoutedRequest(forwarded, slo, arrival_s, deadline, route)
 
 
-def _prompt_len(request: pb.GenerateRequest, tokenizer: CharTokenizer | None) -> int:
+def _prompt_len(request: pb.GenerateRequest, tokenizer: Tokenizer | None) -> int:
     check_prompt_source(request)
     if request.prompt_ids:
         return len(request.prompt_ids)

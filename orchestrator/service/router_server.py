@@ -19,6 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from dilaserve.core.tokenizer import Tokenizer
 from dilaserve.policy import Policy
 from orchestrator.load import Arrival
 from orchestrator.router import DeadlineAwareRouter, Router
@@ -33,7 +34,6 @@ from orchestrator.types import ReplicaState, ReplicaView, Route
 from proto import dilaserve_pb2 as pb
 from proto import dilaserve_pb2_grpc as pb_grpc
 from proto.keepalive import DEFAULT_KEEPALIVE, SERVER_OPTIONS, Keepalive
-from worker.models.tokenizer import CharTokenizer
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Generate"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -42,7 +42,7 @@ MIN_POLL_TIMEOUT_S = 2.0  # a replica mid-step answers Stats after its step
 
 
 class RouterServer:
-    def __init__(self, policy: Policy, tokenizer: CharTokenizer | None,
+    def __init__(self, policy: Policy, tokenizer: Tokenizer | None,
                  router: Router | None = None, host: str = "127.0.0.1", port: int = 0,
                  stats_period_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
                  metrics_port: int | None = None, keepalive: Keepalive = DEFAULT_KEEPALIVE) -> None:

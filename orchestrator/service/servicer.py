@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import grpc
 
+from dilaserve.core.tokenizer import Tokenizer
 from dilaserve.policy import Policy
 from orchestrator.service.bookkeeping import RouterBook
 from orchestrator.service.channels import Channels
@@ -14,7 +15,6 @@ from orchestrator.service.replica_pool import ReplicaPool
 from orchestrator.service.request import prepare
 from proto import dilaserve_pb2 as pb
 from proto import dilaserve_pb2_grpc as pb_grpc
-from worker.models.tokenizer import CharTokenizer
 from worker.service.validation import InvalidRequest
 
 CONTROL_TIMEOUT_S = 10.0  # a Control call without a gRPC deadline waits this long for the replica
@@ -22,7 +22,7 @@ CONTROL_TIMEOUT_S = 10.0  # a Control call without a gRPC deadline waits this lo
 
 class RouterServicer(pb_grpc.GenerateServicer):
     def __init__(self, proxy: Proxy, pool: ReplicaPool, channels: Channels, book: RouterBook,
-                 policy: Callable[[], Policy], tokenizer: CharTokenizer | None,
+                 policy: Callable[[], Policy], tokenizer: Tokenizer | None,
                  stats: Callable[[], pb.StatsReply], on_arrival: Callable,
                  on_control: Callable[[int], None]) -> None:
         self.proxy = proxy

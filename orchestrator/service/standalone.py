@@ -14,13 +14,13 @@ import sys
 import threading
 from pathlib import Path
 
+from dilaserve.core.locations import SHIPPED_MODEL_DIR
 from dilaserve.policy import Policy, default_policy, load_policy
-from orchestrator.config import CPU_NODE_TYPE
+from dilaserve.policy.cluster import CPU_NODE_TYPE
 from orchestrator.service.replica_pool import ReplicaEndpoint
 from orchestrator.service.router_server import RouterServer
 from orchestrator.types import ReplicaConfig, ReplicaState
-from worker.models.checkpoint import load_tokenizer
-from worker.models.shipped import SHIPPED_MODEL_DIR
+from worker.models.tokenizer import load_tokenizer
 
 READY_MARK = "dilaserve router: serving on "
 

@@ -61,8 +61,8 @@ def test_bench_engine_prints_all_configurations_and_ratios(tmp_path):
 
 @pytest.mark.slow
 def test_profile_quick_writes_valid_profiles(tmp_path):
-    from worker.profiles.quality import QualityProfile
-    from worker.profiles.step_cost import StepCostProfile
+    from dilaserve.profiles.quality import QualityProfile
+    from dilaserve.profiles.step_cost import StepCostProfile
 
     assert main(["profile", "--quick", "--cache-modes", "dual", "--out", str(tmp_path)]) == 0
     (cost_file,) = tmp_path.glob("step_cost.*.dual.json")

@@ -4,10 +4,10 @@ import random
 
 import pytest
 
+from dilaserve.core.steps import AdmitRow, DecodeSettings, StepPlan
 from tests.conftest import make_random_model
 from worker.engine.engine import DenoisingEngine, EngineConfig
 from worker.engine.runner import run_to_completion
-from worker.engine.step_types import AdmitRow, DecodeSettings, StepPlan
 
 
 def mixed_requests(n: int, seed: int, temperature: float = 0.0) -> list[AdmitRow]:

@@ -3,8 +3,8 @@ the LM head only ever sees still-masked positions of current blocks, with the fu
 
 import torch
 
+from dilaserve.core.steps import AdmitRow, DecodeSettings, StepPlan
 from worker.engine.engine import DenoisingEngine, EngineConfig
-from worker.engine.step_types import AdmitRow, DecodeSettings, StepPlan
 
 
 def _inputs(model, length: int, seed: int = 0):

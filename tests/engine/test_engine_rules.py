@@ -2,8 +2,7 @@
 
 import pytest
 
-from worker.engine.engine import DenoisingEngine, EngineConfig, EngineFullError
-from worker.engine.step_types import (
+from dilaserve.core.steps import (
     AdmitRow,
     DecodeSettings,
     FinishReason,
@@ -11,6 +10,7 @@ from worker.engine.step_types import (
     SettingsChange,
     StepPlan,
 )
+from worker.engine.engine import DenoisingEngine, EngineConfig, EngineFullError
 
 
 def admit(rid, prompt_len=10, canvas=16, **settings):

@@ -6,10 +6,10 @@ import random
 
 import torch
 
+from dilaserve.core.steps import AdmitRow, DecodeSettings
 from tests.conftest import make_random_model
 from worker.engine.engine import DenoisingEngine, EngineConfig
 from worker.engine.runner import run_to_completion
-from worker.engine.step_types import AdmitRow, DecodeSettings
 
 
 def _requests(seed: int) -> list[AdmitRow]:

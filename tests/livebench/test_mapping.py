@@ -12,7 +12,7 @@ from dilaserve.livebench.mapping import class_floor, live_policy
 from dilaserve.livebench.setup import embedded_cluster, measured_tp_only, served_profiles
 from dilaserve.livebench.workload import build_live_workload
 from dilaserve.policy.cluster_loader import load_cluster_policy
-from orchestrator.runtime.planning import FixedLayout
+from orchestrator.planning import FixedLayout
 from sim.policies import POLICIES, Layout
 from sim.workload import SimClass
 from solver.types import LengthDist, SloClass, Workload

@@ -2,14 +2,14 @@
 
 import pytest
 
+from dilaserve.core.steps import DecodeSettings
+from dilaserve.profiles.quality import QualityProfile
+from dilaserve.profiles.step_cost import StepCostProfile
 from worker.engine.engine import DenoisingEngine, EngineConfig
-from worker.engine.step_types import DecodeSettings
 from worker.measure.profile_files import QUALITY_FILE, find_step_cost, profiles_dir
 from worker.measure.quality_eval import evaluate
 from worker.models import tasks
 from worker.models.shipped import SHIPPED_MODEL_DIR, load
-from worker.profiles.quality import QualityProfile
-from worker.profiles.step_cost import StepCostProfile
 
 
 @pytest.fixture(scope="module")

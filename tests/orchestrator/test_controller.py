@@ -2,18 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import (
-    AddReplica,
-    Arrival,
+from orchestrator.controller import (
     Controller,
     ControllerConfig,
-    LoadEstimator,
     Observation,
-    ReplicaConfig,
-    SetRoutes,
     plan_replicas,
     plan_routes,
 )
+from orchestrator.load import Arrival, LoadEstimator
+from orchestrator.types import AddReplica, ReplicaConfig, SetRoutes
 from solver.plan import ClassOutcome, Plan, ReplicaGroup, Route
 from solver.types import LengthDist, SloClass, Workload
 

@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from orchestrator import AddReplica, Controller, ControllerConfig, Observation, SetRoutes
+from orchestrator.controller import Controller, ControllerConfig, Observation
+from orchestrator.types import AddReplica, SetRoutes
 from tests.orchestrator.test_controller import CHAT, RecordingPlanner, arrivals, make_plan
 
 

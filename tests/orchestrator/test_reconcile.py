@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from orchestrator import (
+from orchestrator.reconcile import reconcile
+from orchestrator.types import (
     AddReplica,
     RemoveReplica,
     ReplicaConfig,
     ReplicaState,
     ReplicaView,
     SetThresholdRange,
-    reconcile,
 )
 
 TP1_HI = ReplicaConfig("n", 1, 32, 0.9, 0.9)

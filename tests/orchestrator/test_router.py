@@ -2,17 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import (
+from orchestrator.router import (
     DeadlineAwareRouter,
     LeastLoadedRouter,
-    ReplicaConfig,
-    ReplicaState,
-    ReplicaView,
     RoundRobinRouter,
-    Route,
-    RouteRequest,
     predicted_latency,
 )
+from orchestrator.types import ReplicaConfig, ReplicaState, ReplicaView, Route, RouteRequest
 
 FAST = ReplicaConfig("A100x8", 2, 32, 0.7, 0.9)
 SLOW = ReplicaConfig("A100x8", 1, 32, 0.9, 0.9)

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from worker.engine.engine import DenoisingEngine
-from worker.engine.step_types import (
+from dilaserve.core.steps import (
     AdmitRow,
     DecodeSettings,
     RowOutcome,
     SettingsChange,
     StepPlan,
 )
+from worker.engine.engine import DenoisingEngine
 from worker.models import tasks
 from worker.models.tokenizer import CharTokenizer
 

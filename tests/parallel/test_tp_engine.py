@@ -9,10 +9,10 @@ import time
 import pytest
 import torch
 
+from dilaserve.core.steps import AdmitRow, DecodeSettings, StepPlan
 from tests.parallel.scenario import Script, drive, mixed_script
 from tests.parallel.tp_helpers import HEARTBEAT_S, TIMEOUT_S, local_replica
 from worker.engine.engine import DenoisingEngine, EngineConfig
-from worker.engine.step_types import AdmitRow, DecodeSettings, StepPlan
 from worker.models.checkpoint import save_model
 from worker.models.shipped import load
 from worker.parallel.engine import TensorParallelEngine

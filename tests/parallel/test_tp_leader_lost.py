@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
+from dilaserve.core.steps import AdmitRow, DecodeSettings, StepPlan
 from tests.parallel.tp_helpers import TIMEOUT_S, local_replica, rank0_then_vanish
 from worker.engine.engine import EngineConfig
-from worker.engine.step_types import AdmitRow, DecodeSettings, StepPlan
 from worker.parallel.engine import TensorParallelEngine
 from worker.parallel.follower import LeaderLost, run_follower
 from worker.parallel.group import local_init_method

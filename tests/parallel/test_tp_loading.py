@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from dilaserve.core.locations import SHIPPED_MODEL_DIR
 from tests.conftest import make_random_model
 from worker.models.checkpoint import load_model, save_llada_format, save_model
-from worker.models.shipped import SHIPPED_MODEL_DIR
 from worker.models.transformer import DiffusionTransformer
 from worker.parallel.loading import load_shard, read_slice
 from worker.parallel.rank0 import start_rank0

@@ -6,14 +6,14 @@ from __future__ import annotations
 import shutil
 
 from dilaserve.cli.main import main
+from dilaserve.core.locations import SHIPPED_MODEL_DIR
+from dilaserve.profiles.step_cost import StepCostProfile
 from solver.instance import build_instance, step_profiles
 from solver.loaders import load_profiles
 from solver.types import Workload
 from tests.solver.solver_helpers import cluster, policy, profiles, slo
 from worker.measure.profile_files import QUALITY_FILE, find_step_cost, profiles_dir
-from worker.models.shipped import SHIPPED_MODEL_DIR
 from worker.parallel.rank0 import load_tp_profiles
-from worker.profiles.step_cost import StepCostProfile
 
 
 def test_solver_uses_a_measured_tp_profile_and_models_only_the_rest():

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from dilaserve.policy import load_policy, parse_policy
+from dilaserve.policy.cluster import ClusterSettings, NodeGroup, ReconfigureSettings
 from dilaserve.policy.cluster_loader import load_cluster_policy, parse_cluster_policy
-from orchestrator.config import ClusterSettings, NodeGroup, ReconfigureSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = sorted((ROOT / "deploy" / "policies").glob("*.yaml"))

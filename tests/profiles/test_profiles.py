@@ -3,9 +3,9 @@ import random
 
 import pytest
 
-from worker.engine.step_types import Phase, RowShape, StepFeatures, step_features
-from worker.profiles.quality import QualityPoint, QualityProfile
-from worker.profiles.step_cost import StepCostModel, StepCostProfile, StepSample
+from dilaserve.core.steps import Phase, RowShape, StepFeatures, step_features
+from dilaserve.profiles.quality import QualityPoint, QualityProfile
+from dilaserve.profiles.step_cost import StepCostModel, StepCostProfile, StepSample
 
 
 def test_step_features_pad_each_phase_group():

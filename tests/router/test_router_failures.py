@@ -9,6 +9,7 @@ import time
 import grpc
 import pytest
 
+from dilaserve.profiles.step_cost import StepCostModel
 from tests.router.helpers import (
     ONE_PER_STEP,
     FixedOrder,
@@ -29,7 +30,6 @@ from tests.service.helpers import (
     synthetic_quality,
 )
 from worker.client import WorkerClient, WorkerError, generate_request
-from worker.profiles.step_cost import StepCostModel
 from worker.service.setup import build_worker
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from dilaserve.core.locations import SHIPPED_PROFILES_DIR
 from dilaserve.policy import SloClass, default_policy
+from dilaserve.policy.cluster import ClusterSettings, NodeGroup
 from dilaserve.policy.types import Policy
-from orchestrator.config import ClusterSettings, NodeGroup
+from orchestrator.planning import LivePlanner, class_templates
 from orchestrator.runtime.placement import replica_resources
-from orchestrator.runtime.planning import LivePlanner, class_templates
 from orchestrator.runtime.shape import CPU, GPU, cluster_shape
-from sim.profiles import SHIPPED_PROFILES, load_sim_profiles
+from solver.profile_set import load_profile_set
 
 CPU_HW = "cpu-x86_64-1threads"
 
@@ -76,7 +77,7 @@ def test_class_templates_resolve_per_token_deadlines_and_best_effort():
 
 
 def test_live_planner_plans_the_shipped_model_on_cpu_slots():
-    profiles = load_sim_profiles(SHIPPED_PROFILES)
+    profiles = load_profile_set(SHIPPED_PROFILES_DIR)
     settings = ClusterSettings(cpu_slots=2, max_tp=1, thresholds=(0.9, 0.7))
     shape = cluster_shape(settings, [{"Resources": {"CPU": 2}}], profiles.hardware)
     pol = policy_with(SloClass("chat", deadline_ms=2000, deadline_per_token_ms=20))
@@ -91,7 +92,7 @@ def test_live_planner_plans_the_shipped_model_on_cpu_slots():
 
 
 def test_live_planner_rejects_thresholds_the_profile_never_measured():
-    profiles = load_sim_profiles(SHIPPED_PROFILES)
+    profiles = load_profile_set(SHIPPED_PROFILES_DIR)
     settings = ClusterSettings(thresholds=(0.123,))
     shape = cluster_shape(settings, [{"Resources": {"CPU": 2}}], profiles.hardware)
     with pytest.raises(ValueError, match="cluster.thresholds"):

@@ -11,7 +11,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from worker.engine.step_types import (
+from dilaserve.core.steps import (
     DecodeSettings,
     EngineLimits,
     FinishReason,
@@ -23,8 +23,8 @@ from worker.engine.step_types import (
     query_len,
     step_features,
 )
-from worker.profiles.quality import QualityPoint, QualityProfile
-from worker.profiles.step_cost import StepCostModel
+from dilaserve.profiles.quality import QualityPoint, QualityProfile
+from dilaserve.profiles.step_cost import StepCostModel
 from worker.scheduler import (
     RequestSpec,
     Scheduler,

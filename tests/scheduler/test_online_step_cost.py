@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from worker.engine.step_types import StepFeatures
-from worker.profiles.online import OnlineStepCost
-from worker.profiles.step_cost import StepCostModel
+from dilaserve.core.steps import StepFeatures
+from dilaserve.profiles.online import OnlineStepCost
+from dilaserve.profiles.step_cost import StepCostModel
 
 TRUE = (8e-4, 3e-6, 5e-6, 2e-9)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from sched_fakes import FakeEngine, drive, make_scheduler, spec
 
-from worker.engine.step_types import EngineLimits
+from dilaserve.core.steps import EngineLimits
 from worker.scheduler import Verdict
 
 ONE_ROW = EngineLimits(max_rows=1, max_tokens=1024, max_seq_len=256)

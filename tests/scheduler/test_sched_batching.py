@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from sched_fakes import TRUE_COST, FakeEngine, drive, make_scheduler, spec
 
-from worker.engine.step_types import EngineLimits, Phase, RowShape, query_len, step_features
+from dilaserve.core.steps import EngineLimits, Phase, RowShape, query_len, step_features
 from worker.scheduler.batching import features_of
 
 

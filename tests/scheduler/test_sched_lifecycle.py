@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from sched_fakes import TRUE_COST, FakeEngine, drive, make_scheduler, spec
 
-from worker.engine.step_types import (
+from dilaserve.core.steps import (
     EngineLimits,
     FinishReason,
     Phase,
@@ -11,8 +11,8 @@ from worker.engine.step_types import (
     StepFeatures,
     StepResult,
 )
-from worker.profiles.online import OnlineStepCost
-from worker.profiles.step_cost import StepCostModel
+from dilaserve.profiles.online import OnlineStepCost
+from dilaserve.profiles.step_cost import StepCostModel
 from worker.scheduler import TerminalKind, plan_has_work
 
 ONE_ROW = EngineLimits(max_rows=1, max_tokens=1024, max_seq_len=256)

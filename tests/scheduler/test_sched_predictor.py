@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from sched_fakes import TRUE_COST, FakeEngine, make_quality, make_scheduler, spec
 
-from worker.engine.step_types import Phase, RowShape, step_features
+from dilaserve.core.steps import Phase, RowShape, step_features
 from worker.scheduler import RequestState, SchedulerConfig
 from worker.scheduler.load_control import ladders
 from worker.scheduler.predictor import BatchShape, Predictor

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sched_fakes import TRUE_COST, FakeEngine, make_quality, spec
 
-from worker.engine.step_types import EngineLimits
+from dilaserve.core.steps import EngineLimits
+from dilaserve.policy.scheduler_config import SchedulerConfig
 from worker.scheduler import TerminalKind, plan_has_work
-from worker.scheduler.config import SchedulerConfig
 from worker.scheduler.scheduler import Scheduler
 
 requests = st.lists(st.fixed_dictionaries({

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import torch
 
+from dilaserve.core.steps import StepPlan, StepResult
 from dilaserve.policy import Policy, parse_policy
+from dilaserve.profiles.quality import QualityPoint, QualityProfile
+from dilaserve.profiles.step_cost import StepCostModel, StepCostProfile
 from tests.conftest import make_random_model
 from worker.client import WorkerClient
 from worker.engine.engine import DenoisingEngine, EngineConfig
-from worker.engine.step_types import StepPlan, StepResult
 from worker.measure.profile_files import QUALITY_FILE, step_cost_file
 from worker.models.checkpoint import save_model
 from worker.models.tokenizer import DEFAULT_CHARS, CharTokenizer
-from worker.profiles.quality import QualityPoint, QualityProfile
-from worker.profiles.step_cost import StepCostModel, StepCostProfile
 from worker.service.server import ServerThread
 from worker.service.setup import Worker, build_worker
 

@@ -6,8 +6,8 @@ import pytest
 
 from sim.experiments import BenchSetup, run_grid
 from sim.policies import POLICIES
-from sim.profiles import resolve_profiles
 from sim.workload import SimClass
+from solver.profile_set import resolve_profiles
 from solver.types import Cluster
 from traces import load_trace, window
 

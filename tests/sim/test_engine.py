@@ -2,9 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim.engine import QualityTable, RequestTruth, SimulatedEngine
-from sim.published import quality_profile, step_cost_profile
-from worker.engine.step_types import (
+from dilaserve.core.steps import (
     AdmitRow,
     DecodeSettings,
     EngineLimits,
@@ -13,6 +11,8 @@ from worker.engine.step_types import (
     SettingsChange,
     StepPlan,
 )
+from sim.engine import QualityTable, RequestTruth, SimulatedEngine
+from solver.published import quality_profile, step_cost_profile
 
 LIMITS = EngineLimits(max_rows=64, max_tokens=200_000, max_seq_len=4096)
 QUALITY = QualityTable(quality_profile())

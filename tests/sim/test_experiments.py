@@ -16,9 +16,9 @@ from sim.experiments import (
 )
 from sim.metrics import RunSummary
 from sim.policies import POLICIES, Layout
-from sim.profiles import resolve_profiles
 from sim.sensitivity import perturb
 from sim.workload import SimClass
+from solver.profile_set import resolve_profiles
 from solver.types import Cluster
 from traces import LogNormal, synthetic_trace
 

@@ -11,9 +11,9 @@ import pytest
 
 from sim.metrics import Outcome
 from sim.policies import POLICIES
-from sim.profiles import resolve_profiles
 from sim.simulator import SimOptions, Simulation
 from sim.workload import SimClass, build_workload
+from solver.profile_set import resolve_profiles
 from solver.types import Cluster
 from traces import Fixed, synthetic_trace
 

@@ -5,9 +5,11 @@ from dataclasses import replace
 
 import pytest
 
-from sim.profiles import load_sim_profiles
-from sim.published import (
-    PUBLISHED_DIR,
+from dilaserve.core.locations import PUBLISHED_PROFILES_DIR
+from dilaserve.profiles.quality import QualityProfile
+from dilaserve.profiles.step_cost import StepCostProfile
+from solver.profile_set import load_profile_set
+from solver.published import (
     THRESHOLD_SWEEP,
     TIMINGS_S,
     LladaAssumptions,
@@ -16,25 +18,23 @@ from sim.published import (
     step_cost_profile,
     write,
 )
-from worker.profiles.quality import QualityProfile
-from worker.profiles.step_cost import StepCostProfile
 
 
 def test_files_are_current(tmp_path):
-    """The shipped JSON files are what the builder makes (rerun `python -m sim.published`)."""
+    """The shipped JSON files are what the builder makes (rerun `python -m solver.published`)."""
     for path in write(tmp_path):
-        shipped = PUBLISHED_DIR / path.name
+        shipped = PUBLISHED_PROFILES_DIR / path.name
         assert json.loads(shipped.read_text()) == json.loads(path.read_text()), path.name
 
 
 def test_fit_reproduces_the_published_timings():
-    profile = StepCostProfile.load(PUBLISHED_DIR / "step_cost.a100.bfloat16.tp1.dual.json")
+    profile = StepCostProfile.load(PUBLISHED_PROFILES_DIR / "step_cost.a100.bfloat16.tp1.dual.json")
     for sample, (kind, seconds) in zip(published_samples(700), TIMINGS_S.items()):
         assert profile.cost.predict(sample.features) == pytest.approx(seconds, rel=0.01), kind
 
 
 def test_quality_points_are_the_published_ones():
-    quality = QualityProfile.load(PUBLISHED_DIR / "quality.json")
+    quality = QualityProfile.load(PUBLISHED_PROFILES_DIR / "quality.json")
     assert quality.reference.threshold == 0.9
     for tau, (tps, acc) in THRESHOLD_SWEEP.items():
         point = quality.at(tau, 32)
@@ -62,7 +62,7 @@ def test_batch_scaling_keeps_the_batch1_dual_step():
 
 
 def test_sim_profiles_read_the_deployment_figures():
-    profiles = load_sim_profiles(PUBLISHED_DIR)
+    profiles = load_profile_set(PUBLISHED_PROFILES_DIR)
     assert profiles.reload_s == LladaAssumptions().reload_s
     assert profiles.max_seq_len == 4096
     assert profiles.limits(2).max_tokens > 2 * profiles.limits(1).max_tokens - 1

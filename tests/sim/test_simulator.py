@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 import worker.scheduler.scheduler as real_scheduler
-from orchestrator import Arrival, ControllerConfig
+from orchestrator.controller import ControllerConfig
+from orchestrator.load import Arrival
 from sim.metrics import Outcome
 from sim.policies import POLICIES, Layout, parse_policies
-from sim.profiles import resolve_profiles
 from sim.simulator import SimOptions, Simulation
 from sim.workload import SimClass, build_workload
+from solver.profile_set import resolve_profiles
 from solver.types import Cluster
 from traces import LogNormal, Trace, synthetic_trace
 
@@ -106,14 +107,15 @@ def test_parse_policies():
 
 
 def test_planner_candidates_and_evaluator():
-    from sim.planning import SimEvaluator, SimPlanner
-    from sim.simulator import solver_policy
+    from orchestrator.planning import CandidatePlanner
+    from sim.planning import SimEvaluator
+    from solver.profile_set import solver_policy
     from solver.types import LengthDist, Workload
 
     cls = SimClass(slo_scale=5.0).to_slo_class()
     wl = Workload((replace(cls, rate=8.0, prompt=LengthDist(500, 1200),
                            output=LengthDist(160, 320)),))
-    planner = SimPlanner(CLUSTER, PROFILES, solver_policy(PROFILES, CLUSTER))
+    planner = CandidatePlanner(CLUSTER, PROFILES, solver_policy(PROFILES, CLUSTER))
     plans = planner(wl, None)
     layouts = [sorted({g.tp for g in p.groups}) for p in plans]
     assert len(plans) >= 2 and [1] in layouts  # the solver's own, then single-TP layouts

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from dilaserve.profiles.quality import QualityPoint, QualityProfile
+from dilaserve.profiles.step_cost import StepCostModel, StepCostProfile
 from solver.types import Cluster, LengthDist, NodeType, Policy, Profiles, SloClass, SolverOptions
-from worker.profiles.quality import QualityPoint, QualityProfile
-from worker.profiles.step_cost import StepCostModel, StepCostProfile
 
 COEF = (2e-3, 1e-5, 4e-5, 1e-8)
 # threshold -> (tokens per step, accuracy): fewer steps and a few points less accuracy as tau falls

@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dilaserve.core.steps import Phase, RowShape, query_len, step_features
+from dilaserve.profiles.step_cost import StepCostModel
 from solver.capacity import (
     CapacityQuery,
     attainment,
@@ -21,8 +23,6 @@ from solver.capacity import (
 )
 from solver.types import LengthDist
 from tests.solver.solver_helpers import COEF
-from worker.engine.step_types import Phase, RowShape, query_len, step_features
-from worker.profiles.step_cost import StepCostModel
 
 COST = StepCostModel(COEF)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from dilaserve.core.steps import StepFeatures
+from dilaserve.profiles.step_cost import StepCostModel
 from solver.tp_extrapolation import TpOverhead, extrapolate, extrapolate_cost
 from tests.solver.solver_helpers import COEF, step_profile
-from worker.engine.step_types import StepFeatures
-from worker.profiles.step_cost import StepCostModel
 
 
 def test_formula():

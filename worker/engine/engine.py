@@ -14,11 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from kernels.dispatch import masked_head
-from worker.engine.commit_rules import get_rule
-from worker.engine.kv_pool import KVPool
-from worker.engine.rows import RowState
-from worker.engine.step_types import (
+from dilaserve.core.steps import (
     AdmitRow,
     EngineLimits,
     FinishReason,
@@ -30,6 +26,10 @@ from worker.engine.step_types import (
     StepResult,
     step_features,
 )
+from kernels.dispatch import masked_head
+from worker.engine.commit_rules import get_rule
+from worker.engine.kv_pool import KVPool
+from worker.engine.rows import RowState
 from worker.models.transformer import DiffusionTransformer
 
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from worker.engine.engine import EngineConfig, EngineFullError
-from worker.engine.step_types import (
+from dilaserve.core.steps import (
     AdmitRow,
     EngineLimits,
     FinishReason,
@@ -22,6 +21,7 @@ from worker.engine.step_types import (
     StepResult,
     step_features,
 )
+from worker.engine.engine import EngineConfig, EngineFullError
 from worker.models.transformer import DiffusionTransformer
 
 CPU_MAX_ROWS = 32  # the real engine's default without a GPU

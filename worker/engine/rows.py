@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from worker.engine.step_types import DecodeSettings, Phase, query_len
+from dilaserve.core.steps import DecodeSettings, Phase, query_len
 
 
 @dataclass

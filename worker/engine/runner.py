@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from dilaserve.core.steps import AdmitRow, FinishReason, Phase, StepPlan, StepResult
 from worker.engine.engine import DenoisingEngine
-from worker.engine.step_types import AdmitRow, FinishReason, Phase, StepPlan, StepResult
 
 
 @dataclass

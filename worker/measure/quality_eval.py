@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from dilaserve.core.steps import AdmitRow, DecodeSettings
+from dilaserve.core.tokenizer import Tokenizer
+from dilaserve.profiles.quality import QualityPoint
 from worker.engine.engine import DenoisingEngine
 from worker.engine.runner import RunReport, run_to_completion
-from worker.engine.step_types import AdmitRow, DecodeSettings
 from worker.models.tasks import Example
-from worker.models.tokenizer import CharTokenizer
-from worker.profiles.quality import QualityPoint
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class EvalResult:
 
 
 def requests_for(
-    examples: list[Example], tok: CharTokenizer, canvas: int, settings: DecodeSettings
+    examples: list[Example], tok: Tokenizer, canvas: int, settings: DecodeSettings
 ) -> list[AdmitRow]:
     return [
         AdmitRow(f"{i}", tuple(tok.encode(ex.prompt)), canvas, settings)
@@ -31,7 +31,7 @@ def requests_for(
 
 def evaluate(
     engine: DenoisingEngine,
-    tok: CharTokenizer,
+    tok: Tokenizer,
     examples: list[Example],
     settings: DecodeSettings,
     canvas: int,

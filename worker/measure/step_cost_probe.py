@@ -12,10 +12,10 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dilaserve.core.steps import AdmitRow, DecodeSettings, Phase, StepPlan, StepResult
+from dilaserve.profiles.step_cost import StepCostModel, StepSample, median, relative_errors
 from worker.engine.engine import DenoisingEngine, EngineConfig
-from worker.engine.step_types import AdmitRow, DecodeSettings, Phase, StepPlan, StepResult
 from worker.models.transformer import DiffusionTransformer
-from worker.profiles.step_cost import StepCostModel, StepSample, median, relative_errors
 
 EngineClass = Callable[[DiffusionTransformer, EngineConfig], DenoisingEngine]
 

@@ -203,13 +203,3 @@ def save_llada_format(model: DiffusionTransformer, directory: Path | str) -> Non
         {k: state[k] for k in keys[half:]}, str(directory / "model-00002-of-00002.safetensors")
     )
 
-
-def load_tokenizer(directory: Path | str) -> CharTokenizer | None:
-    """The shipped char tokenizer; None for checkpoints without one (prompts then come as ids)."""
-    path = Path(directory) / "tokenizer.json"
-    if not path.is_file():
-        return None
-    try:
-        return CharTokenizer.load(path)
-    except (ValueError, KeyError):
-        return None

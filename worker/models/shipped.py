@@ -1,4 +1,4 @@
-"""Where the shipped model lives, and loading a model directory with its tokenizer."""
+"""Loading a model directory (the shipped model's by default) with its tokenizer."""
 
 from __future__ import annotations
 
@@ -6,18 +6,12 @@ from pathlib import Path
 
 import torch
 
-from worker.models.checkpoint import load_model, load_tokenizer
-from worker.models.tokenizer import CharTokenizer
+from dilaserve.core.locations import SHIPPED_MODEL_DIR, resolve_model_dir
+from worker.models.checkpoint import load_model
+from worker.models.tokenizer import CharTokenizer, load_tokenizer
 from worker.models.transformer import DiffusionTransformer
 
-SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "shipped" / "tiny-dlm"
-
-
-def resolve_model_dir(path: str | Path | None) -> Path:
-    directory = Path(path) if path else SHIPPED_MODEL_DIR
-    if not (directory / "config.json").is_file():
-        raise FileNotFoundError(f"--model: {directory} is not a model directory (no config.json)")
-    return directory
+__all__ = ["SHIPPED_MODEL_DIR", "load", "resolve_model_dir"]
 
 
 def load(

@@ -1,4 +1,7 @@
-"""Character-level tokenizer of the shipped model, stored as tokenizer.json beside the weights."""
+"""Character-level tokenizer of the shipped model, stored as tokenizer.json beside the weights.
+
+Imports no torch: the router reads it to count prompt tokens.
+"""
 
 from __future__ import annotations
 
@@ -69,3 +72,14 @@ def _char_index(chars: str) -> dict[str, int]:
     """Built once per character set: encode runs for every request a worker or router takes.
     Callers only read it."""
     return {c: i + len(SPECIALS) for i, c in enumerate(chars)}
+
+
+def load_tokenizer(directory: Path | str) -> CharTokenizer | None:
+    """The shipped char tokenizer; None for checkpoints without one (prompts then come as ids)."""
+    path = Path(directory) / "tokenizer.json"
+    if not path.is_file():
+        return None
+    try:
+        return CharTokenizer.load(path)
+    except (ValueError, KeyError):
+        return None

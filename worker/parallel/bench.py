@@ -19,15 +19,15 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from dilaserve.core.steps import AdmitRow, DecodeSettings, StepFeatures
+from dilaserve.profiles.step_cost import StepCostProfile
 from worker.engine.engine import DenoisingEngine, EngineConfig
 from worker.engine.runner import RunReport, run_to_completion
-from worker.engine.step_types import AdmitRow, DecodeSettings, StepFeatures
 from worker.models import tasks
 from worker.models.shipped import load
 from worker.parallel.engine import TensorParallelEngine
 from worker.parallel.group import init_tp_group, leave_tp_group, local_init_method
 from worker.parallel.local import LocalRanks, join_followers, local_rank0
-from worker.profiles.step_cost import StepCostProfile
 
 PUBLISHED_LLADA = (
     Path(__file__).resolve().parents[1]

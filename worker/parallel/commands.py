@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dilaserve.core.steps import StepPlan
 from worker.engine.engine import EngineConfig
-from worker.engine.step_types import StepPlan
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from functools import partial
 
 import torch
 
+from dilaserve.core.steps import StepPlan, StepResult
 from worker.engine.engine import DenoisingEngine, EngineConfig
 from worker.engine.rows import RowState
-from worker.engine.step_types import StepPlan, StepResult
 from worker.models.transformer import DiffusionTransformer
 from worker.parallel.commands import NewEngine, RunStep
 from worker.parallel.group import TpGroup

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from dilaserve.core.locations import resolve_model_dir
 from worker.engine.engine import EngineFullError
-from worker.models.shipped import resolve_model_dir
 from worker.models.transformer import DiffusionTransformer
 from worker.parallel.commands import COMMANDS, Command, NewEngine, Ping, RunStep, Stop
 from worker.parallel.engine import ShardedEngine

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
+from dilaserve.core.locations import resolve_model_dir
 from dilaserve.policy import Policy
 from worker.models.checkpoint import read_config
-from worker.models.shipped import resolve_model_dir
 from worker.models.transformer import check_shardable
 from worker.parallel.follower import follower_main
 from worker.parallel.group import local_init_method

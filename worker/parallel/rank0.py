@@ -12,17 +12,18 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from dilaserve.core.locations import resolve_model_dir
 from dilaserve.policy import Policy
+from dilaserve.profiles.quality import QualityProfile
+from dilaserve.profiles.step_cost import StepCostModel, StepCostProfile
 from worker.measure.profile_files import QUALITY_FILE, find_step_cost, profiles_dir
-from worker.models.checkpoint import load_tokenizer, read_config
-from worker.models.shipped import resolve_model_dir
+from worker.models.checkpoint import read_config
+from worker.models.tokenizer import load_tokenizer
 from worker.models.transformer import DiffusionTransformer, check_shardable
 from worker.parallel.engine import tp_engine_class
 from worker.parallel.group import TpGroup, init_tp_group, leave_tp_group
 from worker.parallel.leader import Leader
 from worker.parallel.loading import load_shard
-from worker.profiles.quality import QualityProfile
-from worker.profiles.step_cost import StepCostModel, StepCostProfile
 from worker.service.setup import Worker, build_worker
 
 

@@ -1,6 +1,6 @@
 """The worker's pure, deadline-aware step scheduler (`scheduler` shows the loop that drives it)."""
 
-from worker.scheduler.config import LOAD_CONTROLS, ORDERINGS, SchedulerConfig
+from dilaserve.policy.scheduler_config import LOAD_CONTROLS, ORDERINGS, SchedulerConfig
 from worker.scheduler.predictor import BatchShape, Predictor
 from worker.scheduler.requests import (
     AdmissionDecision,

@@ -25,8 +25,8 @@ import math
 from collections.abc import Collection, Iterable
 from operator import itemgetter
 
-from worker.engine.step_types import EngineLimits
-from worker.scheduler.config import SchedulerConfig
+from dilaserve.core.steps import EngineLimits
+from dilaserve.policy.scheduler_config import SchedulerConfig
 from worker.scheduler.ordering import order_key
 from worker.scheduler.predictor import BatchShape, Predictor
 from worker.scheduler.requests import AdmissionDecision, RequestSpec, RequestState, Verdict

@@ -28,8 +28,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from worker.engine.step_types import EngineLimits, Phase, StepFeatures
-from worker.scheduler.config import SchedulerConfig
+from dilaserve.core.steps import EngineLimits, Phase, StepFeatures
+from dilaserve.policy.scheduler_config import SchedulerConfig
 from worker.scheduler.requests import RequestState
 
 

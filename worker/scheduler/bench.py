@@ -16,7 +16,7 @@ import random
 import statistics
 import time
 
-from worker.engine.step_types import (
+from dilaserve.core.steps import (
     DecodeSettings,
     EngineLimits,
     FinishReason,
@@ -25,10 +25,10 @@ from worker.engine.step_types import (
     StepFeatures,
     StepResult,
 )
-from worker.profiles.online import OnlineStepCost
-from worker.profiles.quality import QualityPoint, QualityProfile
-from worker.profiles.step_cost import StepCostModel
-from worker.scheduler.config import SchedulerConfig
+from dilaserve.policy.scheduler_config import SchedulerConfig
+from dilaserve.profiles.online import OnlineStepCost
+from dilaserve.profiles.quality import QualityPoint, QualityProfile
+from dilaserve.profiles.step_cost import StepCostModel
 from worker.scheduler.requests import RequestSpec
 from worker.scheduler.scheduler import Scheduler, plan_has_work
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import functools
 
-from worker.engine.step_types import SettingsChange
-from worker.scheduler.config import SchedulerConfig
+from dilaserve.core.steps import SettingsChange
+from dilaserve.policy.scheduler_config import SchedulerConfig
 from worker.scheduler.predictor import Predictor
 from worker.scheduler.requests import RequestSpec, RequestState
 

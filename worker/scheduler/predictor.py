@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from worker.engine.step_types import StepFeatures
-from worker.profiles.quality import QualityProfile
+from dilaserve.core.steps import StepFeatures
+from dilaserve.profiles.quality import QualityProfile
 from worker.scheduler.requests import RequestState
 
 MIN_CORRECTION, MAX_CORRECTION = 0.25, 4.0

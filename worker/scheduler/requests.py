@@ -6,7 +6,7 @@ import enum
 import math
 from dataclasses import dataclass, field, replace
 
-from worker.engine.step_types import DecodeSettings, FinishReason, Phase, validate_threshold
+from dilaserve.core.steps import DecodeSettings, FinishReason, Phase, validate_threshold
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ import heapq
 import math
 from itertools import islice
 
-from worker.engine.step_types import (
+from dilaserve.core.steps import (
     AdmitRow,
     EngineLimits,
     FinishReason,
@@ -39,10 +39,10 @@ from worker.engine.step_types import (
     StepPlan,
     StepResult,
 )
-from worker.profiles.quality import QualityProfile
+from dilaserve.policy.scheduler_config import SchedulerConfig
+from dilaserve.profiles.quality import QualityProfile
 from worker.scheduler.admission import Admission, shape_problem
 from worker.scheduler.batching import fill_step
-from worker.scheduler.config import SchedulerConfig
 from worker.scheduler.load_control import LoadController, ladders
 from worker.scheduler.ordering import order_key, refresh_order
 from worker.scheduler.predictor import BatchShape, Predictor, StepCost

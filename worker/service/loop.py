@@ -28,8 +28,8 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
 
+from dilaserve.core.steps import EngineLimits, StepResult
 from worker.engine.engine import DenoisingEngine
-from worker.engine.step_types import EngineLimits, StepResult
 from worker.scheduler import Scheduler, TerminalEvent, TerminalKind, plan_has_work
 from worker.service.events import (
     FailedResult,

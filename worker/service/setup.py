@@ -11,16 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dilaserve.core.steps import EngineLimits
+from dilaserve.core.tokenizer import Tokenizer
 from dilaserve.policy import Policy
+from dilaserve.profiles.online import OnlineStepCost
+from dilaserve.profiles.quality import QualityProfile
+from dilaserve.profiles.step_cost import StepCostModel, StepCostProfile
 from worker.engine.engine import DenoisingEngine, EngineConfig
-from worker.engine.step_types import EngineLimits
 from worker.measure.profile_files import QUALITY_FILE, find_step_cost, profiles_dir
 from worker.models.shipped import load
-from worker.models.tokenizer import CharTokenizer
 from worker.models.transformer import DiffusionTransformer
-from worker.profiles.online import OnlineStepCost
-from worker.profiles.quality import QualityProfile
-from worker.profiles.step_cost import StepCostModel, StepCostProfile
 from worker.scheduler import Scheduler
 from worker.service.loop import ServingLoop
 from worker.service.metrics import WorkerMetrics
@@ -45,7 +45,7 @@ class Worker:
 
 def build_worker(
     model: DiffusionTransformer,
-    tokenizer: CharTokenizer | None,
+    tokenizer: Tokenizer | None,
     policy: Policy,
     quality: QualityProfile,
     step_cost: StepCostModel,

@@ -15,11 +15,11 @@ import re
 import uuid
 from dataclasses import dataclass
 
+from dilaserve.core.steps import COMMIT_RULES, DecodeSettings, EngineLimits
+from dilaserve.core.tokenizer import Tokenizer
 from dilaserve.policy import Policy, SloClass, ThresholdRange
+from dilaserve.profiles.quality import QualityProfile
 from proto import dilaserve_pb2 as pb
-from worker.engine.step_types import COMMIT_RULES, DecodeSettings, EngineLimits
-from worker.models.tokenizer import CharTokenizer
-from worker.profiles.quality import QualityProfile
 from worker.scheduler import RequestSpec
 from worker.service.events import Prepared
 
@@ -47,7 +47,7 @@ class RequestValidator:
         self,
         policy: Policy,
         model: ModelFacts,
-        tokenizer: CharTokenizer | None,
+        tokenizer: Tokenizer | None,
         quality: QualityProfile | None,
     ) -> None:
         self.policy = policy

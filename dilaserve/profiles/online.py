@@ -24,8 +24,8 @@ import math
 import statistics
 from collections import deque
 
-from worker.engine.step_types import StepFeatures
-from worker.profiles.step_cost import StepCostModel
+from dilaserve.core.steps import StepFeatures
+from dilaserve.profiles.step_cost import StepCostModel
 
 PRIOR_FLOOR = 1e-3
 

@@ -1,9 +1,9 @@
 """The profiles a simulation runs on: step costs per (hardware, TP), the quality profile, and the
 deployment figures around them (reload time, engine limits, TP overhead).
 
-`load_sim_profiles(directory)` reads a directory of profile JSONs in the project's schema (the
+`load_profile_set(directory)` reads a directory of profile JSONs in the project's schema (the
 published LLaDA-8B one, or the shipped model's measured ones). Deployment figures come from the
-step-cost profile's provenance when it records them (`sim.published` does); otherwise from the
+step-cost profile's provenance when it records them (`solver.published` does); otherwise from the
 model's config.json beside the profiles directory and the defaults below, named in `notes`.
 A TP degree without a profile is extrapolated exactly as the solver does it
 (`solver.tp_extrapolation`), so the simulated replicas and the plan agree on step costs.
@@ -15,22 +15,21 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sim.published import PUBLISHED_DIR, LladaAssumptions, assumptions_from
+from dilaserve.core.locations import PUBLISHED_PROFILES_DIR, SHIPPED_PROFILES_DIR
+from dilaserve.core.steps import EngineLimits
+from dilaserve.profiles.quality import QUALITY_SCHEMA, QualityProfile
+from dilaserve.profiles.step_cost import STEP_COST_SCHEMA, StepCostModel, StepCostProfile
 from solver.capacity import service_affine
+from solver.published import LladaAssumptions, assumptions_from
 from solver.tp_extrapolation import TpOverhead, extrapolate
-from solver.types import Profiles
-from worker.engine.step_types import EngineLimits
-from worker.profiles.quality import QUALITY_SCHEMA, QualityProfile
-from worker.profiles.step_cost import STEP_COST_SCHEMA, StepCostModel, StepCostProfile
+from solver.types import Cluster, ObjectiveWeights, Policy, Profiles
 
-SHIPPED_PROFILES = (Path(__file__).resolve().parent.parent / "worker" / "models" / "shipped"
-                    / "tiny-dlm" / "profiles")
 DEFAULT_RELOAD_S = 5.0  # a small model on one host: weights from the page cache
 DEFAULT_MAX_ROWS = 16
 
 
 @dataclass(frozen=True)
-class SimProfiles:
+class ProfileSet:
     name: str
     step_costs: tuple[StepCostProfile, ...]
     quality: QualityProfile
@@ -97,7 +96,7 @@ def _read(path: Path) -> dict:
         raise ValueError(f"profile {path}: not valid JSON: {err.msg}") from None
 
 
-def load_sim_profiles(directory: str | Path = PUBLISHED_DIR) -> SimProfiles:
+def load_profile_set(directory: str | Path = PUBLISHED_PROFILES_DIR) -> ProfileSet:
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"profiles: no such directory {str(directory)!r}")
@@ -126,20 +125,20 @@ def load_sim_profiles(directory: str | Path = PUBLISHED_DIR) -> SimProfiles:
 
 
 def _from_assumptions(directory: Path, steps: list[StepCostProfile], quality: QualityProfile,
-                      assume: LladaAssumptions) -> SimProfiles:
+                      assume: LladaAssumptions) -> ProfileSet:
     per_gpu = assume.gpu_memory_gb - assume.activation_reserve_gb
     tokens_per_gpu = int(per_gpu * 1e9 / assume.kv_bytes_per_token)
     weights = int(assume.weights_gb * 1e9 / assume.kv_bytes_per_token)
     context = int(steps[0].provenance.get("published", {}).get("architecture", {})
                   .get("context", 4096))
-    return SimProfiles(directory.name, tuple(steps), quality, assume.tp_overhead,
+    return ProfileSet(directory.name, tuple(steps), quality, assume.tp_overhead,
                        assume.reload_s, assume.drain_s, assume.max_rows, context,
                        tokens_per_gpu, weights,
                        (f"deployment figures from {directory.name}'s provenance (assumed)",))
 
 
 def _from_model_dir(directory: Path, steps: list[StepCostProfile],
-                    quality: QualityProfile) -> SimProfiles:
+                    quality: QualityProfile) -> ProfileSet:
     config = directory.parent / "config.json"
     max_seq = 4096
     notes = [f"reload {DEFAULT_RELOAD_S:g} s and {DEFAULT_MAX_ROWS} rows per replica (defaults)"]
@@ -149,15 +148,40 @@ def _from_model_dir(directory: Path, steps: list[StepCostProfile],
     else:
         notes.append(f"max_seq_len {max_seq} (default: no config.json beside the profiles)")
     tokens = DEFAULT_MAX_ROWS * max_seq
-    return SimProfiles(directory.parent.name if directory.name == "profiles" else directory.name,
+    return ProfileSet(directory.parent.name if directory.name == "profiles" else directory.name,
                        tuple(steps), quality, TpOverhead(), DEFAULT_RELOAD_S, DEFAULT_RELOAD_S,
                        DEFAULT_MAX_ROWS, max_seq, tokens, 0, tuple(notes))
 
 
-def resolve_profiles(name: str) -> SimProfiles:
+def resolve_profiles(name: str) -> ProfileSet:
     """`llada-8b` (published), `shipped` (the shipped model's measured profiles) or a directory."""
     if name in ("llada-8b", "published"):
-        return load_sim_profiles(PUBLISHED_DIR)
+        return load_profile_set(PUBLISHED_PROFILES_DIR)
     if name == "shipped":
-        return load_sim_profiles(SHIPPED_PROFILES)
-    return load_sim_profiles(name)
+        return load_profile_set(SHIPPED_PROFILES_DIR)
+    return load_profile_set(name)
+
+
+PLAN_HORIZON_S = 600.0  # how long a plan is expected to hold (prices reloads; assumed)
+
+
+def solver_policy(profiles: ProfileSet, cluster: Cluster) -> Policy:
+    """What dilaserve's planner may choose from: TP degrees that fit a node, thresholds up to the
+    quality reference (above it buys a tenth of a point for several times the steps), the
+    reference block size; reload and drain times from the profiles.
+
+    Reloads are priced at what they cost in capacity: reloading the whole cluster idles it for
+    reload + drain seconds out of a plan's expected life (`PLAN_HORIZON_S`), so its weight is
+    that fraction of the served tier. The solver's default (1e-5, a tie-break) let it move
+    replicas between TP degrees for any small predicted gain, and every move idles GPUs for a
+    minute. This puts reconfiguration above accuracy (1e-3): accuracy is what threshold ranges
+    adjust, and those are free."""
+    quality = profiles.quality
+    block = profiles.reference_block
+    ref = quality.reference.threshold
+    taus = tuple(p.threshold for p in quality.threshold_points(block) if p.threshold <= ref)
+    widest = max(n.gpus_per_node for n in cluster.nodes)
+    reconfig = min(1.0, (profiles.reload_s + profiles.drain_s) / PLAN_HORIZON_S)
+    return Policy(tp_degrees=tuple(t for t in (1, 2, 4, 8) if t <= widest), thresholds=taus,
+                  block_sizes=(block,), max_batch=profiles.max_rows, reload_s=profiles.reload_s,
+                  drain_s=profiles.drain_s, weights=ObjectiveWeights(reconfig=reconfig))

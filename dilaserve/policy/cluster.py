@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dilaserve.policy.types import Policy
-from orchestrator.router import ROUTER_KINDS
 
 CPU_NODE_TYPE = "cpu"
+# the router implementations by name (`orchestrator.router.make_router`)
+ROUTER_KINDS = ("round_robin", "least_loaded", "deadline_aware")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worker.engine.step_types import StepFeatures
+from dilaserve.core.steps import StepFeatures
 
 STEP_COST_SCHEMA = "dilaserve.profile.step_cost/v1"
 FEATURES = ("forwards", "refresh_tokens", "reuse_tokens", "attended_kv")

@@ -1,11 +1,16 @@
-"""The live controller's planner: the solver, bound to the cluster, the model's profiles and the
-policy, exactly as the simulator's `dilaserve` policy binds it (`sim.planning.SimPlanner`,
-`sim.simulator.solver_policy`), so that a plan made live is the plan the simulator would make.
+"""The controller's planners: pure, the live controller and the simulator run the same ones.
 
-Two live-only translations, both from the operator's policy: the solver's SLO classes come from
-the policy's classes (a deadline with a per-token part is taken at the class's current mean
-canvas), and the threshold levels are the policy's `cluster.thresholds` that the quality profile
-measured.
+`CandidatePlanner` is dilaserve's: the solver, bound to a cluster, the model's profiles and a
+solver policy (`solver.profile_set.solver_policy`), offers candidate plans: its own plan over
+every TP degree, then the plan restricted to the TP degrees running now, and to each TP degree
+alone (duplicates dropped). The controller takes the first, or the best under the plan scorer it
+was given (`orchestrator.controller.Evaluator`; the simulator supplies one that simulates,
+`sim.planning.SimEvaluator`).
+
+`LivePlanner` wraps it with two live-only translations, both from the operator's policy: the
+solver's SLO classes come from the policy's classes (a deadline with a per-token part is taken at
+the class's current mean canvas), and the threshold levels are the policy's `cluster.thresholds`
+that the quality profile measured.
 
 `FixedLayout` is the other planner: one layout for good (the static baselines of `dilaserve
 bench --mode live`).
@@ -18,12 +23,13 @@ import math
 from collections.abc import Sequence
 
 from dilaserve.policy import Policy
-from orchestrator.config import ClusterSettings
-from sim.planning import SimPlanner
-from sim.profiles import SimProfiles
-from sim.simulator import solver_policy
+from dilaserve.policy.cluster import ClusterSettings
+from orchestrator.controller import slots
 from solver.plan import Plan, ReplicaGroup, Route
+from solver.profile_set import ProfileSet, solver_policy
+from solver.solve import solve
 from solver.types import Cluster, LengthDist, SloClass, Workload
+from solver.types import Policy as SolverPolicy
 
 NOMINAL_PROMPT = 64.0  # lengths a class is planned with before any request of it was seen
 MAX_TARGET = 0.999  # the solver plans for attainment strictly below 1
@@ -42,10 +48,40 @@ def class_templates(policy: Policy) -> list[SloClass]:
     return out
 
 
+class CandidatePlanner:
+    """`planner(workload, current) -> [plans]`: the solver's plan first, then the alternatives."""
+
+    def __init__(self, cluster: Cluster, profiles: ProfileSet, policy: SolverPolicy) -> None:
+        self.cluster = cluster
+        self.profiles = profiles.solver_profiles()
+        self.policy = policy
+        self.solved = 0
+
+    def __call__(self, workload: Workload, current: Plan | None) -> list[Plan]:
+        plans = [self._solve(workload, self.policy, current)]
+        restricted = [(t,) for t in sorted(self.policy.tp_degrees)]
+        if current is not None:
+            running = tuple(sorted({g.tp for g in current.groups}))
+            if running and running not in restricted:
+                restricted.insert(0, running)
+        for tps in restricted:
+            if tps == tuple(sorted(self.policy.tp_degrees)):
+                continue
+            plan = self._solve(workload, dataclasses.replace(self.policy, tp_degrees=tps),
+                               current)
+            if all(slots(plan) != slots(p) or plan.groups != p.groups for p in plans):
+                plans.append(plan)
+        return plans
+
+    def _solve(self, workload: Workload, policy: SolverPolicy, current: Plan | None) -> Plan:
+        self.solved += 1
+        return solve(self.cluster, workload, self.profiles, policy, current)
+
+
 class LivePlanner:
     """`planner(workload, current) -> [plans]`, the controller's Planner."""
 
-    def __init__(self, cluster: Cluster, profiles: SimProfiles, policy: Policy,
+    def __init__(self, cluster: Cluster, profiles: ProfileSet, policy: Policy,
                  settings: ClusterSettings) -> None:
         self.policy = policy
         base = solver_policy(profiles, cluster)
@@ -55,7 +91,7 @@ class LivePlanner:
             raise ValueError(f"cluster.thresholds {list(settings.thresholds)}: none of them is "
                              f"in the quality profile (measured: {list(base.thresholds)})")
         tps = tuple(t for t in base.tp_degrees if t <= settings.max_tp)
-        self.solver = SimPlanner(cluster, profiles,
+        self.solver = CandidatePlanner(cluster, profiles,
                                  dataclasses.replace(base, thresholds=levels, tp_degrees=tps))
 
     def __call__(self, workload: Workload, current: Plan | None) -> Sequence[Plan]:
@@ -98,7 +134,7 @@ class FixedLayout:
     def describe(self) -> str:
         return f"TP{self.tp} x tau {self.threshold_max:g}"
 
-    def __call__(self, cluster: Cluster, profiles: SimProfiles, policy: Policy,
+    def __call__(self, cluster: Cluster, profiles: ProfileSet, policy: Policy,
                  settings: ClusterSettings) -> FixedLayoutPlanner:
         return FixedLayoutPlanner(self, cluster)
 

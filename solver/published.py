@@ -19,7 +19,7 @@ squares on relative error. A prefix-cache step's query is the block plus the mas
 published time is the mean over the 32 blocks, i.e. at the mean query length (1024 + 32) / 2
 (the model is linear, so the mean of the costs is the cost of the mean).
 
-    python -m sim.published [DIR]    # rewrite the profile files (tests check they are current)
+    python -m solver.published [DIR]    # rewrite the profile files (tests check they are current)
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from solver.tp_extrapolation import TpOverhead
-from worker.engine.step_types import StepFeatures
-from worker.profiles.quality import QualityPoint, QualityProfile
-from worker.profiles.step_cost import (
+from dilaserve.core.locations import PUBLISHED_PROFILES_DIR
+from dilaserve.core.steps import StepFeatures
+from dilaserve.profiles.quality import QualityPoint, QualityProfile
+from dilaserve.profiles.step_cost import (
     StepCostModel,
     StepCostProfile,
     StepSample,
@@ -41,9 +41,8 @@ from worker.profiles.step_cost import (
     relative_errors,
     sample_to_json,
 )
+from solver.tp_extrapolation import TpOverhead
 
-PUBLISHED_DIR = (Path(__file__).resolve().parent.parent / "worker" / "models"
-                 / "profiles_published" / "llada-8b")
 MODEL = "LLaDA-8B-Instruct (Fast-dLLM published figures)"
 HARDWARE = "A100"
 SOURCE = ("Fast-dLLM: Training-free Acceleration of Diffusion LLM by Enabling KV Cache and "
@@ -179,7 +178,7 @@ def assumptions_from(profile: StepCostProfile) -> LladaAssumptions:
     return replace(base, **kwargs)
 
 
-def write(directory: Path = PUBLISHED_DIR) -> list[Path]:
+def write(directory: Path = PUBLISHED_PROFILES_DIR) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     step = directory / "step_cost.a100.bfloat16.tp1.dual.json"
     quality = directory / "quality.json"
@@ -189,5 +188,5 @@ def write(directory: Path = PUBLISHED_DIR) -> list[Path]:
 
 
 if __name__ == "__main__":
-    for path in write(Path(sys.argv[1]) if len(sys.argv) > 1 else PUBLISHED_DIR):
+    for path in write(Path(sys.argv[1]) if len(sys.argv) > 1 else PUBLISHED_PROFILES_DIR):
         print(f"wrote {path}")
