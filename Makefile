@@ -5,7 +5,7 @@ VENV ?= .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 TEST_STAMP := $(VENV)/.installed-test-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test setup lint
+.PHONY: demo test test-quick setup lint
 
 setup: $(STAMP)
 
@@ -24,6 +24,10 @@ demo: $(STAMP)
 
 test: $(TEST_STAMP)
 	$(VENV)/bin/python -m pytest -q
+
+# everything but the tests that start a process, Ray or a server (about a minute)
+test-quick: $(TEST_STAMP)
+	$(VENV)/bin/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,5 +1,6 @@
-"""The profiles a simulation runs on: step costs per (hardware, TP), the quality profile, and the
-deployment figures around them (reload time, engine limits, TP overhead).
+"""The profile set that planners and the simulator run on: step costs per (hardware, TP), the
+quality profile, and the deployment figures around them (reload time, engine limits, TP overhead).
+The live controller plans from it exactly as the simulator does (`solver_policy` below).
 
 `load_profile_set(directory)` reads a directory of profile JSONs in the project's schema (the
 published LLaDA-8B one, or the shipped model's measured ones). Deployment figures come from the

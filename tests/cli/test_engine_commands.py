@@ -31,6 +31,7 @@ def test_bad_arguments_are_one_line_errors(argv, message, capsys):
     assert message in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_bench_engine_prints_all_configurations_and_ratios(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from dilaserve.cli.main import main
 
 TOY = [
@@ -54,6 +56,7 @@ def test_bench_kernels_bad_arguments_exit_2(capsys):
     )
 
 
+@pytest.mark.slow
 def test_runs_from_the_source_tree_with_only_torch(tmp_path):
     """A GPU box has torch and triton but not the serving stack: bench-kernels must not need it."""
     blocked = ["grpc", "pydantic", "yaml", "ray", "pulp", "highspy", "safetensors", "google"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from worker.models import train
@@ -33,6 +34,7 @@ def test_the_recipe_trains_only_on_known_tasks():
     assert set(train.RECIPE[-1].task_weights) <= set(tasks.TASKS)
 
 
+@pytest.mark.slow
 def test_cli_names_a_bad_stage(tmp_path):
     out = subprocess.run([sys.executable, "-m", "dilaserve.cli.main", "train",
                           "--out", str(tmp_path), "--stages", "9"],

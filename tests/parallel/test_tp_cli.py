@@ -8,12 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from dilaserve.cli.main import main
 from dilaserve.policy import default_policy
+from tests.waiting import wait_for
 from worker.client import WorkerClient
 from worker.client.worker_process import READY_MARK
 from worker.models import tasks
@@ -49,6 +49,7 @@ def _tp1_answers(prompts: list[str]) -> list[str]:
         server.stop(grace_s=1.0)
 
 
+@pytest.mark.slow
 def test_worker_tp2_serves_like_tp1_and_stops_on_a_group_sigterm(tmp_path):
     examples = tasks.heldout_set(2)
     prompts = [ex.prompt for ex in examples]
@@ -78,10 +79,8 @@ def test_worker_tp2_serves_like_tp1_and_stops_on_a_group_sigterm(tmp_path):
     assert "dilaserve worker: stopped" in err and "could not send stop" not in err
     # no follower outlived it: the group empties (multiprocessing's resource tracker, the last
     # to go, leaves once the worker's end of its pipe closes)
-    deadline = time.monotonic() + 10.0
-    while _group_alive(worker.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _group_alive(worker.pid)
+    wait_for(lambda: not _group_alive(worker.pid), 10.0, "the worker's process group to empty",
+             poll_s=0.1)
 
 
 def _group_alive(pgid: int) -> bool:

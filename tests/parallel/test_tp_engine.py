@@ -20,6 +20,8 @@ from worker.parallel.group import local_init_method
 from worker.parallel.local import LocalRanks, join_followers, spawn_followers
 from worker.parallel.rank0 import start_rank0
 
+pytestmark = pytest.mark.slow
+
 LIMITS = EngineConfig(max_rows=8)
 
 

@@ -15,6 +15,8 @@ from worker.parallel.engine import TensorParallelEngine
 from worker.parallel.follower import LeaderLost, run_follower
 from worker.parallel.group import local_init_method
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("how", ["exit", "hang"])
 def test_follower_exits_when_rank0_is_gone(how):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from dilaserve.cli.main import main
 from dilaserve.core.locations import SHIPPED_MODEL_DIR
 from dilaserve.profiles.step_cost import StepCostProfile
@@ -28,6 +30,7 @@ def test_solver_uses_a_measured_tp_profile_and_models_only_the_rest():
     assert {k.tp: k.extrapolated for k in inst.configs} == {1: False, 2: False, 4: True}
 
 
+@pytest.mark.slow
 def test_profile_tp2_is_measured_named_and_preferred(tmp_path):
     out = tmp_path / "profiles"
     argv = ["profile", "--tp", "2", "--quick", "--cache-modes", "dual", "--out", str(out)]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from orchestrator.service import ReplicaEndpoint, RouterServer
 from orchestrator.types import ReplicaConfig, ReplicaState, RouteDecision
 from tests.service.helpers import TOKENIZER, SlowEngine, make_worker, policy_for_tests
+from tests.waiting import wait_for
 from worker.client import WorkerClient
 from worker.service.server import ServerThread
 from worker.service.setup import Worker
@@ -37,14 +37,6 @@ class FixedOrder:
         return RouteDecision(request.request_id, order[0], "fixed", fallbacks=tuple(order[1:]))
 
 
-def wait_for(predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError("condition not reached in time")
 
 
 def endpoint(replica_id: int, server: ServerThread, state=ReplicaState.ACTIVE,

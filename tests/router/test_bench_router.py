@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from dilaserve.cli.bench_router import evaluate_goals
 
 
+@pytest.mark.slow
 def test_bench_router_runs_both_ways_and_reports_the_goals(tmp_path: Path):
     out = tmp_path / "r.json"
     done = subprocess.run(

@@ -5,8 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.service.helpers import TOKENIZER, make_worker, serving
 from worker.engine.null_engine import NullEngine
+
+pytestmark = pytest.mark.slow
 
 
 def test_null_engine_streams_one_block_per_step_and_fills_the_canvas():

@@ -26,6 +26,8 @@ from tests.router.helpers import (
 from tests.service.helpers import policy_for_tests
 from worker.client import WorkerClient, WorkerError
 
+pytestmark = pytest.mark.slow
+
 
 def test_routes_streams_and_names_the_replica_and_the_cluster_stats_name_every_replica():
     with workers(plain_worker(), plain_worker()) as servers, \

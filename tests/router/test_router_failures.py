@@ -32,6 +32,8 @@ from tests.service.helpers import (
 from worker.client import WorkerClient, WorkerError, generate_request
 from worker.service.setup import build_worker
 
+pytestmark = pytest.mark.slow
+
 
 def test_sheds_at_once_what_no_replica_can_finish_in_time_but_never_best_effort():
     with workers(plain_worker()) as servers, routing(servers) as (router, client):
@@ -127,9 +129,11 @@ def test_a_request_whose_deadline_passed_when_its_replica_left_gets_deadline_exc
                 outcome.append(err)
 
         runner = threading.Thread(target=run)
+        sent = time.monotonic()
         runner.start()
         wait_for(lambda: router.in_flight()[0] == 1)
-        time.sleep(0.4)  # past the deadline, inside replica 0's first step
+        # past its deadline (300 ms, with a margin), still inside replica 0's first step
+        wait_for(lambda: time.monotonic() - sent > 0.4, what="the request's deadline")
         router.set_replicas([endpoint(1, servers[1])])  # replica 0 leaves the set
         runner.join(10)
         (err,) = outcome

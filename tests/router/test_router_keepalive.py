@@ -18,7 +18,7 @@ from proto.keepalive import Keepalive
 from tests.router.helpers import ONE_PER_STEP, FixedOrder, routing, workers
 from tests.service.helpers import make_worker
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 
 def _worker_process() -> tuple[subprocess.Popen, str]:

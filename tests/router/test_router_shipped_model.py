@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from dilaserve.policy import load_policy
@@ -14,6 +15,8 @@ from worker.models import tasks
 from worker.models.shipped import load
 from worker.service.server import ServerThread
 from worker.service.setup import load_worker
+
+pytestmark = pytest.mark.slow
 
 POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policies" / "worker-default.yaml"
 

@@ -6,6 +6,8 @@ import pytest
 
 from tests.service.helpers import serving
 
+pytestmark = pytest.mark.slow
+
 
 def test_final_names_the_worker_and_stats_carry_the_load_model():
     with serving() as (server, client):

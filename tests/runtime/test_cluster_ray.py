@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,11 +22,12 @@ ray = pytest.importorskip("ray")
 from orchestrator.runtime.cluster import start_cluster  # noqa: E402
 from orchestrator.runtime.ray_env import LOCAL_ENV  # noqa: E402
 from solver.plan import ClassOutcome, Plan, ReplicaGroup, Route  # noqa: E402
+from tests import waiting  # noqa: E402
 from worker.client.loadgen import Job, replay  # noqa: E402
 from worker.client.sync_client import WorkerClient  # noqa: E402
 from worker.models import tasks  # noqa: E402
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 HW = "cpu-x86_64-1threads"
 NODE = f"{HW}x4"
@@ -131,12 +131,7 @@ def replicas(handle) -> list[dict]:
 
 
 def wait_for(predicate, timeout_s: float, what: str, handle):
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}: {handle.summary()}")
+    return waiting.wait_for(predicate, timeout_s, what, handle.summary, poll_s=0.5)
 
 
 def jobs(count: int, gap_s: float, deadline_ms: float | None = None) -> list[Job]:
@@ -235,7 +230,9 @@ def test_a_killed_replica_loses_no_request_and_the_plan_is_restored(cluster):
 
     async def run_and_kill():
         replaying = asyncio.create_task(replay(cluster.target, work, 32))
-        await asyncio.sleep(0.8)
+        # mid-run: a third of the requests have reached the router
+        while (await asyncio.to_thread(cluster.summary))["router"].get("requests", 0) < 8:
+            await asyncio.sleep(0.05)
         ray.kill(ray.get(cluster.controller.replica.remote(victim)))
         return await replaying
 

@@ -20,7 +20,7 @@ from tests.runtime.test_cluster_ray import (  # noqa: E402
 )
 from worker.client.loadgen import replay  # noqa: E402
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")

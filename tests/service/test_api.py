@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import grpc
 import pytest
@@ -18,21 +17,15 @@ from tests.service.helpers import (
     policy_for_tests,
     serving,
 )
+from tests.waiting import wait_for
 from worker.client import WorkerClient, WorkerError, generate_request
 
 ONE_PER_STEP = {"commit_rule": "topk"}  # one token a step: a request's step count is its canvas
 
 
-def wait_for(predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError("condition not reached in time")
 
 
+@pytest.mark.slow
 def test_round_trip_streams_partials_then_final():
     with serving() as (_, client):
         result = client.generate("abc+12", 24, request_id="r1")
@@ -55,12 +48,14 @@ def test_round_trip_streams_partials_then_final():
         assert stats.step_prior_seconds > 0
 
 
+@pytest.mark.slow
 def test_token_ids_in_and_out():
     with serving() as (_, client):
         result = client.generate([5, 6, 7], 8)
         assert len(result.token_ids) <= 8
 
 
+@pytest.mark.slow
 def test_rejected_at_admission_gets_resource_exhausted_and_no_message():
     with serving() as (_, client):
         call = client.stream(generate_request("abc", 64, deadline_ms=5, **ONE_PER_STEP))
@@ -71,6 +66,7 @@ def test_rejected_at_admission_gets_resource_exhausted_and_no_message():
         assert client.stats().rejected == 1
 
 
+@pytest.mark.slow
 def test_non_best_effort_past_deadline_gets_deadline_exceeded():
     with serving(make_worker(engine_class=SlowEngine)) as (_, client):
         # the prior step cost predicts ~1 ms steps, so admission accepts; steps take 20 ms
@@ -82,6 +78,7 @@ def test_non_best_effort_past_deadline_gets_deadline_exceeded():
         assert stats.expired == 1 and stats.finished == 0
 
 
+@pytest.mark.slow
 def test_best_effort_finishes_late_with_deadline_met_false():
     with serving(make_worker(engine_class=SlowEngine)) as (_, client):
         result = client.generate("abc", 16, deadline_ms=60, slo_class="batch", **ONE_PER_STEP)
@@ -89,6 +86,7 @@ def test_best_effort_finishes_late_with_deadline_met_false():
         assert result.e2e_ms > 60 and len(result.partials) == 2
 
 
+@pytest.mark.slow
 def test_client_cancel_frees_the_row():
     with serving(make_worker(engine_class=SlowEngine)) as (_, client):
         call = client.stream(generate_request("abc", 64, **ONE_PER_STEP))
@@ -100,6 +98,7 @@ def test_client_cancel_frees_the_row():
         assert stats.cancelled == 1 and stats.queued == 0
 
 
+@pytest.mark.slow
 def test_grpc_deadline_earlier_than_slo_deadline_wins():
     with serving(make_worker(engine_class=SlowEngine)) as (_, client):
         # a fresh worker predicts ~1 ms steps, so this is accepted; the gRPC deadline then ends it
@@ -112,6 +111,7 @@ def test_grpc_deadline_earlier_than_slo_deadline_wins():
         assert quick.deadline_ms < 5100  # the call said 5 s (gRPC rounds up); the class 20 s
 
 
+@pytest.mark.slow
 def test_health_and_reflection():
     with serving() as (server, client):
         assert client.health() == "SERVING"
@@ -123,6 +123,7 @@ def test_health_and_reflection():
         assert described.name == "proto/dilaserve.proto"
 
 
+@pytest.mark.slow
 def test_control_threshold_range_applies_to_new_requests():
     with serving() as (_, client):
         reply = client.control(threshold_range=(0.6, 0.95))
@@ -136,6 +137,7 @@ def test_control_threshold_range_applies_to_new_requests():
         assert "threshold_range" in err.value.details
 
 
+@pytest.mark.slow
 def test_drain_refuses_new_requests_and_finishes_those_in_flight():
     with serving(make_worker(engine_class=SlowEngine)) as (_, client):
         results = []
@@ -157,6 +159,7 @@ def test_drain_refuses_new_requests_and_finishes_those_in_flight():
         assert client.generate("abc", 8).deadline_met
 
 
+@pytest.mark.slow
 def test_engine_failure_fails_requests_in_flight_and_keeps_serving():
     FailingEngine.steps = 0
     with serving(make_worker(engine_class=FailingEngine)) as (_, client):
@@ -168,6 +171,7 @@ def test_engine_failure_fails_requests_in_flight_and_keeps_serving():
         assert client.stats().failed == 1
 
 
+@pytest.mark.slow
 def test_duplicate_request_id_in_flight_is_refused():
     with serving(make_worker(engine_class=SlowEngine)) as (_, client):
         call = client.stream(generate_request("abc", 32, request_id="same", **ONE_PER_STEP))
@@ -178,6 +182,7 @@ def test_duplicate_request_id_in_flight_is_refused():
         call.cancel()
 
 
+@pytest.mark.slow
 def test_shutdown_stops_requests_past_the_grace_period_with_a_final_message():
     server_and_client = serving(make_worker(engine_class=SlowEngine))
     server, client = server_and_client.__enter__()
@@ -193,6 +198,7 @@ def test_shutdown_stops_requests_past_the_grace_period_with_a_final_message():
         server_and_client.__exit__(None, None, None)
 
 
+@pytest.mark.slow
 def test_class_floor_and_request_floor_take_the_strictest():
     with serving(make_worker(policy_for_tests())) as (_, client):
         strict = client.generate("abc", 8, slo_class="strict", threshold=0.6)
@@ -201,6 +207,7 @@ def test_class_floor_and_request_floor_take_the_strictest():
         assert own.threshold_start == pytest.approx(0.95) and own.threshold_min >= 0.95
 
 
+@pytest.mark.slow
 def test_async_client_round_trip():
     import asyncio
 
@@ -223,6 +230,7 @@ def test_sync_client_needs_a_server():
     assert err.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
+@pytest.mark.slow
 def test_a_cancel_from_another_submission_of_the_same_id_stops_nothing():
     """A duplicate's handler that ends early cancels by request id; the request in flight under
     that id belongs to another client, who must still get its final message (this hung the

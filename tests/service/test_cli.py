@@ -31,6 +31,7 @@ def start_worker(model_dir: Path, policy: Path) -> tuple[subprocess.Popen, str]:
     return proc, line.split(" on ")[1].split()[0]
 
 
+@pytest.mark.slow
 def test_worker_serves_generate_target_and_stops_on_sigterm(tmp_path, capsys):
     model_dir = write_model_dir(tmp_path / "model")
     policy = tmp_path / "policy.yaml"

@@ -42,6 +42,7 @@ def by_class(name: str, slo_class: str) -> tuple[str, tuple]:
     return (name, (("slo_class", slo_class),))
 
 
+@pytest.mark.slow
 def test_scrape_after_real_requests_on_the_shipped_model():
     worker = load_worker(None, load_policy(POLICY))
     metrics = serve_metrics(worker, "127.0.0.1", 0)
@@ -96,6 +97,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_dilaserve_worker_metrics_port():
     metrics_port = free_port()
     proc = subprocess.Popen(

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proto import dilaserve_pb2 as pb
 from tests.service.helpers import serving
 from worker.client import AsyncWorkerClient
+
+pytestmark = pytest.mark.slow
 
 BATCH = 50
 BATCHES = 200  # x BATCH = 10,000 requests
