@@ -19,7 +19,7 @@ FINISH_REASON_LENGTH: FinishReason
 FINISH_REASON_CANCELLED: FinishReason
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("request_id", "prompt_text", "prompt_ids", "max_new_tokens", "deadline_ms", "slo_class", "quality", "commit_rule", "rule_param", "temperature", "seed", "priority")
+    __slots__ = ("request_id", "prompt_text", "prompt_ids", "max_new_tokens", "deadline_ms", "slo_class", "quality", "commit_rule", "rule_param", "temperature", "seed", "priority", "messages")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TEXT_FIELD_NUMBER: _ClassVar[int]
     PROMPT_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,7 @@ class GenerateRequest(_message.Message):
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     prompt_text: str
     prompt_ids: _containers.RepeatedScalarFieldContainer[int]
@@ -44,7 +45,16 @@ class GenerateRequest(_message.Message):
     temperature: float
     seed: int
     priority: int
-    def __init__(self, request_id: _Optional[str] = ..., prompt_text: _Optional[str] = ..., prompt_ids: _Optional[_Iterable[int]] = ..., max_new_tokens: _Optional[int] = ..., deadline_ms: _Optional[float] = ..., slo_class: _Optional[str] = ..., quality: _Optional[_Union[QualityBounds, _Mapping]] = ..., commit_rule: _Optional[str] = ..., rule_param: _Optional[float] = ..., temperature: _Optional[float] = ..., seed: _Optional[int] = ..., priority: _Optional[int] = ...) -> None: ...
+    messages: _containers.RepeatedCompositeFieldContainer[ChatMessage]
+    def __init__(self, request_id: _Optional[str] = ..., prompt_text: _Optional[str] = ..., prompt_ids: _Optional[_Iterable[int]] = ..., max_new_tokens: _Optional[int] = ..., deadline_ms: _Optional[float] = ..., slo_class: _Optional[str] = ..., quality: _Optional[_Union[QualityBounds, _Mapping]] = ..., commit_rule: _Optional[str] = ..., rule_param: _Optional[float] = ..., temperature: _Optional[float] = ..., seed: _Optional[int] = ..., priority: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ...) -> None: ...
+
+class ChatMessage(_message.Message):
+    __slots__ = ("role", "content")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    content: str
+    def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
 
 class QualityBounds(_message.Message):
     __slots__ = ("min_threshold", "threshold", "block_size", "min_block_size", "max_block_size")
@@ -109,7 +119,7 @@ class Timings(_message.Message):
     def __init__(self, queued_ms: _Optional[float] = ..., first_block_ms: _Optional[float] = ..., e2e_ms: _Optional[float] = ..., replica_e2e_ms: _Optional[float] = ...) -> None: ...
 
 class Final(_message.Message):
-    __slots__ = ("request_id", "text", "token_ids", "finish_reason", "deadline_met", "timings", "threshold_start", "threshold_min", "threshold_mean", "forwards", "block_size", "slo_class", "deadline_ms", "replica")
+    __slots__ = ("request_id", "text", "token_ids", "finish_reason", "deadline_met", "timings", "threshold_start", "threshold_min", "threshold_mean", "forwards", "block_size", "slo_class", "deadline_ms", "replica", "prompt_tokens")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -124,6 +134,7 @@ class Final(_message.Message):
     SLO_CLASS_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
     REPLICA_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     text: str
     token_ids: _containers.RepeatedScalarFieldContainer[int]
@@ -138,7 +149,8 @@ class Final(_message.Message):
     slo_class: str
     deadline_ms: float
     replica: str
-    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., deadline_met: _Optional[bool] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., threshold_start: _Optional[float] = ..., threshold_min: _Optional[float] = ..., threshold_mean: _Optional[float] = ..., forwards: _Optional[int] = ..., block_size: _Optional[int] = ..., slo_class: _Optional[str] = ..., deadline_ms: _Optional[float] = ..., replica: _Optional[str] = ...) -> None: ...
+    prompt_tokens: int
+    def __init__(self, request_id: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., deadline_met: _Optional[bool] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., threshold_start: _Optional[float] = ..., threshold_min: _Optional[float] = ..., threshold_mean: _Optional[float] = ..., forwards: _Optional[int] = ..., block_size: _Optional[int] = ..., slo_class: _Optional[str] = ..., deadline_ms: _Optional[float] = ..., replica: _Optional[str] = ..., prompt_tokens: _Optional[int] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
     __slots__ = ()
@@ -159,7 +171,7 @@ class ClassStats(_message.Message):
     def __init__(self, name: _Optional[str] = ..., ended: _Optional[int] = ..., met: _Optional[int] = ..., attainment: _Optional[float] = ..., target_attainment: _Optional[float] = ...) -> None: ...
 
 class StatsReply(_message.Message):
-    __slots__ = ("model", "uptime_s", "queued", "running", "max_rows", "draining", "min_threshold", "max_threshold", "accepted", "rejected", "finished", "deadline_met", "expired", "cancelled", "failed", "attainment", "classes", "predicted_step_ms", "predicted_drain_ms", "load", "step_cost_error", "step_cost_samples", "step_cost_coef", "median_step_ms", "steps", "step_cost_prior_error", "backlog_steps", "tokens_per_step", "block_size", "replicas", "shed", "restarts", "step_seconds", "step_prior_seconds", "busy_seconds")
+    __slots__ = ("model", "uptime_s", "queued", "running", "max_rows", "draining", "min_threshold", "max_threshold", "accepted", "rejected", "finished", "deadline_met", "expired", "cancelled", "failed", "attainment", "classes", "predicted_step_ms", "predicted_drain_ms", "load", "step_cost_error", "step_cost_samples", "step_cost_coef", "median_step_ms", "steps", "step_cost_prior_error", "backlog_steps", "tokens_per_step", "block_size", "replicas", "shed", "restarts", "step_seconds", "step_prior_seconds", "busy_seconds", "limits")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     UPTIME_S_FIELD_NUMBER: _ClassVar[int]
     QUEUED_FIELD_NUMBER: _ClassVar[int]
@@ -195,6 +207,7 @@ class StatsReply(_message.Message):
     STEP_SECONDS_FIELD_NUMBER: _ClassVar[int]
     STEP_PRIOR_SECONDS_FIELD_NUMBER: _ClassVar[int]
     BUSY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
     model: str
     uptime_s: float
     queued: int
@@ -230,7 +243,22 @@ class StatsReply(_message.Message):
     step_seconds: float
     step_prior_seconds: float
     busy_seconds: float
-    def __init__(self, model: _Optional[str] = ..., uptime_s: _Optional[float] = ..., queued: _Optional[int] = ..., running: _Optional[int] = ..., max_rows: _Optional[int] = ..., draining: _Optional[bool] = ..., min_threshold: _Optional[float] = ..., max_threshold: _Optional[float] = ..., accepted: _Optional[int] = ..., rejected: _Optional[int] = ..., finished: _Optional[int] = ..., deadline_met: _Optional[int] = ..., expired: _Optional[int] = ..., cancelled: _Optional[int] = ..., failed: _Optional[int] = ..., attainment: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassStats, _Mapping]]] = ..., predicted_step_ms: _Optional[float] = ..., predicted_drain_ms: _Optional[float] = ..., load: _Optional[float] = ..., step_cost_error: _Optional[float] = ..., step_cost_samples: _Optional[int] = ..., step_cost_coef: _Optional[_Iterable[float]] = ..., median_step_ms: _Optional[float] = ..., steps: _Optional[int] = ..., step_cost_prior_error: _Optional[float] = ..., backlog_steps: _Optional[float] = ..., tokens_per_step: _Optional[float] = ..., block_size: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStats, _Mapping]]] = ..., shed: _Optional[int] = ..., restarts: _Optional[int] = ..., step_seconds: _Optional[float] = ..., step_prior_seconds: _Optional[float] = ..., busy_seconds: _Optional[float] = ...) -> None: ...
+    limits: RequestLimits
+    def __init__(self, model: _Optional[str] = ..., uptime_s: _Optional[float] = ..., queued: _Optional[int] = ..., running: _Optional[int] = ..., max_rows: _Optional[int] = ..., draining: _Optional[bool] = ..., min_threshold: _Optional[float] = ..., max_threshold: _Optional[float] = ..., accepted: _Optional[int] = ..., rejected: _Optional[int] = ..., finished: _Optional[int] = ..., deadline_met: _Optional[int] = ..., expired: _Optional[int] = ..., cancelled: _Optional[int] = ..., failed: _Optional[int] = ..., attainment: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassStats, _Mapping]]] = ..., predicted_step_ms: _Optional[float] = ..., predicted_drain_ms: _Optional[float] = ..., load: _Optional[float] = ..., step_cost_error: _Optional[float] = ..., step_cost_samples: _Optional[int] = ..., step_cost_coef: _Optional[_Iterable[float]] = ..., median_step_ms: _Optional[float] = ..., steps: _Optional[int] = ..., step_cost_prior_error: _Optional[float] = ..., backlog_steps: _Optional[float] = ..., tokens_per_step: _Optional[float] = ..., block_size: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStats, _Mapping]]] = ..., shed: _Optional[int] = ..., restarts: _Optional[int] = ..., step_seconds: _Optional[float] = ..., step_prior_seconds: _Optional[float] = ..., busy_seconds: _Optional[float] = ..., limits: _Optional[_Union[RequestLimits, _Mapping]] = ...) -> None: ...
+
+class RequestLimits(_message.Message):
+    __slots__ = ("max_new_tokens", "max_block_size", "context_tokens", "vocab_size", "mask_token_id")
+    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BLOCK_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    VOCAB_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MASK_TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    max_new_tokens: int
+    max_block_size: int
+    context_tokens: int
+    vocab_size: int
+    mask_token_id: int
+    def __init__(self, max_new_tokens: _Optional[int] = ..., max_block_size: _Optional[int] = ..., context_tokens: _Optional[int] = ..., vocab_size: _Optional[int] = ..., mask_token_id: _Optional[int] = ...) -> None: ...
 
 class ReplicaStats(_message.Message):
     __slots__ = ("id", "target", "state", "node", "node_type", "tp", "block_size", "min_threshold", "max_threshold", "queued", "running", "max_rows", "load", "in_flight", "healthy", "error", "attainment", "predicted_step_ms")

@@ -58,13 +58,13 @@ def run(args: argparse.Namespace) -> int:
     if args.port is not None and not 0 <= args.port < 65536:
         raise ValueError(f"--port: must be in [0, 65535], got {args.port}")
     cluster_policy = load_cluster_policy(args.policy)
-    if args.port is not None:
-        cluster_policy = dataclasses.replace(cluster_policy, cluster=dataclasses.replace(
-            cluster_policy.cluster, router_port=args.port))
+    overrides = {"router_port": args.port} if args.port is not None else {}
+    cluster_policy = dataclasses.replace(cluster_policy, cluster=dataclasses.replace(
+        cluster_policy.cluster, **overrides))
     policy = cluster_policy.policy
     print(f"dilaserve demo: starting the embedded cluster ({args.policy})", flush=True)
     t0 = time.monotonic()
-    handle = start_cluster(cluster_policy, None, str(args.policy))
+    handle = start_cluster(cluster_policy, None, str(args.policy), overrides=overrides)
     try:
         if not handle.wait_ready(300):
             raise RuntimeError("the replicas did not become ready within 300 s; "

@@ -1,4 +1,7 @@
-"""`dilaserve generate`: decode prompts with the engine here, or on a worker with --target."""
+"""`dilaserve generate`: decode prompts with the engine here, or on a worker with --target.
+
+Prompts are text for the model's tokenizer; with --chat each is a user turn through the model's
+chat template (--system adds a system turn first)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import re
 import time
 
 from dilaserve.core.steps import CACHE_MODES, COMMIT_RULES, AdmitRow, DecodeSettings
+from dilaserve.core.tokenizer import ChatMessage, Tokenizer
 from worker.engine.engine import DenoisingEngine, EngineConfig
 from worker.engine.runner import run_to_completion
 from worker.models.shipped import load
@@ -26,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--slo-class", default="", help="with --target: the SLO class (default: the policy's)"
     )
     p.add_argument("--model", help="local: model directory (default: the shipped model)")
+    p.add_argument("--chat", action="store_true",
+                   help="each prompt is a user turn through the model's chat template")
+    p.add_argument("--system", help="with --chat: a system turn before each prompt")
     p.add_argument("--max-new-tokens", type=int, default=32, help="answer canvas length")
     p.add_argument("--block-size", type=int, help=f"default {LOCAL_BLOCK_SIZE} (worker: policy's)")
     p.add_argument("--threshold", type=float, help=f"default {LOCAL_THRESHOLD} (worker: replica's)")
@@ -55,13 +62,29 @@ def run(args: argparse.Namespace) -> int:
     for i, text in enumerate(args.prompt):
         if not text:
             raise ValueError(f"prompt {i + 1}: empty")
+    if args.system is not None and not args.chat:
+        raise ValueError("--system: only with --chat")
     return run_remote(args) if args.target else run_local(args)
+
+
+def chat_of(args: argparse.Namespace, text: str) -> list[ChatMessage]:
+    system = [ChatMessage("system", args.system)] if args.system is not None else []
+    return [*system, ChatMessage("user", text)]
+
+
+def encode(args: argparse.Namespace, tok: Tokenizer, i: int, text: str) -> tuple[int, ...]:
+    try:
+        return tuple(tok.encode_chat(chat_of(args, text)) if args.chat else tok.encode(text))
+    except ValueError as err:
+        raise ValueError(f"prompt {i + 1}: {err}") from None
 
 
 def run_local(args: argparse.Namespace) -> int:
     model, tok, _ = load(args.model)
     if tok is None:
         raise ValueError("--model: this model has no tokenizer.json; send token ids to a worker")
+    prompts = [encode(args, tok, i, text) for i, text in enumerate(args.prompt)]
+    longest = model.config.max_seq_len
     block = args.block_size or LOCAL_BLOCK_SIZE
     canvas = -(-args.max_new_tokens // block) * block
     settings = DecodeSettings(
@@ -70,11 +93,13 @@ def run_local(args: argparse.Namespace) -> int:
         rule=args.rule,
         cache_mode=args.cache_mode,
     )
-    requests = [
-        AdmitRow(str(i), tuple(tok.encode(text)), canvas, settings)
-        for i, text in enumerate(args.prompt)
-    ]
-    engine = DenoisingEngine(model, EngineConfig(max_rows=max(1, len(requests))))
+    for i, ids in enumerate(prompts):
+        if len(ids) + canvas > longest:
+            raise ValueError(f"prompt {i + 1}: {len(ids)} tokens + canvas {canvas} is over the "
+                             f"model's context of {longest} tokens")
+    requests = [AdmitRow(str(i), ids, canvas, settings) for i, ids in enumerate(prompts)]
+    engine = DenoisingEngine(model, EngineConfig(
+        max_rows=max(1, len(requests)), stop_token_ids=tuple(sorted(tok.stop_ids))))
     started = time.perf_counter()
     report = run_to_completion(engine, requests, batch_size=len(requests))
     elapsed_ms = (time.perf_counter() - started) * 1e3
@@ -82,7 +107,8 @@ def run_local(args: argparse.Namespace) -> int:
         done = report.completions[str(i)]
         print(
             f"{text} -> {tok.decode(done.output_ids)}   "
-            f"[{done.forwards} forwards, {done.refreshes} refreshes, {done.finish_reason.value}]"
+            f"[{len(prompts[i])} prompt + {len(done.output_ids)} answer tokens, {done.forwards} "
+            f"forwards, {done.refreshes} refreshes, {done.finish_reason.value}]"
         )
     met = ""
     if args.deadline is not None:
@@ -100,7 +126,7 @@ def run_remote(args: argparse.Namespace) -> int:
         for text in args.prompt:
             try:
                 result = client.generate(
-                    text,
+                    chat_of(args, text) if args.chat else text,
                     args.max_new_tokens,
                     deadline_ms=args.deadline,
                     slo_class=args.slo_class,
@@ -119,7 +145,9 @@ def run_remote(args: argparse.Namespace) -> int:
                 else "no deadline"
             )
             print(
-                f"{text} -> {result.text}   [{result.forwards} forwards, {result.finish_reason}, "
+                f"{text} -> {result.text}   [{result.prompt_tokens} prompt + "
+                f"{len(result.token_ids)} answer tokens, {result.forwards} forwards, "
+                f"{result.finish_reason}, "
                 f"{deadline}, {result.e2e_ms:.0f} ms, threshold {result.threshold_start:g}"
                 f"->{result.threshold_min:g}, class {result.slo_class}]"
             )

@@ -3,7 +3,9 @@
 Prints a summary (classes with deadline, floor, priority and best-effort; worker settings; cluster
 shape and reconfiguration knobs) and exits 0, or prints every problem with its file, line and
 field and exits 2. Quality floors given as an accuracy drop are resolved on the model's quality
-profile when it is on this machine.
+profile when it is on this machine. With --model DIR the policy is also checked against that
+checkpoint (config.json and tokenizer files; no weights needed): the tokenizer loads and belongs
+to the model, and the worker settings fit its context.
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "cluster.profiles, else MODEL/profiles; the shipped model's for --worker)",
     )
     v.add_argument(
+        "--model",
+        type=Path,
+        help="a checkpoint directory to check the policy against (config.json and tokenizer "
+        "files; weights are not read); default for a cluster policy: its cluster.model",
+    )
+    v.add_argument(
         "--check-model",
         action="store_true",
         help="also require the model directory and its profiles on this machine (the setup "
@@ -45,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.check_model and args.worker:
             raise ValueError("--check-model: needs a cluster policy (the model path is in it)")
-        lines = summarize(args.file, args.worker, args.profiles, args.check_model)
+        lines = summarize(args.file, args.worker, args.profiles, args.check_model, args.model)
     except (ValueError, OSError) as err:
         for problem in str(err).splitlines() or [type(err).__name__]:
             print(f"dilaserve policy: error: {problem}", file=sys.stderr)
@@ -55,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summarize(
-    path: Path, worker_only: bool, profiles: Path | None, check_model: bool = False
+    path: Path, worker_only: bool, profiles: Path | None, check_model: bool = False,
+    model_dir: Path | None = None,
 ) -> list[str]:
     if worker_only:
         policy = load_policy(path)
@@ -68,10 +77,16 @@ def summarize(
         policy, cluster = cluster_policy.policy, cluster_policy.cluster
         kind, model = "cluster policy", cluster.model
         profiles = profiles or (Path(cluster.profiles) if cluster.profiles else None)
+    if model_dir is not None:
+        model = str(model_dir)
     quality, note = _quality(policy, profiles, model)
     lines = [f"{path}: a valid {kind}", *policy_lines(policy, quality, note)]
     if cluster is not None:
         lines += cluster_lines(cluster)
+    if model_dir is not None:
+        from dilaserve.cli.model_check import check_policy_against_model
+
+        lines += check_policy_against_model(policy, model_dir)
     if check_model:
         lines.append(_require_model(model, profiles))
     return lines

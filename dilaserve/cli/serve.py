@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: start a "
                                      "local Ray on 127.0.0.1)")
     p.add_argument("--port", type=int, help="router port (default: the policy's router.port)")
+    p.add_argument("--model", help="model directory as every node sees it, with its profiles in "
+                                   "MODEL/profiles (default: the policy's cluster.model, else "
+                                   "the shipped model)")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: run "
                                                   "until Ctrl-C)")
     p.add_argument("--ready-timeout", type=float, default=300.0,
@@ -45,12 +48,18 @@ def run(args: argparse.Namespace) -> int:
     if args.port is not None and not 0 <= args.port < 65536:
         raise ValueError(f"--port: must be in [0, 65535], got {args.port}")
     cluster_policy = load_cluster_policy(args.policy)
+    overrides: dict[str, object] = {}
     if args.port is not None:
-        cluster_policy = dataclasses.replace(cluster_policy, cluster=dataclasses.replace(
-            cluster_policy.cluster, router_port=args.port))
+        overrides["router_port"] = args.port
+    if args.model is not None:
+        if not (Path(args.model) / "config.json").is_file():
+            raise ValueError(f"--model: {args.model} is not a model directory (no config.json)")
+        overrides["model"] = str(Path(args.model).resolve())
+    cluster_policy = dataclasses.replace(cluster_policy, cluster=dataclasses.replace(
+        cluster_policy.cluster, **overrides))
     where = args.address or "a local Ray on 127.0.0.1 (embedded default)"
     print(f"dilaserve serve: starting on {where} with {args.policy}", file=sys.stderr, flush=True)
-    handle = start_cluster(cluster_policy, args.address, str(args.policy))
+    handle = start_cluster(cluster_policy, args.address, str(args.policy), overrides=overrides)
     if handle.attached:
         print("dilaserve serve: a controller was already running on this cluster; serving "
               "with it (its policy file stays the one it watches)", file=sys.stderr, flush=True)

@@ -49,7 +49,10 @@ class ClusterHandle:
 
 def start_cluster(cluster_policy: ClusterPolicy, address: str | None = None,
                   policy_path: str | None = None, planner_factory=None,
-                  num_gpus: int | None = None) -> ClusterHandle:
+                  num_gpus: int | None = None,
+                  overrides: dict | None = None) -> ClusterHandle:
+    """`overrides`: cluster settings given on the command line (`serve --port/--model`), which
+    `cluster_policy` already carries and every reloaded policy file keeps."""
     import ray
 
     settings = cluster_policy.cluster
@@ -73,7 +76,7 @@ def start_cluster(cluster_policy: ClusterPolicy, address: str | None = None,
         # the embedded default keeps everything on loopback; on a cluster replicas bind their IP
         host = "127.0.0.1" if address is None else None
         controller = ray.remote(ControllerActor).options(**options).remote(
-            cluster_policy, policy_path, planner_factory, host)
+            cluster_policy, policy_path, planner_factory, host, overrides)
         target = ray.get(controller.start.remote())
     except BaseException:
         if controller is not None:

@@ -51,8 +51,10 @@ def describe_plan(record: PlanRecord) -> str:
 
 class ControllerActor:
     def __init__(self, cluster_policy: ClusterPolicy, policy_path: str | None = None,
-                 planner_factory: PlannerFactory | None = None, host: str | None = None) -> None:
+                 planner_factory: PlannerFactory | None = None, host: str | None = None,
+                 overrides: dict | None = None) -> None:
         self.cluster_policy = cluster_policy
+        self.overrides = dict(overrides or {})  # cluster fields set on the command line
         self.policy_path = policy_path
         self.planner_factory = planner_factory or LivePlanner
         self.host = host
@@ -200,7 +202,8 @@ class ControllerActor:
 
         with self._lock:
             old = self.cluster_policy.cluster
-            new = cluster_policy.cluster
+            # what the command line set stands over the file, reloaded or not
+            new = dataclasses.replace(cluster_policy.cluster, **self.overrides)
             kept = [f for f in ("model", "profiles", "nodes", "cpu_slots", "cpu_threads",
                                 "router_host", "router_port", "metrics_port", "router_kind")
                     if getattr(old, f) != getattr(new, f)]

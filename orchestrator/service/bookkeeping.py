@@ -56,6 +56,9 @@ class BookSnapshot:
     routed: int  # requests sent to a first replica
     restarts: int
     invalid: int  # refused as malformed before a class was known
+    # finals whose prompt_tokens differ from the router's own count: the router's tokenizer is
+    # not the replicas' (cluster.model / --model names another model)
+    token_mismatches: int = 0
 
     def total(self, ending: Ending) -> int:
         return sum(c.count(ending) for c in self.classes)
@@ -81,6 +84,7 @@ class RouterBook:
         self._routed = 0
         self._restarts = 0
         self._invalid = 0
+        self._token_mismatches = 0
         self.set_targets(targets)
 
     def set_targets(self, targets: dict[str, float]) -> None:
@@ -106,6 +110,10 @@ class RouterBook:
         with self._lock:
             self._invalid += 1
 
+    def token_mismatch(self) -> None:
+        with self._lock:
+            self._token_mismatches += 1
+
     def ended(self, slo_class: str, ending: Ending) -> None:
         with self._lock:
             endings = self._book(slo_class).endings
@@ -117,7 +125,8 @@ class RouterBook:
                 ClassBook(c.name, c.target_attainment, c.requests, dict(c.endings))
                 for c in self._classes.values()
             )
-            return BookSnapshot(classes, self._routed, self._restarts, self._invalid)
+            return BookSnapshot(classes, self._routed, self._restarts, self._invalid,
+                                self._token_mismatches)
 
     def _book(self, name: str) -> ClassBook:
         book = self._classes.get(name)

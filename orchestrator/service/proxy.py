@@ -253,5 +253,7 @@ class Proxy:
         final.deadline_met = final.deadline_met and (
             not math.isfinite(routed.deadline_s) or e2e_s <= routed.deadline_s - routed.arrival_s)
         final.replica = str(replica_id)
+        if routed.counted and final.prompt_tokens and final.prompt_tokens != routed.prompt_len:
+            self.book.token_mismatch()
         self.on_e2e(routed.slo.name, e2e_s)
         return Ending.MET if final.deadline_met else Ending.LATE

@@ -13,9 +13,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from dilaserve.core.limits import RequestLimits, tightest
 from orchestrator.service.views import TypicalRequest, replica_view
 from orchestrator.types import ReplicaConfig, ReplicaState, ReplicaView
 from proto import dilaserve_pb2 as pb
+from worker.service.convert import limits_of
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,13 @@ class ReplicaPool:
                 replica_view(r.endpoint, r.stats, r.in_flight, r.healthy, typical, self.cache_mode)
                 for r in self._replicas.values()
             ]
+
+    def request_limits(self) -> RequestLimits | None:
+        """What every replica that reported its limits accepts (None before any did)."""
+        with self._lock:
+            reported = [limits_of(r.stats) for r in self._replicas.values()
+                        if r.stats is not None]
+        return tightest(x for x in reported if x is not None)
 
     def in_flight(self) -> dict[int, int]:
         with self._lock:

@@ -1,30 +1,34 @@
-"""A GenerateRequest as the router takes it: checked with the worker's own policy-only checks
-(`worker.service.validation`), its SLO deadline fixed at arrival by the worker's rule, and the
-`RouteRequest` the pure router decides on. What only the model can check (token ids against the
-vocabulary, lengths against its limits, decode settings) is left to the worker, whose
-INVALID_ARGUMENT the router passes on."""
+"""A GenerateRequest as the router takes it: checked with the worker's own checks
+(`worker.service.validation`) against the request limits its replicas report, its SLO deadline
+fixed at arrival by the worker's rule, and the `RouteRequest` the pure router decides on.
+
+The router counts the prompt in the model's tokens with the model's own tokenizer (and chat
+template) and forwards the request as it came: the replica tokenizes it again and is the
+authority on what it runs (docs/router.md, "Who tokenizes"); the two counts are compared on every
+final message. Decode settings are left to the worker, whose INVALID_ARGUMENT the router passes
+on; so is everything before the router has heard its replicas' limits."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+from dilaserve.core.limits import RequestLimits
 from dilaserve.core.tokenizer import Tokenizer
 from dilaserve.policy import Policy, SloClass
 from orchestrator.load import Arrival
 from orchestrator.types import RouteRequest
 from proto import dilaserve_pb2 as pb
 from worker.service.validation import (
-    InvalidRequest,
     block_size_of,
     canvas_of,
-    check_prompt_source,
+    check_context,
+    prompt_field,
+    prompt_ids_of,
     relative_deadline_s,
     request_id_of,
     slo_class_of,
 )
-
-NO_LIMIT = 1 << 30  # lengths the router cannot check (the model's limits): the worker checks
 
 
 @dataclass(frozen=True)
@@ -37,10 +41,15 @@ class RoutedRequest:
     arrival_s: float
     deadline_s: float  # absolute, on the router's clock (inf: none)
     route: RouteRequest
+    counted: bool  # the prompt was counted in the model's tokens (else estimated from its text)
 
     @property
     def request_id(self) -> str:
         return self.request.request_id
+
+    @property
+    def prompt_len(self) -> int:
+        return self.route.prompt_len
 
     @property
     def relative_deadline_ms(self) -> float:
@@ -61,13 +70,16 @@ class RoutedRequest:
 
 
 def prepare(request: pb.GenerateRequest, policy: Policy, tokenizer: Tokenizer | None,
-            arrival_s: float, grpc_remaining_s: float | None) -> RoutedRequest:
-    """Raises InvalidRequest naming the field."""
+            limits: RequestLimits | None, arrival_s: float,
+            grpc_remaining_s: float | None) -> RoutedRequest:
+    """Raises InvalidRequest naming the field. `limits`: the replicas' (None before any
+    reported: the policy's max_new_tokens is checked, the rest is left to the worker)."""
     request_id = request_id_of(request.request_id)
-    prompt_len = _prompt_len(request, tokenizer)
+    prompt_len, counted = _prompt_len(request, tokenizer, limits)
     slo = slo_class_of(policy, request.slo_class)
-    block = block_size_of(request.quality, policy, NO_LIMIT)
-    canvas = canvas_of(request.max_new_tokens, block, policy)
+    block = block_size_of(request.quality, policy, limits)
+    canvas = canvas_of(request.max_new_tokens, block, limits, policy)
+    check_context(prompt_len if counted else 0, canvas, request.max_new_tokens, block, limits)
     relative = relative_deadline_s(request, slo, grpc_remaining_s)
     forwarded = pb.GenerateRequest()
     forwarded.CopyFrom(request)
@@ -75,16 +87,16 @@ def prepare(request: pb.GenerateRequest, policy: Policy, tokenizer: Tokenizer | 
     forwarded.slo_class = slo.name
     deadline = arrival_s + relative
     route = RouteRequest(request_id, slo.name, prompt_len, canvas, arrival_s, deadline)
-    return RoutedRequest(forwarded, slo, arrival_s, deadline, route)
+    return RoutedRequest(forwarded, slo, arrival_s, deadline, route, counted)
 
 
-def _prompt_len(request: pb.GenerateRequest, tokenizer: Tokenizer | None) -> int:
-    check_prompt_source(request)
-    if request.prompt_ids:
-        return len(request.prompt_ids)
-    if tokenizer is None:
-        return len(request.prompt_text)  # an estimate for routing; the worker tokenizes
-    try:
-        return len(tokenizer.encode(request.prompt_text))
-    except ValueError as err:
-        raise InvalidRequest("prompt_text", str(err).removeprefix("prompt: ")) from None
+def _prompt_len(request: pb.GenerateRequest, tokenizer: Tokenizer | None,
+                limits: RequestLimits | None) -> tuple[int, bool]:
+    """The prompt's length in tokens and whether it was counted (with the model's tokenizer or
+    as ids); without a tokenizer a text prompt's length is estimated from its characters."""
+    field = prompt_field(request)
+    if tokenizer is None and field != "prompt_ids":
+        text = request.prompt_text if field == "prompt_text" else "".join(
+            m.content for m in request.messages)
+        return max(1, len(text)), False  # an estimate for routing; the worker tokenizes
+    return len(prompt_ids_of(request, tokenizer, limits)), True

@@ -32,8 +32,8 @@ from orchestrator.service.servicer import RouterServicer
 from orchestrator.service.stats import cluster_stats, summary
 from orchestrator.types import ReplicaState, ReplicaView, Route
 from proto import dilaserve_pb2 as pb
-from proto import dilaserve_pb2_grpc as pb_grpc
 from proto.keepalive import DEFAULT_KEEPALIVE, SERVER_OPTIONS, Keepalive
+from proto.service import add_generate_service
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Generate"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -212,7 +212,7 @@ class RouterServer:
         servicer = RouterServicer(
             self.proxy, self.pool, self.channels, self.book, self._policy_now, self._tokenizer,
             self.stats, self._arrived, self._controlled)
-        pb_grpc.add_GenerateServicer_to_server(servicer, server)
+        add_generate_service(servicer, server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(

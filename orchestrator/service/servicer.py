@@ -39,8 +39,8 @@ class RouterServicer(pb_grpc.GenerateServicer):
                        context: grpc.aio.ServicerContext) -> None:
         arrival = self.proxy.clock()
         try:
-            routed = prepare(request, self.policy(), self.tokenizer, arrival,
-                             context.time_remaining())
+            routed = prepare(request, self.policy(), self.tokenizer, self.pool.request_limits(),
+                             arrival, context.time_remaining())
         except InvalidRequest as err:
             self.book.invalid()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))

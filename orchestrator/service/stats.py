@@ -80,6 +80,7 @@ def summary(book: BookSnapshot, replicas: list[ReplicaSnapshot], uptime_s: float
         "rejected": book.total(Ending.REJECTED),
         "restarts": book.restarts,
         "invalid": book.invalid + book.total(Ending.INVALID),
+        "prompt_token_mismatches": book.token_mismatches,
         "classes": {
             c.name: {
                 "requests": c.requests,

@@ -60,7 +60,8 @@ def workers(*made: Worker) -> Iterator[list[ServerThread]]:
 def routing(servers: Sequence[ServerThread], router=None, policy=None,
             **options) -> Iterator[tuple[RouterServer, WorkerClient]]:
     """A router over these workers (replica i = servers[i]), polled once before it is used."""
-    server = RouterServer(policy or policy_for_tests(), TOKENIZER, router=router,
+    tokenizer = options.pop("tokenizer", TOKENIZER)
+    server = RouterServer(policy or policy_for_tests(), tokenizer, router=router,
                           stats_period_s=options.pop("stats_period_s", 0.1), **options)
     server.start()
     client = WorkerClient(server.target)

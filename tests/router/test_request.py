@@ -15,38 +15,45 @@ POLICY = policy_for_tests()  # standard: 20 s deadline; batch: best-effort; bloc
 
 
 def test_class_deadline_request_deadline_and_the_earlier_grpc_deadline():
-    routed = prepare(generate_request("abc", 20), POLICY, TOKENIZER, 100.0, None)
+    routed = prepare(generate_request("abc", 20), POLICY, TOKENIZER, None, 100.0, None)
     assert routed.slo.name == "standard" and routed.deadline_s == pytest.approx(120.0)
-    own = prepare(generate_request("abc", 20, deadline_ms=500), POLICY, TOKENIZER, 100.0, None)
+    own = prepare(generate_request("abc", 20, deadline_ms=500),
+                  POLICY, TOKENIZER, None, 100.0, None)
     assert own.deadline_s == pytest.approx(100.5) and own.relative_deadline_ms == 500
-    grpc = prepare(generate_request("abc", 20, deadline_ms=500), POLICY, TOKENIZER, 100.0, 0.2)
+    grpc = prepare(generate_request("abc", 20, deadline_ms=500),
+                   POLICY, TOKENIZER, None, 100.0, 0.2)
     assert grpc.deadline_s == pytest.approx(100.2)
-    none = prepare(generate_request("abc", 20, slo_class="batch"), POLICY, TOKENIZER, 1.0, None)
+    none = prepare(generate_request("abc", 20, slo_class="batch"),
+                   POLICY, TOKENIZER, None, 1.0, None)
     assert math.isinf(none.deadline_s) and none.relative_deadline_ms == 0.0
 
 
 def test_route_request_and_arrival_have_the_lengths_the_worker_will_use():
-    routed = prepare(generate_request("abc+12", 20, request_id="x"), POLICY, TOKENIZER, 5.0, None)
+    routed = prepare(generate_request("abc+12", 20, request_id="x"),
+                     POLICY, TOKENIZER, None, 5.0, None)
     route = routed.route
     assert (route.request_id, route.slo_class, route.prompt_len, route.canvas_len) == (
         "x", "standard", 6, 24)  # 20 rounded up to the block size 8
     assert (route.arrival_s, route.deadline_s) == (5.0, routed.deadline_s)
-    bigger = prepare(generate_request([5, 6], 20, block_size=16), POLICY, TOKENIZER, 0.0, None)
+    bigger = prepare(generate_request([5, 6], 20, block_size=16),
+                     POLICY, TOKENIZER, None, 0.0, None)
     assert (bigger.route.prompt_len, bigger.route.canvas_len) == (2, 32)
     arrival = routed.arrival()
     assert (arrival.at_s, arrival.slo_class, arrival.prompt_len, arrival.canvas_len) == (
         5.0, "standard", 6, 24)
     # without a tokenizer the router estimates a text prompt's length by its characters
-    assert prepare(generate_request("abcd", 8), POLICY, None, 0.0, None).route.prompt_len == 4
+    assert prepare(generate_request("abcd", 8), POLICY, None, None, 0.0, None).route.prompt_len == 4
 
 
 def test_the_forwarded_request_has_an_id_its_class_and_the_time_left():
-    routed = prepare(generate_request("abc", 8, deadline_ms=1000), POLICY, TOKENIZER, 10.0, None)
+    routed = prepare(generate_request("abc", 8, deadline_ms=1000),
+                     POLICY, TOKENIZER, None, 10.0, None)
     assert len(routed.request_id) == 16 and routed.request.slo_class == "standard"
     assert routed.relative_deadline_ms == pytest.approx(1000.0)
     assert routed.upstream(10.25).deadline_ms == pytest.approx(750.0)
     assert routed.upstream(12.0).deadline_ms == pytest.approx(1e-3)  # passed: the worker decides
-    batch = prepare(generate_request("abc", 8, slo_class="batch"), POLICY, TOKENIZER, 0.0, None)
+    batch = prepare(generate_request("abc", 8, slo_class="batch"),
+                    POLICY, TOKENIZER, None, 0.0, None)
     assert not batch.upstream(5.0).HasField("deadline_ms")
 
 
@@ -65,7 +72,7 @@ def test_the_forwarded_request_has_an_id_its_class_and_the_time_left():
 def test_invalid_requests_name_the_field(prompt, fields, field):
     max_new = fields.pop("max_new_tokens", 8)
     with pytest.raises(InvalidRequest) as err:
-        prepare(generate_request(prompt, max_new, **fields), POLICY, TOKENIZER, 0.0, None)
+        prepare(generate_request(prompt, max_new, **fields), POLICY, TOKENIZER, None, 0.0, None)
     assert err.value.field == field
 
 
@@ -73,5 +80,5 @@ def test_both_prompts_is_an_error():
     request = generate_request("abc", 8)
     request.prompt_ids.extend([5, 6])
     with pytest.raises(InvalidRequest) as err:
-        prepare(request, POLICY, TOKENIZER, 0.0, None)
+        prepare(request, POLICY, TOKENIZER, None, 0.0, None)
     assert err.value.field == "prompt_text" and "not both" in str(err.value)

@@ -149,7 +149,7 @@ class Inbox:
 
 
 def final(reason: str = "eos", met: bool = True, e2e_ms: float = 40.0) -> FinalResult:
-    return FinalResult("r", "", (), reason, met, 0, 0, e2e_ms, 0.9, 0.9, 0.9, 1, 32, "a", 100)
+    return FinalResult("r", "", (), reason, met, 0, 0, e2e_ms, 0.9, 0.9, 0.9, 1, 32, "a", 100, 3)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -12,6 +12,7 @@ from proto import dilaserve_pb2 as pb
 from proto import dilaserve_pb2_grpc as pb_grpc
 from worker.client.messages import (
     Generation,
+    Prompt,
     WorkerError,
     control_request,
     generate_request,
@@ -43,7 +44,7 @@ class AsyncWorkerClient:
 
     async def generate(
         self,
-        prompt: str | Sequence[int],
+        prompt: Prompt,
         max_new_tokens: int = 32,
         *,
         timeout: float | None = None,

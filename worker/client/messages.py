@@ -7,7 +7,11 @@ from dataclasses import dataclass
 
 import grpc
 
+from dilaserve.core.tokenizer import ChatMessage
 from proto import dilaserve_pb2 as pb
+
+# a prompt: text, token ids, or a chat (ChatMessage or {"role": ..., "content": ...} items)
+Prompt = str | Sequence[int] | Sequence[ChatMessage] | Sequence[dict]
 
 FINISH_REASONS = {
     pb.FINISH_REASON_EOS: "eos",
@@ -52,6 +56,7 @@ class Generation:
     replica: str = ""  # who served it (see Final.replica)
     restarts: tuple[pb.Restarted, ...] = ()  # the router's restarts on another replica
     replica_e2e_ms: float = 0.0  # inside the replica that served it (see Timings)
+    prompt_tokens: int = 0  # the prompt in the model's tokens, as the replica ran it
 
     @classmethod
     def from_final(
@@ -81,11 +86,12 @@ class Generation:
             replica=final.replica,
             replica_e2e_ms=t.replica_e2e_ms,
             restarts=tuple(restarts),
+            prompt_tokens=final.prompt_tokens,
         )
 
 
 def generate_request(
-    prompt: str | Sequence[int],
+    prompt: Prompt,
     max_new_tokens: int = 32,
     *,
     deadline_ms: float | None = None,
@@ -102,7 +108,8 @@ def generate_request(
     request_id: str = "",
     priority: int | None = None,
 ) -> pb.GenerateRequest:
-    """A GenerateRequest; `prompt` is text or token ids. None leaves a field unset (its default)."""
+    """A GenerateRequest; `prompt` is text, token ids or chat messages. None leaves a field
+    unset (its default)."""
     quality = pb.QualityBounds()
     for name, value in (
         ("min_threshold", min_threshold),
@@ -124,6 +131,10 @@ def generate_request(
     )
     if isinstance(prompt, str):
         request.prompt_text = prompt
+    elif prompt and isinstance(prompt[0], ChatMessage | dict):
+        for m in prompt:
+            m = m if isinstance(m, ChatMessage) else ChatMessage(m["role"], m["content"])
+            request.messages.add(role=m.role, content=m.content)
     else:
         request.prompt_ids.extend(prompt)
     if deadline_ms is not None:

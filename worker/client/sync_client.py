@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -11,6 +11,7 @@ from proto import dilaserve_pb2 as pb
 from proto import dilaserve_pb2_grpc as pb_grpc
 from worker.client.messages import (
     Generation,
+    Prompt,
     WorkerError,
     control_request,
     generate_request,
@@ -42,7 +43,7 @@ class WorkerClient:
 
     def generate(
         self,
-        prompt: str | Sequence[int],
+        prompt: Prompt,
         max_new_tokens: int = 32,
         *,
         timeout: float | None = None,

@@ -26,6 +26,7 @@ from dilaserve.core.steps import (
     StepResult,
     step_features,
 )
+from dilaserve.core.tokenizer import cut_at_stop
 from kernels.dispatch import masked_head
 from worker.engine.commit_rules import get_rule
 from worker.engine.kv_pool import KVPool
@@ -43,6 +44,9 @@ class EngineConfig:
     max_tokens: int | None = None  # None: max_rows x max_seq_len
     max_seq_len: int | None = None  # None: the model's
     gpu_memory_fraction: float = 0.6  # of free memory the KV pool may take, when derived
+    # tokens that end an answer besides the model's EOS (a chat model's end of turn: the
+    # tokenizer's stop ids)
+    stop_token_ids: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("max_rows", "max_tokens", "max_seq_len"):
@@ -55,6 +59,8 @@ class DenoisingEngine:
     def __init__(self, model: DiffusionTransformer, config: EngineConfig = EngineConfig()) -> None:
         self.model = model
         self.cfg = model.config
+        self.config = config
+        self.stop_ids = frozenset((self.cfg.eos_token_id, *config.stop_token_ids))
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         max_seq = min(config.max_seq_len or self.cfg.max_seq_len, self.cfg.max_seq_len)
@@ -258,10 +264,10 @@ class DenoisingEngine:
         if not block_done:
             row.needs_refresh = False
             return RowOutcome(row.request_id, phase, committed, row.masked_left, False, False)
-        eos = self.cfg.eos_token_id
+        stops = self.stop_ids
         block_tokens = tuple(row.tokens[row.block_start : row.block_end].tolist())
-        ends_in_eos = block_tokens[-1] == eos
-        if not ends_in_eos and row.block_end < row.seq_len:
+        ends_in_stop = block_tokens[-1] in stops
+        if not ends_in_stop and row.block_end < row.seq_len:
             row.advance_block()
             return RowOutcome(
                 row.request_id,
@@ -272,11 +278,12 @@ class DenoisingEngine:
                 False,
                 block_tokens=block_tokens,
             )
-        row.tokens[row.block_end :] = eos  # early stop: the rest of the canvas is EOS
+        # early stop: the rest of the canvas is EOS
+        row.tokens[row.block_end :] = self.cfg.eos_token_id
         row.masked_left = 0
         canvas = row.tokens[row.prompt_len :].tolist()
-        reason = FinishReason.EOS if eos in canvas else FinishReason.LENGTH
-        output = tuple(canvas[: canvas.index(eos)] if eos in canvas else canvas)
+        output = cut_at_stop(canvas, stops)
+        reason = FinishReason.EOS if len(output) < len(canvas) else FinishReason.LENGTH
         return RowOutcome(
             row.request_id,
             phase,

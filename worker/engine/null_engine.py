@@ -44,8 +44,10 @@ class NullEngine:
         max_rows = config.max_rows or CPU_MAX_ROWS
         self.limits = EngineLimits(max_rows, config.max_tokens or max_rows * max_seq, max_seq)
         self.eos_id = cfg.eos_token_id
-        # the first id that is not special (pad, mask, eos): a plain token every row commits
-        self.token = max(cfg.pad_token_id, cfg.mask_token_id, cfg.eos_token_id) + 1
+        # the first id that is not special (pad, mask, a stop token): a plain token every row
+        # commits
+        special = {cfg.pad_token_id, cfg.mask_token_id, cfg.eos_token_id, *config.stop_token_ids}
+        self.token = min(set(range(len(special) + 1)) - special)
         self._rows: dict[str, _Row] = {}
         self._tokens_in_flight = 0
 

@@ -162,26 +162,28 @@ def save_model(
 
 
 def save_llada_format(model: DiffusionTransformer, directory: Path | str) -> None:
-    """Write a model in LLaDA's HF layout (used by tests to check that loader on a tiny model)."""
+    """Write a model in LLaDA's HF layout: LLaDA-8B-Instruct's config.json keys, two safetensors
+    shards and their index (tests and `dilaserve tiny-checkpoint`)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     cfg = model.config
     config = {
-        "model_type": "llada",
-        "d_model": cfg.hidden_size,
-        "n_heads": cfg.num_heads,
-        "n_kv_heads": cfg.num_kv_heads,
-        "n_layers": cfg.num_layers,
-        "mlp_hidden_size": cfg.intermediate_size,
-        "vocab_size": cfg.vocab_size,
-        "embedding_size": cfg.vocab_size,
-        "max_sequence_length": cfg.max_seq_len,
-        "mask_token_id": cfg.mask_token_id,
-        "eos_token_id": cfg.eos_token_id,
-        "pad_token_id": cfg.pad_token_id,
-        "rope_theta": cfg.rope_theta,
-        "rms_norm_eps": cfg.rms_norm_eps,
-        "weight_tying": cfg.tie_embeddings,
+        "activation_type": "silu", "alibi": False, "alibi_bias_max": 8.0,
+        "architectures": ["LLaDAModelLM"], "attention_dropout": 0.0,
+        "attention_layer_norm": False, "attention_layer_norm_with_affine": True,
+        "bias_for_layer_norm": False, "block_group_size": 1, "block_type": "llama",
+        "d_model": cfg.hidden_size, "embedding_dropout": 0.0, "embedding_size": cfg.vocab_size,
+        "eos_token_id": cfg.eos_token_id, "flash_attention": False, "include_bias": False,
+        "include_qkv_bias": False, "init_device": "meta", "init_fn": "mitchell",
+        "init_std": 0.02, "input_emb_norm": False, "layer_norm_type": "rms",
+        "layer_norm_with_affine": True, "mask_token_id": cfg.mask_token_id,
+        "max_sequence_length": cfg.max_seq_len, "mlp_hidden_size": cfg.intermediate_size,
+        "mlp_ratio": 4, "model_type": "llada", "multi_query_attention": None,
+        "n_heads": cfg.num_heads, "n_kv_heads": cfg.num_kv_heads, "n_layers": cfg.num_layers,
+        "pad_token_id": cfg.pad_token_id, "precision": "amp_bf16", "residual_dropout": 0.0,
+        "rms_norm_eps": cfg.rms_norm_eps, "rope": True, "rope_full_precision": True,
+        "rope_theta": cfg.rope_theta, "scale_logits": False, "use_cache": False,
+        "vocab_size": cfg.vocab_size, "weight_tying": cfg.tie_embeddings,
     }
     (directory / "config.json").write_text(json.dumps(config, indent=2))
     ours_to_llada = {
@@ -193,13 +195,15 @@ def save_llada_format(model: DiffusionTransformer, directory: Path | str) -> Non
         {ours: _LLADA_PREFIX + theirs for theirs, ours in _LLADA_TOP_NAMES.items()}
     )
     state = {ours_to_llada[k]: v.detach().contiguous() for k, v in model.state_dict().items()}
-    # two shards, as real multi-file checkpoints come
+    # two shards and their index, as real multi-file checkpoints come
     keys = sorted(state)
     half = len(keys) // 2
-    save_file(
-        {k: state[k] for k in keys[:half]}, str(directory / "model-00001-of-00002.safetensors")
-    )
-    save_file(
-        {k: state[k] for k in keys[half:]}, str(directory / "model-00002-of-00002.safetensors")
-    )
-
+    shards = {"model-00001-of-00002.safetensors": keys[:half],
+              "model-00002-of-00002.safetensors": keys[half:]}
+    weight_map = {}
+    for name, names in shards.items():
+        save_file({k: state[k] for k in names}, str(directory / name))
+        weight_map.update({k: name for k in names})
+    total = sum(t.numel() * t.element_size() for t in state.values())
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (directory / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))

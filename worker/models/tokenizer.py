@@ -1,14 +1,19 @@
-"""Character-level tokenizer of the shipped model, stored as tokenizer.json beside the weights.
+"""Tokenizers of a model directory: the shipped model's character tokenizer (its tokenizer.json
+has `"type": "char"`), or the checkpoint's own Hugging Face tokenizer (tokenizer.json +
+tokenizer_config.json, `worker.models.hf_tokenizer`). `load_tokenizer` picks by the files.
 
-Imports no torch: the router reads it to count prompt tokens.
+Imports no torch: the router reads a model's tokenizer to count prompt tokens.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from dilaserve.core.tokenizer import ChatMessage, Tokenizer, TokenizerError
 
 SPECIALS = ("<pad>", "<mask>", "<eos>")
 DEFAULT_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz+=:;,?#> |-"
@@ -31,8 +36,16 @@ class CharTokenizer:
         return 2
 
     @property
+    def stop_ids(self) -> frozenset[int]:
+        return frozenset((self.eos_id,))
+
+    @property
     def vocab_size(self) -> int:
         return len(SPECIALS) + len(self.chars)
+
+    @property
+    def has_chat_template(self) -> bool:
+        return False
 
     def encode(self, text: str) -> list[int]:
         index = self._index()
@@ -43,10 +56,13 @@ class CharTokenizer:
             )
         return [index[c] for c in text]
 
-    def decode(self, ids: list[int] | tuple[int, ...], stop_at_eos: bool = True) -> str:
+    def encode_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
+        raise ValueError("this model has no chat template; send prompt_text or prompt_ids")
+
+    def decode(self, ids: Sequence[int]) -> str:
         out = []
         for i in ids:
-            if i == self.eos_id and stop_at_eos:
+            if i == self.eos_id:
                 break
             if i >= len(SPECIALS):
                 out.append(self.chars[i - len(SPECIALS)])
@@ -74,12 +90,25 @@ def _char_index(chars: str) -> dict[str, int]:
     return {c: i + len(SPECIALS) for i, c in enumerate(chars)}
 
 
-def load_tokenizer(directory: Path | str) -> CharTokenizer | None:
-    """The shipped char tokenizer; None for checkpoints without one (prompts then come as ids)."""
-    path = Path(directory) / "tokenizer.json"
+def load_tokenizer(directory: Path | str) -> Tokenizer | None:
+    """The model directory's tokenizer: the char tokenizer, or the checkpoint's own Hugging Face
+    tokenizer; None when the directory has no tokenizer.json (prompts then come as ids).
+    TokenizerError naming the file when one is there but cannot be used."""
+    directory = Path(directory)
+    path = directory / "tokenizer.json"
     if not path.is_file():
         return None
     try:
-        return CharTokenizer.load(path)
-    except (ValueError, KeyError):
-        return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise TokenizerError(f"{path}: not a readable tokenizer file ({err})") from None
+    if not isinstance(data, dict):
+        raise TokenizerError(f"{path}: not a tokenizer file (a JSON object was expected)")
+    if data.get("type") == "char":
+        try:
+            return CharTokenizer.load(path)
+        except (ValueError, KeyError) as err:
+            raise TokenizerError(f"{path}: {err}") from None
+    from worker.models.hf_tokenizer import HFTokenizer
+
+    return HFTokenizer.load(directory)

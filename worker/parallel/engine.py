@@ -63,7 +63,8 @@ class TensorParallelEngine(ShardedEngine):
         super().__init__(model, config, leader.group)
         self.leader = leader
         limits = self.limits
-        leader.send(NewEngine(EngineConfig(limits.max_rows, limits.max_tokens, limits.max_seq_len)))
+        leader.send(NewEngine(EngineConfig(limits.max_rows, limits.max_tokens, limits.max_seq_len,
+                                           stop_token_ids=config.stop_token_ids)))
 
     def step(self, plan: StepPlan) -> StepResult:
         started = time.perf_counter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 
+from dilaserve.core.limits import RequestLimits
 from dilaserve.policy import ThresholdRange
 from proto import dilaserve_pb2 as pb
 from worker.service.events import Failure, FinalResult, LoopStats, PartialResult
@@ -55,6 +56,7 @@ def final_message(f: FinalResult, replica: str = "") -> pb.GenerateResponse:
             slo_class=f.slo_class,
             deadline_ms=f.deadline_ms,
             replica=replica,
+            prompt_tokens=f.prompt_tokens,
         )
     )
 
@@ -67,6 +69,7 @@ def stats_message(
     replica: ThresholdRange,
     tokens_per_step: float,
     block_size: int,
+    limits: RequestLimits,
 ) -> pb.StatsReply:
     return pb.StatsReply(
         model=model,
@@ -110,4 +113,21 @@ def stats_message(
         backlog_steps=s.backlog_steps,
         tokens_per_step=tokens_per_step,
         block_size=block_size,
+        limits=limits_message(limits),
     )
+
+
+def limits_message(limits: RequestLimits) -> pb.RequestLimits:
+    return pb.RequestLimits(
+        max_new_tokens=limits.max_new_tokens, max_block_size=limits.max_block_size,
+        context_tokens=limits.context_tokens, vocab_size=limits.vocab_size,
+        mask_token_id=limits.mask_token_id)
+
+
+def limits_of(stats: pb.StatsReply) -> RequestLimits | None:
+    """A worker's limits from its Stats (None from a worker that does not report them)."""
+    if not stats.HasField("limits"):
+        return None
+    m = stats.limits
+    return RequestLimits(m.max_new_tokens, m.max_block_size, m.context_tokens, m.vocab_size,
+                         m.mask_token_id)

@@ -60,6 +60,7 @@ class FinalResult:
     block_size: int
     slo_class: str
     deadline_ms: float
+    prompt_tokens: int
 
 
 @dataclass(frozen=True)

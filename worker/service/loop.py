@@ -29,6 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from dilaserve.core.steps import EngineLimits, StepResult
+from dilaserve.core.tokenizer import Tokenizer, cut_at_stop
 from worker.engine.engine import DenoisingEngine
 from worker.scheduler import Scheduler, TerminalEvent, TerminalKind, plan_has_work
 from worker.service.events import (
@@ -38,13 +39,13 @@ from worker.service.events import (
     Prepared,
     RequestSink,
 )
+from worker.service.text_stream import TextStream
 from worker.service.tracking import Counters, Tracked
 
 IDLE_POLL_S = 0.05  # the longest an idle wait lasts while requests wait (a safety net only)
 
 EngineFactory = Callable[[], DenoisingEngine]
 SchedulerFactory = Callable[[EngineLimits], Scheduler]
-Decode = Callable[[tuple[int, ...]], str]
 
 
 class ServingLoop:
@@ -52,8 +53,8 @@ class ServingLoop:
         self,
         make_engine: EngineFactory,
         make_scheduler: SchedulerFactory,
-        decode: Decode,
-        eos_id: int,
+        tokenizer: Tokenizer | None,
+        stop_ids: frozenset[int],
         class_targets: dict[str, float],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -61,8 +62,8 @@ class ServingLoop:
         self._make_scheduler = make_scheduler
         self.engine = make_engine()
         self.scheduler = make_scheduler(self.engine.limits)
-        self._decode = decode
-        self._eos_id = eos_id
+        self._tokenizer = tokenizer
+        self._stop_ids = stop_ids
         self.clock = clock
         self.counters = Counters(dict(class_targets))
         self._tracked: dict[str, Tracked] = {}
@@ -207,7 +208,8 @@ class ServingLoop:
             sink.send(FailedResult(rid, Failure.REJECTED, decision.reason))
             return
         self.counters.accepted += 1
-        self._tracked[rid] = Tracked(spec, sink, prepared.slo_class, prepared.deadline_ms)
+        self._tracked[rid] = Tracked(spec, sink, prepared.slo_class, prepared.deadline_ms,
+                                     TextStream(self._tokenizer))
         if math.isfinite(spec.deadline_s):
             heapq.heappush(self._deadlines, (spec.deadline_s, rid))
 
@@ -245,14 +247,13 @@ class ServingLoop:
             if not outcome.block_finished:
                 continue
             tracked = self._tracked[outcome.request_id]
-            tokens = outcome.block_tokens
-            if self._eos_id in tokens:
-                tokens = tokens[: tokens.index(self._eos_id)]
+            tokens = cut_at_stop(outcome.block_tokens, self._stop_ids)
             if tracked.saw_eos:
                 tokens = ()  # the answer ended in an earlier block; the final has what came before
             tracked.saw_eos = tracked.saw_eos or len(tokens) < len(outcome.block_tokens)
+            text = tracked.text.push(tokens, last=tracked.saw_eos or outcome.done)
             threshold = self.scheduler.state(outcome.request_id).threshold
-            tracked.sink.send(tracked.partial(tokens, self._decode(tokens), now, threshold))
+            tracked.sink.send(tracked.partial(tokens, text, now, threshold))
 
     def _end(self, events: list[TerminalEvent]) -> None:
         for event in events:
@@ -262,8 +263,7 @@ class ServingLoop:
             if event.kind is TerminalKind.FINISHED:
                 self.counters.on_finished(tracked.slo_class, event.deadline_met)
                 reason = event.finish_reason.value if event.finish_reason else "length"
-                text = self._decode(event.output_ids)
-                tracked.sink.send(tracked.final(event, text, reason))
+                tracked.sink.send(tracked.final(event, self._final_text(tracked, event), reason))
             elif event.kind is TerminalKind.EXPIRED:
                 self.counters.on_expired(tracked.slo_class)
                 message = (
@@ -276,6 +276,14 @@ class ServingLoop:
                 self.counters.cancelled += 1
                 if tracked.stopped_by_server:
                     tracked.sink.send(tracked.final(event, "", "cancelled"))
+
+    def _final_text(self, tracked: Tracked, event: TerminalEvent) -> str:
+        """What the partials carried, concatenated (every block of the answer was streamed);
+        decoded afresh only if they did not cover the answer."""
+        tracked.text.push((), last=True)
+        if tracked.text.ids == event.output_ids or self._tokenizer is None:
+            return tracked.text.text
+        return self._tokenizer.decode(event.output_ids)
 
     def _stop_all(self) -> None:
         for rid, tracked in self._tracked.items():

@@ -18,8 +18,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from proto import dilaserve_pb2 as pb
-from proto import dilaserve_pb2_grpc as pb_grpc
 from proto.keepalive import SERVER_OPTIONS
+from proto.service import add_generate_service
 from worker.service.servicer import GenerateServicer
 from worker.service.setup import Worker
 
@@ -47,7 +47,7 @@ class WorkerServer:
             on_drain=self._on_drain,
             metrics=self.worker.metrics,
         )
-        pb_grpc.add_GenerateServicer_to_server(servicer, server)
+        add_generate_service(servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server

@@ -123,6 +123,7 @@ class GenerateServicer(pb_grpc.GenerateServicer):
             self.replica.threshold_range,
             rate,
             block,
+            self.validator.limits,
         )
 
     async def Control(

@@ -55,7 +55,12 @@ def build_worker(
 ) -> Worker:
     policy.check_against(quality)
     settings = policy.worker
-    engine_config = EngineConfig(max_rows=settings.max_rows, max_tokens=settings.max_tokens)
+    cfg = model.config
+    if tokenizer is not None:
+        check_tokenizer_fits(tokenizer, cfg.vocab_size, cfg.mask_token_id)
+    stop_ids = frozenset((cfg.eos_token_id, *(tokenizer.stop_ids if tokenizer else ())))
+    engine_config = EngineConfig(max_rows=settings.max_rows, max_tokens=settings.max_tokens,
+                                 stop_token_ids=tuple(sorted(stop_ids)))
     cost = OnlineStepCost(step_cost, error_window=ERROR_WINDOW) if online_step_cost else step_cost
 
     def make_engine() -> DenoisingEngine:
@@ -64,21 +69,27 @@ def build_worker(
     def make_scheduler(limits: EngineLimits) -> Scheduler:
         return Scheduler(settings.scheduler, limits, quality, cost)
 
-    def decode(ids: tuple[int, ...]) -> str:
-        return tokenizer.decode(ids) if tokenizer is not None else ""
-
-    cfg = model.config
     loop = ServingLoop(
         make_engine,
         make_scheduler,
-        decode,
-        cfg.eos_token_id,
+        tokenizer,
+        stop_ids,
         {c.name: c.target_attainment for c in policy.classes},
         clock=clock,
     )
     facts = ModelFacts(cfg.vocab_size, cfg.mask_token_id, loop.limits)
     validator = RequestValidator(policy, facts, tokenizer, quality)
     return Worker(loop, validator, ReplicaState(settings.threshold_range), cfg.name, policy)
+
+
+def check_tokenizer_fits(tokenizer: Tokenizer, vocab_size: int, mask_token_id: int) -> None:
+    """The tokenizer belongs to this model: its ids fit the embedding, its mask is the model's."""
+    if tokenizer.vocab_size > vocab_size:
+        raise ValueError(f"model: the tokenizer has {tokenizer.vocab_size} tokens, more than the "
+                         f"model's {vocab_size} embedding rows (is it this model's tokenizer?)")
+    if tokenizer.mask_id != mask_token_id:
+        raise ValueError(f"model: the tokenizer's mask token is {tokenizer.mask_id}, the model's "
+                         f"config.json says {mask_token_id}")
 
 
 def load_profiles(directory: Path, cache_mode: str) -> tuple[QualityProfile, StepCostModel]:

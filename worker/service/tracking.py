@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from worker.scheduler.requests import RequestSpec, TerminalEvent
 from worker.service.events import ClassCounts, FinalResult, PartialResult, RequestSink
+from worker.service.text_stream import TextStream
 
 STEP_WINDOW = 1000  # recent steps the median step time and the prior's error are taken over
 
@@ -21,6 +22,7 @@ class Tracked:
     sink: RequestSink
     slo_class: str
     deadline_ms: float
+    text: TextStream  # the answer's text, released block by block
     admitted_at: float | None = None
     first_block_at: float | None = None
     blocks: int = 0
@@ -73,6 +75,7 @@ class Tracked:
             block_size=event.block_size or self.spec.settings.block_size,
             slo_class=self.slo_class,
             deadline_ms=self.deadline_ms,
+            prompt_tokens=len(self.spec.prompt_ids),
         )
 
 

@@ -1,6 +1,10 @@
 """From a GenerateRequest to a scheduler RequestSpec: every check, each error naming its field.
 
 Effective settings (the rules the proto documents):
+- prompt: prompt_ids as they are, prompt_text through the model's tokenizer, or messages through
+  its chat template (exactly one of the three);
+- limits (`RequestLimits`, one set, the router checks the same): max_new_tokens and the block size
+  in range, prompt + canvas within the context, prompt ids in the vocabulary;
 - block size: the request's, else the policy's; canvas = max_new_tokens rounded up to a multiple;
 - floor: the strictest (highest) of the request's min_threshold, its class's floor (at its block
   size) and the replica's minimum threshold;
@@ -15,8 +19,9 @@ import re
 import uuid
 from dataclasses import dataclass
 
+from dilaserve.core.limits import RequestLimits
 from dilaserve.core.steps import COMMIT_RULES, DecodeSettings, EngineLimits
-from dilaserve.core.tokenizer import Tokenizer
+from dilaserve.core.tokenizer import ChatMessage, Tokenizer
 from dilaserve.policy import Policy, SloClass, ThresholdRange
 from dilaserve.profiles.quality import QualityProfile
 from proto import dilaserve_pb2 as pb
@@ -50,10 +55,16 @@ class RequestValidator:
         tokenizer: Tokenizer | None,
         quality: QualityProfile | None,
     ) -> None:
-        self.policy = policy
+        self.policy = policy  # replaced whole on a policy reload
         self.model = model
         self.tokenizer = tokenizer
         self.quality = quality
+
+    @property
+    def limits(self) -> RequestLimits:
+        m = self.model
+        return RequestLimits.of(self.policy.worker.max_new_tokens, m.limits, m.vocab_size,
+                                m.mask_id)
 
     def prepare(
         self,
@@ -62,11 +73,13 @@ class RequestValidator:
         grpc_remaining_s: float | None,
         replica: ThresholdRange,
     ) -> Prepared:
+        limits = self.limits
         rid = request_id_of(req.request_id)
-        prompt = self._prompt(req)
+        prompt = prompt_ids_of(req, self.tokenizer, limits)
         slo = slo_class_of(self.policy, req.slo_class)
-        block = block_size_of(req.quality, self.policy, self.model.limits.max_seq_len)
-        canvas = self._canvas(req.max_new_tokens, block, len(prompt))
+        block = block_size_of(req.quality, self.policy, limits)
+        canvas = canvas_of(req.max_new_tokens, block, limits)
+        check_context(len(prompt), canvas, req.max_new_tokens, block, limits)
         floor, start = self._thresholds(req.quality, slo.floor(self.quality, block), replica)
         settings = self._settings(req, start, block)
         relative = relative_deadline_s(req, slo, grpc_remaining_s)
@@ -88,50 +101,6 @@ class RequestValidator:
         return Prepared(spec, slo.name, deadline_ms)
 
     # ---- one field at a time -----------------------------------------------------------------
-
-    def _prompt(self, req: pb.GenerateRequest) -> tuple[int, ...]:
-        check_prompt_source(req)
-        if req.prompt_ids:
-            vocab, mask = self.model.vocab_size, self.model.mask_id
-            for i, token in enumerate(req.prompt_ids):
-                if not 0 <= token < vocab:
-                    raise InvalidRequest(
-                        f"prompt_ids[{i}]", f"{token} is outside the vocabulary [0, {vocab})"
-                    )
-                if token == mask:
-                    raise InvalidRequest(f"prompt_ids[{i}]", "the mask token is not a prompt token")
-            ids = tuple(int(t) for t in req.prompt_ids)
-            field = "prompt_ids"
-        else:
-            if self.tokenizer is None:
-                raise InvalidRequest(
-                    "prompt_text", "this model has no tokenizer; send prompt_ids instead"
-                )
-            try:
-                ids = tuple(self.tokenizer.encode(req.prompt_text))
-            except ValueError as err:
-                raise InvalidRequest("prompt_text", str(err).removeprefix("prompt: ")) from None
-            field = "prompt_text"
-        longest = self.model.limits.max_seq_len - 1
-        if len(ids) > longest:
-            raise InvalidRequest(
-                field,
-                f"prompt is {len(ids)} tokens; this worker takes at most {longest} "
-                f"(max_seq_len {self.model.limits.max_seq_len} less the canvas)",
-            )
-        return ids
-
-    def _canvas(self, max_new: int, block: int, prompt_len: int) -> int:
-        canvas = canvas_of(max_new, block, self.policy)
-        limits = self.model.limits
-        room = min(limits.max_seq_len, limits.max_tokens)
-        if prompt_len + canvas > room:
-            raise InvalidRequest(
-                "max_new_tokens",
-                f"prompt ({prompt_len}) + canvas ({canvas}: {max_new} rounded up to the block "
-                f"size {block}) = {prompt_len + canvas} tokens, over this worker's limit of {room}",
-            )
-        return canvas
 
     def _thresholds(
         self, q: pb.QualityBounds, class_floor: float | None, replica: ThresholdRange
@@ -203,12 +172,65 @@ def request_id_of(rid: str) -> str:
     return rid
 
 
-def check_prompt_source(req: pb.GenerateRequest) -> None:
-    """Exactly one of prompt_text and prompt_ids."""
-    if req.prompt_text and req.prompt_ids:
-        raise InvalidRequest("prompt_text", "give prompt_text or prompt_ids, not both")
-    if not req.prompt_ids and not req.prompt_text:
-        raise InvalidRequest("prompt_text", "empty prompt (give prompt_text or prompt_ids)")
+PROMPT_FIELDS = ("prompt_text", "prompt_ids", "messages")
+
+
+def prompt_field(req: pb.GenerateRequest) -> str:
+    """Which of prompt_text, prompt_ids and messages carries the prompt: exactly one."""
+    given = [f for f, there in zip(PROMPT_FIELDS, (req.prompt_text, req.prompt_ids,
+                                                   req.messages)) if there]
+    if not given:
+        raise InvalidRequest("prompt_text", "empty prompt (give prompt_text, prompt_ids or "
+                             "messages)")
+    if len(given) > 1:
+        raise InvalidRequest(given[0], f"give one of prompt_text, prompt_ids and messages, "
+                             f"not both {' and '.join(given)}")
+    return given[0]
+
+
+def chat_messages_of(req: pb.GenerateRequest) -> list[ChatMessage]:
+    out = []
+    for i, m in enumerate(req.messages):
+        if not m.role.strip():
+            raise InvalidRequest(f"messages[{i}].role", "empty (e.g. system, user, assistant)")
+        out.append(ChatMessage(m.role, m.content))
+    return out
+
+
+def prompt_ids_of(req: pb.GenerateRequest, tokenizer: Tokenizer | None,
+                  limits: RequestLimits | None) -> tuple[int, ...]:
+    """The prompt as token ids, checked against the limits (None: not known here, unchecked)."""
+    field = prompt_field(req)
+    if field == "prompt_ids":
+        ids = tuple(int(t) for t in req.prompt_ids)
+        if limits is not None:
+            for i, token in enumerate(ids):
+                if not 0 <= token < limits.vocab_size:
+                    raise InvalidRequest(
+                        f"prompt_ids[{i}]",
+                        f"{token} is outside the vocabulary [0, {limits.vocab_size})")
+                if token == limits.mask_token_id:
+                    raise InvalidRequest(f"prompt_ids[{i}]",
+                                         "the mask token is not a prompt token")
+    elif tokenizer is None:
+        raise InvalidRequest(field, "this model has no tokenizer; send prompt_ids instead")
+    else:
+        try:
+            if field == "messages":
+                ids = tuple(tokenizer.encode_chat(chat_messages_of(req)))
+            else:
+                ids = tuple(tokenizer.encode(req.prompt_text))
+        except InvalidRequest:
+            raise
+        except ValueError as err:
+            raise InvalidRequest(field, str(err).removeprefix("prompt: ")) from None
+    if not ids:
+        raise InvalidRequest(field, "the prompt has no tokens")
+    if limits is not None and len(ids) > limits.max_prompt_tokens:
+        raise InvalidRequest(field, f"prompt is {len(ids)} tokens; the limit is "
+                             f"{limits.max_prompt_tokens} (context {limits.context_tokens} "
+                             f"tokens, prompt + canvas)")
+    return ids
 
 
 def slo_class_of(policy: Policy, name: str) -> SloClass:
@@ -218,22 +240,34 @@ def slo_class_of(policy: Policy, name: str) -> SloClass:
         raise InvalidRequest("slo_class", str(err).removeprefix("slo_class: ")) from None
 
 
-def block_size_of(q: pb.QualityBounds, policy: Policy, max_seq_len: int) -> int:
+def block_size_of(q: pb.QualityBounds, policy: Policy, limits: RequestLimits | None) -> int:
     if not q.HasField("block_size"):
         return policy.worker.block_size
-    if not 0 < q.block_size <= max_seq_len:
-        raise InvalidRequest(
-            "quality.block_size", f"must be in [1, {max_seq_len}], got {q.block_size}"
-        )
+    largest = limits.max_block_size if limits is not None else policy.worker.max_new_tokens
+    if not 0 < q.block_size <= largest:
+        raise InvalidRequest("quality.block_size", f"must be in [1, {largest}], got {q.block_size}")
     return q.block_size
 
 
-def canvas_of(max_new: int, block: int, policy: Policy) -> int:
-    """max_new_tokens, checked against the policy, rounded up to a multiple of the block size."""
-    limit = policy.worker.max_new_tokens
-    if not 0 < max_new <= limit:
-        raise InvalidRequest("max_new_tokens", f"must be in [1, {limit}], got {max_new}")
+def canvas_of(max_new: int, block: int, limits: RequestLimits | None,
+              policy: Policy | None = None) -> int:
+    """max_new_tokens, checked against the limits (or the policy's, before the router learned
+    any), rounded up to a multiple of the block size."""
+    largest = limits.max_new_tokens if limits is not None else policy.worker.max_new_tokens
+    if not 0 < max_new <= largest:
+        raise InvalidRequest("max_new_tokens", f"must be in [1, {largest}], got {max_new}")
     return -(-max_new // block) * block
+
+
+def check_context(prompt_len: int, canvas: int, max_new: int, block: int,
+                  limits: RequestLimits | None) -> None:
+    if limits is None or prompt_len + canvas <= limits.context_tokens:
+        return
+    raise InvalidRequest(
+        "max_new_tokens",
+        f"prompt ({prompt_len}) + canvas ({canvas}: {max_new} rounded up to the block size "
+        f"{block}) = {prompt_len + canvas} tokens, over the context of {limits.context_tokens}",
+    )
 
 
 def relative_deadline_s(
