@@ -52,6 +52,11 @@ def format_summary(s: dict) -> str:
         lines.append("attainment:")
         for name, c in sorted(classes.items()):
             lines.append(f"  {name}: {c}")
+    mismatches = s.get("router", {}).get("prompt_token_mismatches", 0)
+    if mismatches:
+        lines.append(f"warning: {mismatches} final message(s) counted another prompt length than "
+                     f"the router did: the router's tokenizer is not the replicas' (check "
+                     f"cluster.model)")
     lines.append("last events:")
     lines.extend(f"  {line}" for line in s["log"][-12:])
     if s.get("error"):

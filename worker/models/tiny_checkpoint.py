@@ -5,8 +5,9 @@ weights in sharded safetensors with their index, and a byte-level BPE tokenizer 
 
     dilaserve tiny-checkpoint DIR      # then: dilaserve generate --model DIR --chat "hello"
 
-Its answers are noise (random weights); every file is real and goes through the code a real
-checkpoint does. Deterministic for a seed.
+Its answers are noise (random weights; the LM head rows of tokens that are not whole text are
+zeroed, so the noise at least reads as words); every file is real and goes through the code a
+real checkpoint does. Deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -77,7 +78,14 @@ def write_tiny_checkpoint(directory: Path | str, seed: int = 0, hidden: int = 64
                       num_kv_heads=heads, intermediate_size=2 * hidden, max_seq_len=max_seq_len,
                       mask_token_id=ids[MASK], eos_token_id=ids[EOS], pad_token_id=ids[EOS],
                       rope_theta=500000.0, name=directory.name)
-    save_llada_format(DiffusionTransformer(cfg).eval(), directory)
+    model = DiffusionTransformer(cfg).eval()
+    with torch.no_grad():  # its noise reads as words: tokens that are not whole text never win
+        for token_id in range(vocab):
+            piece = tok.decode([token_id], skip_special_tokens=False)
+            if token_id >= tok.get_vocab_size() or not piece.strip() or "\ufffd" in piece:
+                model.lm_head.weight[token_id] = 0.0
+        model.lm_head.weight.mul_(4.0)
+    save_llada_format(model, directory)
     tok.save(str(directory / "tokenizer.json"))
     tokenizer_config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
