@@ -250,6 +250,9 @@ class Simulation:
                 records.threshold[index] = threshold
             elif event.kind is TerminalKind.EXPIRED:
                 records.end(index, Outcome.EXPIRED, event.at_s)
+            elif event.kind is TerminalKind.FAILED:
+                raise RuntimeError(f"simulated engine failed request {event.request_id}: "
+                                   f"{event.reason}")
             else:
                 records.end(index, Outcome.CANCELLED, event.at_s)
 

@@ -128,6 +128,8 @@ class RowOutcome(NamedTuple):
     finish_reason: FinishReason | None = None
     block_tokens: tuple[int, ...] = ()  # the finished block's tokens, when block_finished
     output_ids: tuple[int, ...] = ()  # the whole canvas up to (not including) EOS, when done
+    # the row ended alone (done, nothing committed): why, e.g. its probabilities were not finite
+    error: str = ""
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,7 @@ class Proxy:
         restarts = 0
         restart_reason = ""
         while True:
-            self._check_deadline(routed, restarts)
+            self._check_deadline(routed, restarts, at_arrival=not excluded and not restarts)
             order = self._choose(routed, excluded, restarted=restarts > 0)
             if restart_reason:  # said once a replica is chosen to start again on
                 self.book.restarted()
@@ -174,10 +174,15 @@ class Proxy:
             decision = self._best_effort_router.route(routed.route, views, now)
         return [decision.replica_id, *decision.fallbacks]
 
-    def _check_deadline(self, routed: RoutedRequest, restarts: int) -> None:
+    def _check_deadline(self, routed: RoutedRequest, restarts: int,
+                        at_arrival: bool = False) -> None:
         now = self.clock()
         if now < routed.deadline_s or routed.slo.best_effort:
             return
+        if at_arrival:  # never offered: refused at arrival, as a worker's admission refuses it
+            raise _End(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                       f"shed: the SLO deadline of {routed.relative_deadline_ms:.3g} ms leaves no "
+                       f"time to serve the request", Ending.SHED)
         why = f"a replica failed it {restarts} time(s); " if restarts else ""
         raise _End(grpc.StatusCode.DEADLINE_EXCEEDED,
                    f"SLO deadline of {routed.relative_deadline_ms:.1f} ms passed "

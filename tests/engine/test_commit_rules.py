@@ -42,3 +42,11 @@ def test_topk_commits_k_most_confident_within_valid():
 def test_unknown_rule_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown commit rule 'greedy'"):
         get_rule("greedy")
+
+
+def test_topk_with_a_huge_or_infinite_k_commits_the_whole_row():
+    """A k past the width once cast to a negative integer: the row never moved again."""
+    conf = torch.tensor([[0.2, 0.9, 0.5], [0.1, NEG, NEG]])
+    for k in (1e308, float("inf"), 7.0):
+        commit = topk_rule(conf, torch.tensor([k, k]))
+        assert commit.tolist() == [[True, True, True], [True, False, False]]

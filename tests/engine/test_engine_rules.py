@@ -105,3 +105,32 @@ def test_evicting_a_row_frees_its_slot_and_keeps_others_intact(random_model):
     engine.step(StepPlan(evict=("a", "missing-is-fine")))
     assert engine.rows_in_flight == 2 and engine.tokens_in_flight == 36 + 21
     assert sorted(r.slot for r in engine._rows.values()) == [0, 1]
+
+
+def _drive(engine: DenoisingEngine, rows: list[AdmitRow]) -> dict:
+    """Step every row to its end; each row's final outcome."""
+    ends, running = {}, [r.request_id for r in rows]
+    plan = StepPlan(admit=tuple(rows), run=tuple(running))
+    while running:
+        result = engine.step(plan)
+        for outcome in result.outcomes:
+            if outcome.done:
+                ends[outcome.request_id] = outcome
+        running = [rid for rid in running if rid not in ends]
+        plan = StepPlan(run=tuple(running))
+    return ends
+
+
+@pytest.mark.parametrize("temperature", [1e-300, 1e-45])
+def test_a_row_whose_probabilities_are_not_finite_ends_alone(random_model, temperature):
+    """Temperatures the service refuses (the guard behind that check): the broken row ends with
+    an error and nothing committed; its batch-mates finish exactly as they do alone."""
+    normal = [admit("a", seed=1), admit("b", prompt_len=14, temperature=0.7, seed=2)]
+    alone = _drive(DenoisingEngine(random_model, EngineConfig(max_rows=3)), normal)
+    broken = admit("x", temperature=temperature)
+    together = _drive(DenoisingEngine(random_model, EngineConfig(max_rows=3)), [*normal, broken])
+    assert together["x"].error.startswith("the model's token probabilities for this request "
+                                          "were not finite") and together["x"].committed == 0
+    for rid in ("a", "b"):
+        assert not together[rid].error
+        assert together[rid].output_ids == alone[rid].output_ids

@@ -45,7 +45,9 @@ def factor_rule(conf: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
 def topk_rule(conf: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     valid = conf > float("-inf")
-    return (_rank_descending(conf) < k[:, None].to(torch.int64)) & valid
+    # clamped before the cast: a huge k (or inf, in fp32) casts to a negative integer
+    k = k.clamp(1, conf.shape[1]).to(torch.int64)
+    return (_rank_descending(conf) < k[:, None]) & valid
 
 
 RULES: dict[str, CommitRule] = {

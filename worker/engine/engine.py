@@ -203,8 +203,14 @@ class DenoisingEngine:
             conf[i, : len(where)] = confidence[offsets[-1] : offsets[-1] + len(where)]
             offsets.append(offsets[-1] + len(where))
         commit = self._apply_rules(group, conf)
+        # a row whose probabilities are not finite (numerics, an extreme temperature) ends
+        # alone; committing its tokens would be noise, and its batch-mates go on
+        broken = ~torch.isfinite(conf).logical_or(conf == float("-inf")).all(dim=1)
         outcomes = {}
         for i, (row, where) in enumerate(zip(group, masked_positions)):
+            if broken[i]:
+                outcomes[row.request_id] = self._fail_row(row, phase)
+                continue
             take = commit[i, : len(where)]
             row.tokens[where[take]] = chosen[offsets[i] : offsets[i + 1]][take]
             committed = int(take.sum())
@@ -236,6 +242,10 @@ class DenoisingEngine:
         for row, n in zip(group, counts):
             if row.settings.temperature > 0 and n:
                 p = torch.softmax(logits[start : start + n] / row.settings.temperature, dim=-1)
+                if not torch.isfinite(p).all():  # marked; the row ends alone (_commit)
+                    confidence[start : start + n] = float("nan")
+                    start += n
+                    continue
                 sample = torch.multinomial(p, 1, generator=row.generator).squeeze(1)
                 chosen[start : start + n] = sample
                 confidence[start : start + n] = p.gather(1, sample[:, None]).squeeze(1)
@@ -295,6 +305,12 @@ class DenoisingEngine:
             block_tokens=block_tokens,
             output_ids=output,
         )
+
+    def _fail_row(self, row: RowState, phase: Phase) -> RowOutcome:
+        settings = row.settings
+        why = (f"the model's token probabilities for this request were not finite (temperature "
+               f"{settings.temperature:g}); it was stopped, the requests batched with it go on")
+        return RowOutcome(row.request_id, phase, 0, row.masked_left, False, True, error=why)
 
     # ---- admission and release ---------------------------------------------------------------
     def _admit(self, admit: AdmitRow) -> None:

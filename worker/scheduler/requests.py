@@ -180,6 +180,7 @@ class TerminalKind(enum.StrEnum):
     FINISHED = "finished"
     EXPIRED = "expired"  # deadline passed, not best-effort: the server answers DEADLINE_EXCEEDED
     CANCELLED = "cancelled"
+    FAILED = "failed"  # the engine ended this row alone (RowOutcome.error): INTERNAL, with why
 
 
 @dataclass(frozen=True)

@@ -218,6 +218,10 @@ class Scheduler:
                 state.threshold, state.block_size, state
             )
             state.masked_left = outcome.masked_left
+            if outcome.error:  # the engine ended this row alone and freed it
+                self._forget(state)
+                events.append(terminal_event(state, TerminalKind.FAILED, now, outcome.error))
+                continue
             if outcome.done:  # the engine frees the row itself
                 self._forget(state)
                 events.append(

@@ -272,6 +272,10 @@ class ServingLoop:
                     f"({event.steps} steps done, class {tracked.slo_class} is not best-effort)"
                 )
                 tracked.sink.send(FailedResult(event.request_id, Failure.EXPIRED, message))
+            elif event.kind is TerminalKind.FAILED:
+                self.counters.failed += 1
+                failure = FailedResult(event.request_id, Failure.ENGINE_ERROR, event.reason)
+                tracked.sink.send(failure)
             else:
                 self.counters.cancelled += 1
                 if tracked.stopped_by_server:

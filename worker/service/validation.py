@@ -29,6 +29,9 @@ from worker.scheduler import RequestSpec
 from worker.service.events import Prepared
 
 MAX_ID_CHARS = 128
+# sampling temperatures a request may ask (0: greedy). Outside it the logits / temperature
+# overflow or vanish (1e-300 gives inf, 1e39 gives a flat distribution of fp32 noise)
+TEMPERATURE_RANGE = (0.01, 100.0)
 _ID = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII without spaces
 
 
@@ -141,8 +144,13 @@ class RequestValidator:
             raise InvalidRequest(
                 "rule_param", "must be finite and is only for the factor and topk rules"
             )
-        if not math.isfinite(req.temperature) or req.temperature < 0:
-            raise InvalidRequest("temperature", f"must be >= 0, got {req.temperature}")
+        if param is not None and rule == "topk" and param > block:
+            raise InvalidRequest("rule_param", f"topk's k must be in [1, the block size {block}], "
+                                 f"got {param:g}")
+        lo, hi = TEMPERATURE_RANGE
+        if req.temperature != 0 and not lo <= req.temperature <= hi:
+            raise InvalidRequest("temperature", f"must be 0 (greedy) or in [{lo:g}, {hi:g}], "
+                                 f"got {req.temperature:g}")
         try:
             return DecodeSettings(
                 threshold=start,
