@@ -44,11 +44,20 @@ def test_llada_format_loads_with_llada_names_and_config_keys(tmp_path):
     _same_outputs(model, loaded)
 
 
+def test_a_shard_the_index_names_missing_is_named(tmp_path):
+    save_llada_format(make_random_model(), tmp_path)
+    (tmp_path / "model-00001-of-00002.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="lacks 1 of the 2 shards .* "
+                                                "model-00001-of-00002.safetensors"):
+        load_model(tmp_path)
+
+
 def test_missing_tensor_is_a_clear_error(tmp_path):
     model = make_random_model()
     save_llada_format(model, tmp_path)
     next(iter(sorted(tmp_path.glob("*.safetensors")))).unlink()
-    with pytest.raises(ValueError, match="lacks"):
+    (tmp_path / "model.safetensors.index.json").unlink()  # no index to name the shard
+    with pytest.raises(ValueError, match="lacks .* tensors"):
         load_model(tmp_path)
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from worker.models.config import ModelConfig
+from worker.models.safetensors_file import SafetensorsFile
 from worker.models.tokenizer import CharTokenizer
-from worker.models.transformer import DiffusionTransformer
+from worker.models.transformer import DiffusionTransformer, Reduce, RotaryTable
 
 WEIGHTS_FILE = "model.safetensors"
 
@@ -94,10 +94,40 @@ def _llada_to_ours(key: str) -> str | None:
 # Reads one tensor from an open safetensors file: (file, its key, our name) -> tensor. The default
 # reads it whole; a tensor-parallel rank reads only its slice (worker/parallel/loading.py).
 TensorReader = Callable[[Any, str, str], torch.Tensor]
+INDEX_FILE = "model.safetensors.index.json"
 
 
 def _read_whole(f: Any, key: str, ours: str) -> torch.Tensor:
     return f.get_tensor(key)
+
+
+def weight_files(directory: Path) -> list[Path]:
+    """The checkpoint's safetensors files; a clear error, before anything is allocated, when there
+    are none or when its index names shards that are not there."""
+    shards = sorted(directory.glob("*.safetensors"))
+    if not shards:
+        raise FileNotFoundError(f"model: no *.safetensors in {directory} (config.json alone: "
+                                f"the weights were not copied or downloaded)")
+    index = directory / INDEX_FILE
+    if index.is_file():
+        try:
+            named = set(json.loads(index.read_text())["weight_map"].values())
+        except (ValueError, KeyError, AttributeError):
+            raise ValueError(f"model: {index} has no weight_map") from None
+        absent = sorted(named - {s.name for s in shards})
+        if absent:
+            raise FileNotFoundError(
+                f"model: checkpoint in {directory} lacks {len(absent)} of the {len(named)} "
+                f"shards its {INDEX_FILE} names: {', '.join(absent[:3])}")
+    return shards
+
+
+def empty_model(cfg: ModelConfig, shards: int = 1, reduce: Reduce | None = None
+                ) -> DiffusionTransformer:
+    """The model's structure with no storage (meta tensors): loading assigns every weight, so
+    nothing is allocated or randomly initialised twice."""
+    with torch.device("meta"):
+        return DiffusionTransformer(cfg, shards=shards, reduce=reduce)
 
 
 def load_model(
@@ -105,7 +135,8 @@ def load_model(
 ) -> DiffusionTransformer:
     directory = Path(directory)
     cfg, fmt = read_config(directory)
-    return load_into(DiffusionTransformer(cfg), directory, fmt, dtype, device)
+    weight_files(directory)
+    return load_into(empty_model(cfg), directory, fmt, dtype, device)
 
 
 def load_into(
@@ -116,35 +147,47 @@ def load_into(
     device: str | torch.device,
     read: TensorReader = _read_whole,
 ) -> DiffusionTransformer:
-    """Fill `model` (built from this directory's config) from its safetensors files."""
-    cfg = model.config
-    expected = model.state_dict()
-    loaded: dict[str, torch.Tensor] = {}
-    shards = sorted(directory.glob("*.safetensors"))
-    if not shards:
-        raise FileNotFoundError(f"model: no *.safetensors in {directory}")
-    for shard in shards:
-        with safe_open(str(shard), framework="pt") as f:
+    """Fill `model` (built from this directory's config, best with `empty_model`) from its
+    safetensors files, tensor by tensor: each is read, checked, moved and cast, and replaces the
+    model's placeholder before the next is read, so the peak is the final weights plus one."""
+    device = torch.device(device)
+    expected = {name: p.shape for name, p in model.named_parameters(remove_duplicate=False)}
+    loaded: set[str] = set()
+    for shard in weight_files(directory):
+        with SafetensorsFile(shard) as f:
             for key in f.keys():
                 ours = key if fmt == "dilaserve" else _llada_to_ours(key)
                 if ours is None or ours not in expected:
                     continue
                 tensor = read(f, key, ours)
-                if tensor.shape != expected[ours].shape:
+                if tensor.shape != expected[ours]:
                     raise ValueError(
                         f"model: {key} has shape {tuple(tensor.shape)}, "
-                        f"config implies {tuple(expected[ours].shape)}"
+                        f"config implies {tuple(expected[ours])}"
                     )
-                loaded[ours] = tensor
-    if cfg.tie_embeddings:
-        loaded.setdefault("lm_head.weight", loaded.get("embed.weight"))
-    missing = sorted(set(expected) - set(loaded))
+                # on a GPU: copy in the file's dtype, cast there (faster, and the host holds
+                # one tensor at a time)
+                _assign(model, ours, tensor.to(device).to(dtype))
+                del tensor
+                loaded.add(ours)
+    if model.config.tie_embeddings:
+        if "lm_head.weight" not in loaded and "embed.weight" in loaded:
+            loaded.add("lm_head.weight")
+        model.lm_head.weight = model.embed.weight
+    missing = sorted(set(expected) - loaded)
     if missing:
         raise ValueError(
             f"model: checkpoint in {directory} lacks {len(missing)} tensors, first {missing[:3]}"
         )
-    model.load_state_dict(loaded)
-    return model.to(device=device, dtype=dtype).eval()
+    cfg = model.config
+    model.rotary = RotaryTable(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta).to(device)
+    return model.eval()
+
+
+def _assign(model: torch.nn.Module, name: str, tensor: torch.Tensor) -> None:
+    owner, _, attr = name.rpartition(".")
+    module = model.get_submodule(owner)
+    module._parameters[attr] = torch.nn.Parameter(tensor)
 
 
 def save_model(

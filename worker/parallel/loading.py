@@ -3,7 +3,8 @@
 Megatron's split: q/k/v and gate/up are column-parallel (each rank holds a contiguous block of
 output rows: whole heads, whole KV heads, 1/t of the MLP columns), o and down are row-parallel
 (the matching block of input columns). Everything else (embeddings, norms, LM head) is read whole.
-Both checkpoint formats go through the same loader (worker/models/checkpoint.py); safetensors'
+Both checkpoint formats go through the same loader (worker/models/checkpoint.py: no random
+initialisation, each tensor read, moved to the rank's device and cast before the next);
 `get_slice` reads just the requested rows or columns.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 
 import torch
 
-from worker.models.checkpoint import load_into, read_config
+from worker.models.checkpoint import empty_model, load_into, read_config, weight_files
 from worker.models.transformer import DiffusionTransformer, Reduce
 
 COLUMN_PARALLEL = (
@@ -68,5 +69,6 @@ def load_shard(
     directory = Path(directory)
     cfg, fmt = read_config(directory)
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-    model = DiffusionTransformer(cfg, shards=size, reduce=reduce if size > 1 else None)
+    weight_files(directory)
+    model = empty_model(cfg, shards=size, reduce=reduce if size > 1 else None)
     return load_into(model, directory, fmt, dtype, device, read=partial(read_slice, rank, size))
