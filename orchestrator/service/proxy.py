@@ -11,6 +11,9 @@ An attempt on one replica ends in one of five ways:
   when it shut down (a CANCELLED final): the client gets a Restarted message and the request
   starts again on a replica routed afresh, with its original deadline;
 - error: any other status (INVALID_ARGUMENT, DEADLINE_EXCEEDED, INTERNAL, ...): passed on as is.
+
+The client's side is a `Sink`: a grpc.aio ServicerContext is one as it is; the OpenAI-compatible
+HTTP API (`http_api.py`) has its own, so both transports run this one code path.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import enum
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn, Protocol
 
 import grpc
 
@@ -36,6 +40,17 @@ CODES_ENDINGS = {
     grpc.StatusCode.INVALID_ARGUMENT: Ending.INVALID,
     grpc.StatusCode.CANCELLED: Ending.CANCELLED,
 }
+
+
+class Sink(Protocol):
+    """Where one call's messages go, and how it ends with an error (the part of
+    grpc.aio.ServicerContext the proxy uses). A client that goes away cancels the task."""
+
+    async def write(self, message: pb.GenerateResponse) -> None: ...
+
+    async def abort(self, code: grpc.StatusCode, details: str) -> NoReturn: ...
+
+    def time_remaining(self) -> float | None: ...
 
 
 class Kind(enum.Enum):
@@ -105,7 +120,7 @@ class Proxy:
             for attempt in list(self._attempts.get(replica_id, ())):
                 attempt.abandon()
 
-    async def run(self, routed: RoutedRequest, context: grpc.aio.ServicerContext) -> None:
+    async def run(self, routed: RoutedRequest, context: Sink) -> None:
         booking = _Booking(self.book, routed.slo.name)
         try:
             await self._serve(routed, context, booking)
@@ -118,7 +133,7 @@ class Proxy:
         finally:
             booking.end(Ending.CANCELLED)  # the client went away (or its gRPC deadline passed)
 
-    async def _serve(self, routed: RoutedRequest, context, booking: _Booking) -> None:
+    async def _serve(self, routed: RoutedRequest, context: Sink, booking: _Booking) -> None:
         excluded: set[int] = set()
         restarts = 0
         restart_reason = ""
@@ -190,7 +205,7 @@ class Proxy:
                    f"({why}class {routed.slo.name} is not best-effort)",
                    Ending.EXPIRED)
 
-    async def _attempt(self, routed: RoutedRequest, replica_id: int, context,
+    async def _attempt(self, routed: RoutedRequest, replica_id: int, context: Sink,
                        booking: _Booking) -> Outcome:
         endpoint = self.pool.endpoint(replica_id)
         if endpoint is None or not self.pool.started(replica_id, endpoint.target):

@@ -10,7 +10,7 @@ from dilaserve.core.tokenizer import Tokenizer
 from dilaserve.policy import Policy
 from orchestrator.service.bookkeeping import RouterBook
 from orchestrator.service.channels import Channels
-from orchestrator.service.proxy import Proxy
+from orchestrator.service.proxy import Proxy, Sink
 from orchestrator.service.replica_pool import ReplicaPool
 from orchestrator.service.request import prepare
 from proto import dilaserve_pb2 as pb
@@ -37,6 +37,10 @@ class RouterServicer(pb_grpc.GenerateServicer):
 
     async def Generate(self, request: pb.GenerateRequest,
                        context: grpc.aio.ServicerContext) -> None:
+        await self.generate(request, context)
+
+    async def generate(self, request: pb.GenerateRequest, context: Sink) -> None:
+        """One request from either transport: checked, counted, routed and streamed back."""
         arrival = self.proxy.clock()
         try:
             routed = prepare(request, self.policy(), self.tokenizer, self.pool.request_limits(),
