@@ -1,0 +1,282 @@
+"""`dilaserve bench-chaos`: the embedded cluster under faults, each request's end accounted for.
+
+One cluster (the default policy, local Ray on 127.0.0.1, loopback only) serves, in order:
+1. capacity: Poisson load stepping up (x1.5) until the share of requests meeting their deadline
+   falls below 90%; the last rate above it is the capacity the next scenarios are sized by;
+2. fuzz: requests with invalid and extreme fields (and some whose bytes are not UTF-8), many in
+   flight at once;
+3. overload: 10x the capacity for 20 s;
+4. kill: half the capacity; a replica is killed mid-run;
+5. bad reload: a quarter of the capacity; the policy file is replaced by a broken one, then
+   restored;
+6. abandon: streams opened and dropped by the client at once or after their first block; then
+   every replica must report nothing left in flight.
+Per scenario: requests sent, how each ended (a final message, or its status), lost (no answer by
+the client's own deadline), attainment of the admitted (met / not refused at arrival) by the
+client's count and by the router's, and the time to a refusal (p50/p99) at the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from dilaserve.benches.chaos_load import (
+    EXPECTED_CODES,
+    Call,
+    Prompts,
+    Sent,
+    call,
+    fuzzed,
+    poisson,
+)
+from dilaserve.policy import Policy
+from worker.client.async_client import AsyncWorkerClient
+
+Log = Callable[[str], None]
+STEP_S = 3.0  # each capacity step's duration
+BROKEN_POLICY = "version: 1\ndefault_class: nope\nclasses: [{name: standard, deadline: {ms: -5}}]\n"
+
+
+@dataclass
+class Scenario:
+    name: str
+    calls: list[Call]
+    notes: list[str] = field(default_factory=list)
+    router_attainment: float | None = None  # met / ended by the router's books, same requests
+
+    def row(self) -> dict:
+        statuses = Counter(c.status for c in self.calls)
+        admitted = [c for c in self.calls if c.admitted and c.status != "abandoned"]
+        met = sum(c.met for c in admitted)
+        counted = [c for c in self.calls if c.counted]
+        refusals = sorted(c.latency_s for c in self.calls if not c.admitted)
+        unexpected = sum(n for s, n in statuses.items()
+                         if s not in EXPECTED_CODES | {"ok", "abandoned"})
+        return {
+            "scenario": self.name, "sent": len(self.calls), "statuses": dict(statuses),
+            "lost": statuses.get("lost", 0), "unexpected": unexpected,
+            "admitted": len(admitted),
+            "attainment_admitted": met / len(admitted) if admitted else None,
+            "client_attainment": met / len(counted) if counted else None,
+            "router_attainment": self.router_attainment,
+            "refusal_p50_ms": _pct(refusals, 50), "refusal_p99_ms": _pct(refusals, 99),
+            "notes": self.notes,
+        }
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    return 1e3 * values[min(len(values) - 1, int(len(values) * q / 100))]
+
+
+class ChaosRun:
+    def __init__(self, handle, policy_path: Path, policy: Policy, log: Log,
+                 seed: int = 0) -> None:
+        self.handle = handle
+        self.target = handle.target
+        self.policy_path = policy_path
+        self.log = log
+        self.seed = seed
+        self.prompts = Prompts(policy, seed)
+        self.classes = self.prompts.classes
+
+    # -- the scenarios ------------------------------------------------------------------------
+
+    def capacity(self, start_rate: float = 20.0, attainment: float = 0.9) -> tuple[float, Scenario]:
+        rate, best, calls = start_rate, 0.0, []
+        while rate < 5000:
+            step = asyncio.run(poisson(self.target, rate, STEP_S, self.prompts, self.seed))
+            met = sum(c.met for c in step) / max(1, len(step))
+            self.log(f"  capacity: {rate:.0f} req/s -> {met:.1%} met")
+            calls += step
+            if met < attainment:
+                break
+            best, rate = rate, rate * 1.5
+        scenario = Scenario("capacity", calls, [f"capacity {best:.0f} req/s (the last rate at "
+                                                f"which >= {attainment:.0%} met their deadline)"])
+        return max(best, start_rate / 2), scenario
+
+    def fuzz(self, count: int, in_flight: int = 100) -> Scenario:
+        async def run() -> list[Call]:
+            rng = random.Random(self.seed)
+            gate = asyncio.Semaphore(in_flight)
+            async with AsyncWorkerClient(self.target) as client:
+                t0 = time.monotonic()
+                raw = client.channel.unary_stream(
+                    "/dilaserve.v1.Generate/Generate", request_serializer=lambda b: b,
+                    response_deserializer=lambda b: b)
+
+                async def one(i: int) -> Call:
+                    async with gate:
+                        sent = fuzzed(rng, self.classes, i)
+                        if i % 50 == 0:  # a string field whose bytes are not UTF-8
+                            return await _raw_call(raw, sent, t0)
+                        return await call(client, sent, t0)
+                return list(await asyncio.gather(*(one(i) for i in range(count))))
+        return self._scored("fuzz", run)
+
+    def overload(self, capacity: float, factor: float, duration_s: float) -> Scenario:
+        rate = capacity * factor
+        return self._scored(f"overload x{factor:g}", lambda: poisson(
+            self.target, rate, duration_s, self.prompts, self.seed + 1),
+            [f"{rate:.0f} req/s for {duration_s:g} s"])
+
+    def kill(self, capacity: float, duration_s: float = 12.0, at_s: float = 4.0) -> Scenario:
+        import ray
+
+        killed: list[str] = []
+
+        async def fault(t0: float) -> None:
+            await asyncio.sleep(max(0.0, t0 + at_s - time.monotonic()))
+            replicas = await asyncio.to_thread(self.handle.summary)
+            victim = replicas["replicas"][0]["id"]
+            actor = await asyncio.to_thread(
+                lambda: ray.get(self.handle.controller.replica.remote(victim)))
+            ray.kill(actor)
+            killed.append(f"replica {victim} killed at {time.monotonic() - t0:.1f} s")
+
+        scenario = self._scored("kill a replica", lambda: poisson(
+            self.target, capacity * 0.5, duration_s, self.prompts, self.seed + 2, fault))
+        scenario.notes += killed
+        scenario.notes.append(_longest_shed(scenario.calls, at_s))
+        return scenario
+
+    def bad_reload(self, capacity: float, duration_s: float = 8.0) -> Scenario:
+        good = self.policy_path.read_text()
+
+        async def fault(t0: float) -> None:
+            await asyncio.sleep(2.0)
+            self.policy_path.write_text(BROKEN_POLICY)
+            await asyncio.sleep(3.0)
+            self.policy_path.write_text(good)
+
+        scenario = self._scored("bad policy reload", lambda: poisson(
+            self.target, capacity * 0.25, duration_s, self.prompts, self.seed + 3, fault))
+        log = self.handle.summary()["log"]
+        rejected = [line for line in log if "reload rejected" in line]
+        scenario.notes.append(f"reload rejected and reported: {'yes' if rejected else 'NO'}")
+        return scenario
+
+    def abandon(self, count: int) -> Scenario:
+        async def run() -> list[Call]:
+            async with AsyncWorkerClient(self.target) as client:
+                t0 = time.monotonic()
+                calls = []
+                for first in range(0, count, 100):
+                    batch = [call(client, self.prompts.next(128), t0,
+                                  cancel_after_s=0.0 if i % 2 else 0.005)
+                             for i in range(first, min(count, first + 100))]
+                    calls += await asyncio.gather(*batch)
+                return calls
+        scenario = self._scored("abandon streams", run)
+        left = self._rows_left_after(5.0)
+        scenario.notes.append(f"rows in flight on the replicas 5 s after: {left}")
+        after = asyncio.run(_one(self.target, self.prompts))
+        scenario.notes.append(f"a request after: {after.status}")
+        return scenario
+
+    # -- accounting ---------------------------------------------------------------------------
+
+    def _scored(self, name: str, run, notes: list[str] | None = None) -> Scenario:
+        before = self._router_books()
+        calls = asyncio.run(run())
+        after = self._router_books()
+        ended = after[1] - before[1]
+        scenario = Scenario(name, calls, list(notes or []),
+                            (after[0] - before[0]) / ended if ended else None)
+        row = scenario.row()
+        self.log(f"  {name}: {row['sent']} sent, {row['statuses']}")
+        return scenario
+
+    def _router_books(self) -> tuple[int, int]:
+        """(met, ended) over every class, by the router's count."""
+        classes = self.handle.summary().get("router", {}).get("classes", {})
+        return (sum(c["met"] for c in classes.values()),
+                sum(c["ended"] for c in classes.values()))
+
+    def _rows_left_after(self, wait_s: float) -> int:
+        end = time.monotonic() + wait_s
+        while True:
+            replicas = self.handle.summary().get("router", {}).get("replicas", [])
+            left = sum(r.get("queued", 0) + r.get("running", 0) for r in replicas)
+            if left == 0 or time.monotonic() >= end:
+                return left
+            time.sleep(0.2)
+
+
+def _longest_shed(calls: list[Call], from_s: float, window_s: float = 0.5) -> str:
+    """The longest run of windows after `from_s` in which some class had every request refused
+    (refusals counted as RESOURCE_EXHAUSTED at arrival)."""
+    worst = (0.0, "")
+    for slo in sorted({c.slo_class for c in calls}):
+        windows: dict[int, list[Call]] = {}
+        for c in calls:
+            if c.slo_class == slo and c.sent_s >= from_s:
+                windows.setdefault(int((c.sent_s - from_s) / window_s), []).append(c)
+        run = longest = 0
+        for w in range(max(windows, default=-1) + 1):
+            group = windows.get(w, [])
+            if group and all(not c.admitted for c in group):
+                run += 1
+                longest = max(longest, run)
+            elif group:
+                run = 0
+        if longest * window_s > worst[0]:
+            worst = (longest * window_s, slo)
+    if not worst[1]:
+        return "after the kill no class had all its requests refused in any 0.5 s window"
+    return (f"after the kill class {worst[1]} had all its requests refused for "
+            f"{worst[0]:.1f} s in a row (0.5 s windows)")
+
+
+async def _raw_call(raw, sent_request: Sent, t0: float) -> Call:
+    request = sent_request.request
+    data = request.SerializeToString()
+    text = request.prompt_text.encode()
+    data = data.replace(text, b"\xff" * len(text), 1) if text else data + b"\x12\x01\xff"
+    sent = time.monotonic()
+    try:
+        async for _ in raw(data, timeout=30.0):
+            pass
+        return Call(request.slo_class, "ok", sent - t0, time.monotonic() - sent)
+    except grpc.aio.AioRpcError as err:
+        return Call(request.slo_class, err.code().name, sent - t0, time.monotonic() - sent,
+                    detail=err.details() or "")
+
+
+async def _one(target: str, prompts: Prompts) -> Call:
+    async with AsyncWorkerClient(target) as client:
+        return await call(client, prompts.next(), time.monotonic())
+
+
+def summary_table(rows: list[dict]) -> str:
+    lines = [f"{'scenario':<18} {'sent':>6} {'ok':>6} {'refused':>8} {'expired':>8} "
+             f"{'invalid':>8} {'other':>6} {'lost':>5} {'admitted met':>13} {'all met':>8} "
+             f"{'router':>7} {'refusal p50/p99 ms':>19}"]
+    for r in rows:
+        s = r["statuses"]
+        other = r["sent"] - sum(s.get(k, 0) for k in ("ok", "RESOURCE_EXHAUSTED",
+                                                      "DEADLINE_EXCEEDED", "INVALID_ARGUMENT",
+                                                      "lost"))
+        att = "-" if r["attainment_admitted"] is None else f"{r['attainment_admitted']:.1%}"
+        client = "-" if r["client_attainment"] is None else f"{r['client_attainment']:.1%}"
+        router = "-" if r["router_attainment"] is None else f"{r['router_attainment']:.1%}"
+        p50, p99 = r["refusal_p50_ms"], r["refusal_p99_ms"]
+        refusal = "-" if p50 is None else f"{p50:.1f} / {p99:.1f}"
+        lines.append(f"{r['scenario']:<18} {r['sent']:>6} {s.get('ok', 0):>6} "
+                     f"{s.get('RESOURCE_EXHAUSTED', 0):>8} {s.get('DEADLINE_EXCEEDED', 0):>8} "
+                     f"{s.get('INVALID_ARGUMENT', 0):>8} {other:>6} {r['lost']:>5} {att:>13} "
+                     f"{client:>8} {router:>7} {refusal:>19}")
+        for note in r["notes"]:
+            lines.append(f"{'':<18} {note}")
+    return "\n".join(lines)
+
