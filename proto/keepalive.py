@@ -35,9 +35,19 @@ class Keepalive:
 
 DEFAULT_KEEPALIVE = Keepalive()
 
+# Calls the transport has received but the server has not yet handed to a handler. gRPC's own
+# limits (1,000, and 3,000 at most) end the excess with a bare CANCELLED before any handler sees
+# it: under 10x overload half the requests ended so (docs/reliability.md). Raised so that every
+# call reaches a handler, which answers it explicitly (a refusal is decided there in
+# milliseconds); past the hard limit gRPC still cancels, protecting the process's memory.
+MAX_PENDING_CALLS = 50_000
+MAX_PENDING_CALLS_HARD = 100_000
+
 # what a worker or router server accepts: pings as often as once a second, with or without calls
 SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 1000),
     ("grpc.http2.max_ping_strikes", 0),
+    ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
+    ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_CALLS_HARD),
 ]
