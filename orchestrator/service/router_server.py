@@ -5,7 +5,8 @@ and event loop, like the worker's `ServerThread`. The controller (any thread) pu
 set, routes and policy and reads the router's load: arrivals, per-replica views, a summary. The
 routing decision is the pure `orchestrator.router` (DeadlineAwareRouter by default) over views
 built from the router's own in-flight counts and each replica's Stats, polled every
-`stats_period_s`.
+`stats_period_s`. Given an `http_port`, the same loop also serves the OpenAI-compatible HTTP API
+(`http_api.py`), through the same servicer.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from orchestrator.load import Arrival
 from orchestrator.router import DeadlineAwareRouter, Router
 from orchestrator.service.bookkeeping import RouterBook
 from orchestrator.service.channels import Channels
+from orchestrator.service.http_api import HttpApi
 from orchestrator.service.metrics import RouterMetrics
 from orchestrator.service.proxy import Proxy
 from orchestrator.service.replica_pool import ReplicaEndpoint, ReplicaPool
@@ -45,13 +47,15 @@ class RouterServer:
     def __init__(self, policy: Policy, tokenizer: Tokenizer | None,
                  router: Router | None = None, host: str = "127.0.0.1", port: int = 0,
                  stats_period_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
-                 metrics_port: int | None = None, keepalive: Keepalive = DEFAULT_KEEPALIVE) -> None:
+                 metrics_port: int | None = None, keepalive: Keepalive = DEFAULT_KEEPALIVE,
+                 http_port: int | None = None) -> None:
         if stats_period_s <= 0:
             raise ValueError(f"stats_period_s must be > 0, got {stats_period_s}")
         self.host = host
         self.requested_port = port
         self.port = 0
         self.metrics_port = metrics_port
+        self.http_port = http_port  # None: no HTTP API; 0: any free port (the bound one once up)
         self.stats_period_s = stats_period_s
         self.clock = clock
         self._policy = policy
@@ -72,6 +76,7 @@ class RouterServer:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._health: health.aio.HealthServicer | None = None
+        self._http: HttpApi | None = None
         self._thread = threading.Thread(target=self._main, name="dilaserve-router", daemon=True)
 
     # ---- lifecycle -----------------------------------------------------------------------------
@@ -79,6 +84,11 @@ class RouterServer:
     @property
     def target(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        """The OpenAI-compatible API's base URL ("" without one)."""
+        return f"http://{self.host}:{self.http_port}/v1" if self._http is not None else ""
 
     def start(self, timeout: float = 30.0) -> int:
         """Serve on the server's own thread; returns the port once it listens."""
@@ -179,8 +189,24 @@ class RouterServer:
         skips a router that could only turn requests away."""
         if self._health is None:
             return
-        accepting = any(e.state is ReplicaState.ACTIVE for e in self.pool.endpoints())
-        await self._health.set(SERVICE_NAME, SERVING if accepting else NOT_SERVING)
+        await self._health.set(SERVICE_NAME, SERVING if self._accepting() else NOT_SERVING)
+
+    def _accepting(self) -> bool:
+        return any(e.state is ReplicaState.ACTIVE for e in self.pool.endpoints())
+
+    def _model_names(self) -> list[str]:
+        """The served model as the replicas name it (their Stats)."""
+        return sorted({s.stats.model for s in self.pool.snapshots() if s.stats and s.stats.model})
+
+    def _chat_max_tokens(self) -> int:
+        """A chat request without max_tokens asks for the largest canvas a request may have."""
+        limits = self.pool.request_limits()
+        return limits.max_new_tokens if limits else self._policy.worker.max_new_tokens
+
+    async def _stop_http(self, grace_s: float) -> None:
+        """Calls in flight get grace_s to finish, as over gRPC, then are cancelled."""
+        if self._http is not None:
+            await self._http.stop(grace_s)
 
     def _main(self) -> None:
         asyncio.run(self._serve())
@@ -188,12 +214,23 @@ class RouterServer:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
+        servicer = RouterServicer(
+            self.proxy, self.pool, self.channels, self.book, self._policy_now, self._tokenizer,
+            self.stats, self._arrived, self._controlled)
         try:
             if self.metrics_port is not None:
                 self.metrics_port = self.metrics.serve(self.host, self.metrics_port)
-            server, health_servicer = await self._start_grpc()
+            if self.http_port is not None:
+                self._http = HttpApi(servicer.generate, self._model_names, self._accepting,
+                                     self._chat_max_tokens, self.metrics.registry,
+                                     self.book.invalid)
+                self.http_port = await self._http.start(self.host, self.http_port)
+            server, health_servicer = await self._start_grpc(servicer)
         except BaseException as err:
             self.metrics.stop()
+            if self._http is not None:
+                await self._http.stop()
+                self._http = None
             self._error = err
             self._ready.set()
             return
@@ -202,16 +239,13 @@ class RouterServer:
         await self._stop_event.wait()
         for name in ("", SERVICE_NAME):
             await health_servicer.set(name, NOT_SERVING)
-        await server.stop(self._grace_s)
+        await asyncio.gather(server.stop(self._grace_s), self._stop_http(self._grace_s))
         poller.cancel()
         await self.channels.close_all()
         self.metrics.stop()
 
-    async def _start_grpc(self):
+    async def _start_grpc(self, servicer: RouterServicer):
         server = grpc.aio.server(options=SERVER_OPTIONS)
-        servicer = RouterServicer(
-            self.proxy, self.pool, self.channels, self.book, self._policy_now, self._tokenizer,
-            self.stats, self._arrived, self._controlled)
         add_generate_service(servicer, server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
