@@ -9,10 +9,12 @@ import argparse
 import re
 import time
 
+from dilaserve.cli.device_args import add_device_arguments, device_choice
 from dilaserve.core.steps import CACHE_MODES, COMMIT_RULES, AdmitRow, DecodeSettings
 from dilaserve.core.tokenizer import ChatMessage, Tokenizer
 from worker.engine.engine import DenoisingEngine, EngineConfig
 from worker.engine.runner import run_to_completion
+from worker.models.device import torch_dtype
 from worker.models.shipped import load
 
 LOCAL_BLOCK_SIZE = 8
@@ -39,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-threshold", type=float, help="with --target: the lowest allowed")
     p.add_argument("--rule", default="threshold", choices=COMMIT_RULES)
     p.add_argument("--cache-mode", default="dual", choices=CACHE_MODES, help="local only")
+    add_device_arguments(p)  # local only
     p.set_defaults(func=run)
 
 
@@ -80,7 +83,8 @@ def encode(args: argparse.Namespace, tok: Tokenizer, i: int, text: str) -> tuple
 
 
 def run_local(args: argparse.Namespace) -> int:
-    model, tok, _ = load(args.model)
+    choice = device_choice(args)
+    model, tok, _ = load(args.model, dtype=torch_dtype(choice.dtype), device=choice.device)
     if tok is None:
         raise ValueError("--model: this model has no tokenizer.json; send token ids to a worker")
     prompts = [encode(args, tok, i, text) for i, text in enumerate(args.prompt)]
@@ -114,7 +118,8 @@ def run_local(args: argparse.Namespace) -> int:
     if args.deadline is not None:
         verdict = "met" if elapsed_ms <= args.deadline else "missed"
         met = f" (deadline {args.deadline:.0f} ms {verdict})"
-    print(f"{len(requests)} prompt(s) in {elapsed_ms:.0f} ms{met}")
+    print(f"{len(requests)} prompt(s) in {elapsed_ms:.0f} ms on {choice.device} in "
+          f"{choice.dtype}{met}")
     return 0
 
 

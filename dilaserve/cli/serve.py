@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+from dilaserve.policy.cluster import DEVICES, DTYPES
+
 DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policies" / "default.yaml"
 
 
@@ -27,9 +29,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: start a "
                                      "local Ray on 127.0.0.1)")
     p.add_argument("--port", type=int, help="router port (default: the policy's router.port)")
+    p.add_argument("--http-port", type=int,
+                   help="also serve the OpenAI-compatible HTTP API on this port (0: any free "
+                        "port; default: the policy's router.http_port, off when null; "
+                        "docs/http.md)")
     p.add_argument("--model", help="model directory as every node sees it, with its profiles in "
                                    "MODEL/profiles (default: the policy's cluster.model, else "
                                    "the shipped model)")
+    p.add_argument("--device", choices=DEVICES,
+                   help="replicas' device (default: the policy's cluster.device; auto: cuda on "
+                        "GPU nodes, cpu elsewhere)")
+    p.add_argument("--dtype", choices=DTYPES,
+                   help="replicas' dtype (default: the policy's cluster.dtype; auto: on cuda the "
+                        "checkpoint's torch_dtype, else bfloat16; on cpu float32)")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: run "
                                                   "until Ctrl-C)")
     p.add_argument("--ready-timeout", type=float, default=300.0,
@@ -47,14 +59,21 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--duration: must be > 0")
     if args.port is not None and not 0 <= args.port < 65536:
         raise ValueError(f"--port: must be in [0, 65535], got {args.port}")
+    if args.http_port is not None and not 0 <= args.http_port < 65536:
+        raise ValueError(f"--http-port: must be in [0, 65535], got {args.http_port}")
     cluster_policy = load_cluster_policy(args.policy)
     overrides: dict[str, object] = {}
     if args.port is not None:
         overrides["router_port"] = args.port
+    if args.http_port is not None:
+        overrides["router_http_port"] = args.http_port
     if args.model is not None:
         if not (Path(args.model) / "config.json").is_file():
             raise ValueError(f"--model: {args.model} is not a model directory (no config.json)")
         overrides["model"] = str(Path(args.model).resolve())
+    for name in ("device", "dtype"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
     cluster_policy = dataclasses.replace(cluster_policy, cluster=dataclasses.replace(
         cluster_policy.cluster, **overrides))
     where = args.address or "a local Ray on 127.0.0.1 (embedded default)"
@@ -70,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
         ready = handle.wait_ready(args.ready_timeout)
         print(f"dilaserve serve: router listening on {handle.target}"
               f"{'' if ready else ' (replicas still loading)'}", flush=True)
+        if handle.http_url:
+            print(f"dilaserve serve: OpenAI-compatible HTTP API on {handle.http_url}",
+                  flush=True)
         end = time.monotonic() + args.duration if args.duration else None
         while not stopping.wait(1.0):
             if end is not None and time.monotonic() >= end:

@@ -8,6 +8,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from dilaserve.cli.device_args import add_device_arguments, device_choice
 from dilaserve.policy import Policy, default_policy, load_policy
 from worker.engine.null_engine import NullEngine
 from worker.scheduler import LOAD_CONTROLS, ORDERINGS
@@ -56,12 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="tensor-parallel degree (default 1): rank 0 serves here, ranks 1..N-1 run in spawned "
         "processes, each with --threads torch threads (docs/parallel.md)",
     )
-    p.add_argument(
-        "--device",
-        choices=("cpu", "cuda"),
-        default="cpu",
-        help="with --tp > 1: cpu (gloo) or cuda (NCCL, rank r on cuda:r)",
-    )
+    add_device_arguments(p)
     p.add_argument(
         "--gil-switch-ms",
         type=float,
@@ -107,14 +103,14 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     policy = load_policy(args.policy) if args.policy else default_policy()
-    replica = _start_tp(args, with_overrides(policy, args)) if args.tp != 1 else None
+    choice = device_choice(args)
+    replica = _start_tp(args, with_overrides(policy, args), choice) if args.tp != 1 else None
     if replica is not None:
         worker = replica.worker
     else:
-        if args.device != "cpu":
-            raise ValueError("--device: cuda is for --tp > 1 (a TP=1 worker runs on the CPU)")
         engine = {"engine_class": NullEngine} if args.engine == "null" else {}
-        worker = load_worker(args.model, with_overrides(policy, args), args.profiles, **engine)
+        worker = load_worker(args.model, with_overrides(policy, args), args.profiles,
+                             device=choice.device, dtype=choice.dtype, **engine)
     sched = worker.policy.worker.scheduler
     metrics = None
     if args.metrics_port:
@@ -129,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     def ready(port: int) -> None:
         print(
             f"dilaserve worker: serving {worker.model_name} on {args.host}:{port} "
-            f"(ordering {sched.ordering}, load control {sched.load_control}, "
+            f"({choice.device} {choice.dtype}, ordering {sched.ordering}, "
+            f"load control {sched.load_control}, "
             f"admission {'on' if sched.admission else 'off'}"
             f"{', null engine: no model compute' if args.engine == 'null' else ''})",
             flush=True,
@@ -151,12 +148,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_tp(args: argparse.Namespace, policy: Policy):
+def _start_tp(args: argparse.Namespace, policy: Policy, choice):
     if args.tp < 1:
         raise ValueError(f"--tp: must be >= 1, got {args.tp}")
     if args.engine == "null":
         raise ValueError("--tp: the null engine has no model to split")
     from worker.parallel.local import LocalRanks, start_local_tp_worker
 
-    ranks = LocalRanks(device=args.device, threads=args.threads)
+    ranks = LocalRanks(device=choice.device, dtype=choice.dtype, threads=args.threads)
     return start_local_tp_worker(args.model, policy, args.tp, args.profiles, ranks)

@@ -7,7 +7,8 @@ admitted with):
 - `cluster.reconfigure.*`: the controller's period, drift bound, intervals, timeouts.
 
 Need a restart of `dilaserve serve` (the running value stays until then):
-- `cluster.model`, `cluster.profiles`: every replica loads them at start;
+- `cluster.model`, `cluster.profiles`, `cluster.device`, `cluster.dtype`: every replica loads
+  them at start;
 - `cluster.router.*`, `cluster.metrics_port`: sockets bound at start;
 - `cluster.nodes`, `cluster.cpu_slots`, `cluster.cpu_threads`: the cluster model built at start;
 - `worker.*`: the engine and scheduler settings each replica was built with.
@@ -28,14 +29,15 @@ LIVE_PREFIXES = ("classes", "default_class", "cluster.thresholds", "cluster.max_
                  "cluster.reconfigure.")
 # the ClusterSettings fields that keep their running value until a restart
 RESTART_CLUSTER_FIELDS = ("model", "profiles", "nodes", "cpu_slots", "cpu_threads", "router_host",
-                          "router_port", "metrics_port")
+                          "router_port", "router_http_port", "metrics_port", "device", "dtype")
 _CLASS_PATHS = {
     "deadline_ms": "deadline.ms",
     "deadline_per_token_ms": "deadline.per_token_ms",
     "min_threshold": "quality_floor.min_threshold",
     "max_accuracy_drop": "quality_floor.max_accuracy_drop",
 }
-_CLUSTER_PATHS = {"router_host": "router.host", "router_port": "router.port"}
+_CLUSTER_PATHS = {"router_host": "router.host", "router_port": "router.port",
+                  "router_http_port": "router.http_port"}
 _ABSENT = "(absent)"
 _DEFINED = "(defined)"  # a class's own entry: it exists
 

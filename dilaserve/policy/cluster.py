@@ -18,6 +18,8 @@ from dilaserve.policy.types import Policy
 CPU_NODE_TYPE = "cpu"
 # the router implementations by name (`orchestrator.router.make_router`)
 ROUTER_KINDS = ("round_robin", "least_loaded", "deadline_aware")
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,14 @@ class ClusterSettings:
     thresholds: tuple[float, ...] = (0.9, 0.8, 0.7, 0.6, 0.5)  # levels the solver chooses among
     cpu_slots: int = 2  # CPU replicas on a cluster without GPUs
     cpu_threads: int = 1  # torch threads per CPU replica
+    # where replicas run: auto = cuda on a GPU bundle, cpu on a CPU one; dtype auto = on cuda the
+    # checkpoint's torch_dtype (bfloat16 without one), on cpu float32 (worker.models.device)
+    device: str = "auto"
+    dtype: str = "auto"
     router_host: str = "127.0.0.1"
     router_port: int = 50051  # 0: any free port
+    # the router's OpenAI-compatible HTTP API (docs/http.md); None: off; 0: any free port
+    router_http_port: int | None = None
     metrics_port: int | None = None  # the router's Prometheus endpoint; None: off
     # how the router picks a replica; the policy file has no field for it (always the default):
     # `dilaserve bench --mode live` sets it to run the baselines' routers
@@ -76,8 +84,18 @@ class ClusterSettings:
             raise ValueError("cluster.thresholds must be a non-empty list of values in (0, 1]")
         if self.cpu_slots < 1 or self.cpu_threads < 1:
             raise ValueError("cluster.cpu_slots and cluster.cpu_threads must be >= 1")
+        if self.device not in DEVICES or self.dtype not in DTYPES:
+            raise ValueError(f"cluster.device must be one of {', '.join(DEVICES)} and "
+                             f"cluster.dtype one of {', '.join(DTYPES)}, got {self.device!r}, "
+                             f"{self.dtype!r}")
         if not 0 <= self.router_port < 65536:
             raise ValueError("cluster.router_port must be in [0, 65535]")
+        http = self.router_http_port
+        if http is not None and not 0 <= http < 65536:
+            raise ValueError(f"cluster.router_http_port must be in [0, 65535], got {http}")
+        if http and http in (self.router_port, self.metrics_port):
+            raise ValueError(f"cluster.router_http_port: {http} is also the router's gRPC or "
+                             f"metrics port")
         if self.router_kind not in ROUTER_KINDS:
             raise ValueError(f"cluster.router_kind must be one of {', '.join(ROUTER_KINDS)}, "
                              f"got {self.router_kind!r}")

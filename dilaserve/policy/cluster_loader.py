@@ -36,8 +36,11 @@ def to_cluster_settings(c: ClusterModel) -> ClusterSettings:
         thresholds=tuple(sorted(c.thresholds, reverse=True)),
         cpu_slots=c.cpu_slots,
         cpu_threads=c.cpu_threads,
+        device=c.device,
+        dtype=c.dtype,
         router_host=c.router.host,
         router_port=c.router.port,
+        router_http_port=c.router.http_port,
         metrics_port=c.metrics_port,
         reconfigure=ReconfigureSettings(
             period_s=r.period_s,

@@ -9,7 +9,7 @@
       thresholds: [0.9, 0.8, 0.7, 0.6, 0.5]
       cpu_slots: 2
       cpu_threads: 1
-      router: {host: 0.0.0.0, port: 50051}
+      router: {host: 0.0.0.0, port: 50051, http_port: 8000}   # http_port null: no HTTP API
       metrics_port: 9464                  # null: off
       reconfigure: {period_s: 15, drift: 0.25, ...}
 
@@ -45,6 +45,12 @@ class RouterModel(StrictModel):
         description="address the router binds (0.0.0.0: every interface, for remote clients)",
     )
     port: int = Field(_CLUSTER.router_port, ge=0, le=65535, description="0: any free port")
+    http_port: int | None = Field(
+        _CLUSTER.router_http_port,
+        ge=0,
+        le=65535,
+        description="the OpenAI-compatible HTTP API (docs/http.md); 0: any free port; null: off",
+    )
 
 
 class ReconfigureModel(StrictModel):
@@ -83,6 +89,11 @@ class ClusterModel(StrictModel):
     )
     cpu_slots: int = Field(_CLUSTER.cpu_slots, ge=1, description="CPU replicas without GPUs")
     cpu_threads: int = Field(_CLUSTER.cpu_threads, ge=1, description="torch threads each")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="replicas' device; auto: cuda on GPU bundles, else cpu")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto: on cuda the checkpoint's torch_dtype, else bfloat16; "
+        "on cpu float32")
     router: RouterModel = RouterModel()
     metrics_port: int | None = Field(
         _CLUSTER.metrics_port, ge=1, le=65535, description="router's Prometheus port; null: off"
@@ -99,6 +110,9 @@ class ClusterModel(StrictModel):
             raise ValueError(f"thresholds: levels must be distinct, got {self.thresholds}")
         if self.metrics_port is not None and self.metrics_port == self.router.port:
             raise ValueError(f"metrics_port: {self.metrics_port} is also the router's port")
+        http = self.router.http_port
+        if http and http in (self.router.port, self.metrics_port):
+            raise ValueError(f"router.http_port: {http} is also the router's gRPC or metrics port")
         return self
 
 

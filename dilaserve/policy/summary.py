@@ -68,11 +68,12 @@ def cluster_lines(c: ClusterSettings) -> list[str]:
         shape = (f"ask Ray (without GPUs: {c.cpu_slots} CPU replicas x {c.cpu_threads} "
                  f"thread{'s' if c.cpu_threads > 1 else ''})")
     metrics = f"port {c.metrics_port}" if c.metrics_port is not None else "off"
+    http = f"port {c.router_http_port}" if c.router_http_port is not None else "off"
     levels = "/".join(f"{t:g}" for t in c.thresholds)
     return [
-        f"cluster: model {model}; profiles {profiles}",
+        f"cluster: model {model}; profiles {profiles}; replicas on {c.device} in {c.dtype}",
         f"  nodes: {shape}; max TP {c.max_tp}; threshold levels {levels}",
-        f"  router: {c.router_host}:{c.router_port}; router metrics: {metrics}",
+        f"  router: {c.router_host}:{c.router_port}; HTTP API: {http}; router metrics: {metrics}",
         "  " + reconfigure_line(c.reconfigure),
     ]
 

@@ -68,6 +68,7 @@ class ControllerActor:
         self.watcher = None
         self.error = ""
         self._target = ""
+        self._http_url = ""
 
     # -- start and stop ---------------------------------------------------------------------
 
@@ -92,7 +93,9 @@ class ControllerActor:
             num_cpus=0, scheduling_strategy=this_node()).remote(policy, settings)
         target = ray.get(self.router.start.remote())
         self._target = target
-        self._log(f"router listening on {target}")
+        self._http_url = ray.get(self.router.http_url.remote())
+        http = f"; OpenAI-compatible HTTP API on {self._http_url}" if self._http_url else ""
+        self._log(f"router listening on {target}{http}")
         self.fleet = LiveFleet(self.shape, settings, policy, self.host, self.router,
                                _control, time.monotonic)
         self.controller = Controller(
@@ -205,7 +208,9 @@ class ControllerActor:
             # what the command line set stands over the file, reloaded or not
             new = dataclasses.replace(cluster_policy.cluster, **self.overrides)
             kept = [f for f in ("model", "profiles", "nodes", "cpu_slots", "cpu_threads",
-                                "router_host", "router_port", "metrics_port", "router_kind")
+                                "router_host", "router_port", "metrics_port",
+                                "router_http_port", "router_kind",
+                                "device", "dtype")
                     if getattr(old, f) != getattr(new, f)]
             if kept:
                 self._log(f"policy: {', '.join(kept)} changed; that takes a restart, the "
@@ -242,6 +247,10 @@ class ControllerActor:
     def router_target(self) -> str:
         """Where the router listens ("" before start)."""
         return self._target
+
+    def router_http_url(self) -> str:
+        """The router's OpenAI-compatible API, as a base URL ("" when off or before start)."""
+        return self._http_url
 
     def replica(self, replica_id: int):
         """A replica's actor handle (for operators' tools and tests; None: no such replica)."""

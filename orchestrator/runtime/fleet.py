@@ -25,7 +25,7 @@ from dilaserve.policy.cluster import ClusterSettings
 from orchestrator.runtime.backoff import StartBackoff
 from orchestrator.runtime.placement import PlacementError, release, replica_resources
 from orchestrator.runtime.replica_actor import ReplicaActor
-from orchestrator.runtime.shape import ClusterShape
+from orchestrator.runtime.shape import GPU, ClusterShape
 from orchestrator.types import (
     Action,
     AddReplica,
@@ -177,9 +177,11 @@ class LiveFleet:
         options = dict(replica.resources.actor_options)
         strategy = PlacementGroupSchedulingStrategy(replica.group, placement_group_bundle_index=0)
         actor_class = self.ray.remote(ReplicaActor)
+        node = self.shape.nodes[replica.node]
         replica.actor = actor_class.options(scheduling_strategy=strategy, max_restarts=0,
                                             **options).remote(
-            replica.replica_id, self.cluster, self.policy, replica.config, self.host, options)
+            replica.replica_id, self.cluster, self.policy, replica.config, self.host, options,
+            on_gpu=self.shape.device == GPU, hardware=node.hardware)
         replica.starting = replica.actor.start.remote()
         replica.phase = Phase.LOADING
         replica.since = self.clock()

@@ -7,6 +7,12 @@ A tensor-parallel replica (TP > 1) is one actor per rank in that one STRICT_PACK
 actor is rank 0 (scheduler and gRPC service); it starts a `RankActor` in each other bundle, which
 follows rank 0's step plans (`worker.parallel`) until rank 0 stops or is lost. The rank actors are
 owned by rank 0, so Ray ends them with it.
+
+Every replica runs where its plan put it: the fleet says whether its bundles are GPUs and which
+hardware (the node's accelerator type, the key of its step-cost profile); `replica_device`
+decides device and dtype from that, the policy's `cluster.device` / `cluster.dtype` and the
+checkpoint's config.json as this node has it (TP=1 and TP > 1 alike: on a GPU, cuda in bfloat16
+or the checkpoint's torch_dtype; on a CPU, float32).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pathlib import Path
 from dilaserve.policy import Policy, ThresholdRange
 from dilaserve.policy.cluster import ClusterSettings
 from orchestrator.types import ReplicaConfig
+from worker.models.device import DeviceChoice, checkpoint_dtype, choose_device
 
 
 def replica_policy(policy: Policy, config: ReplicaConfig) -> Policy:
@@ -30,8 +37,11 @@ def replica_policy(policy: Policy, config: ReplicaConfig) -> Policy:
 
 class ReplicaActor:
     def __init__(self, replica_id: int, cluster: ClusterSettings, policy: Policy,
-                 config: ReplicaConfig, host: str, rank_options: dict | None = None) -> None:
+                 config: ReplicaConfig, host: str, rank_options: dict | None = None,
+                 on_gpu: bool = False, hardware: str | None = None) -> None:
         self.replica_id = replica_id
+        self.on_gpu = on_gpu  # its bundles are GPUs (the cluster shape's device)
+        self.hardware = hardware  # its node's hardware: the step-cost profile it is planned on
         self.cluster = cluster
         self.config = config
         self.policy = replica_policy(policy, config)
@@ -43,13 +53,34 @@ class ReplicaActor:
         self._ranks: list = []
         self.rank_options = rank_options or {}  # what each rank actor takes from its bundle
 
+    def device_choice(self) -> DeviceChoice:
+        """Device and dtype for this replica on this node (config.json read here, no weights)."""
+        from dilaserve.core.locations import resolve_model_dir
+
+        model_dir = resolve_model_dir(self.cluster.model)
+        return replica_device(self.on_gpu, self.cluster, checkpoint_dtype(model_dir))
+
+    def runtime(self) -> dict:
+        """What this replica was given, before it loads anything: device, dtype and why, the GPUs
+        Ray assigned to this actor, the hardware its profile is keyed by."""
+        import ray
+
+        choice = self.device_choice()
+        return {"replica": self.replica_id, "tp": self.config.tp, "device": choice.device,
+                "dtype": choice.dtype, "why": choice.why, "hardware": self.hardware,
+                "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
+
     def start(self) -> str:
         """Load and serve; returns "host:port" once the service answers (health SERVING)."""
         import torch
 
+        from worker.models.device import require_device
         from worker.service.server import ServerThread
         from worker.service.setup import load_worker
 
+        choice = self.device_choice()
+        require_device(choice.device, f"replica {self.replica_id} (TP={self.config.tp} on "
+                                      f"{self.hardware or 'this node'}, {choice.dtype}): device")
         torch.set_num_threads(self.cluster.cpu_threads)
         if self.host == "auto":  # a cluster: the router on another node must reach it
             import ray
@@ -57,9 +88,12 @@ class ReplicaActor:
             self.host = ray.util.get_node_ip_address()
         profiles = Path(self.cluster.profiles) if self.cluster.profiles else None
         if self.config.tp == 1:
-            self._worker = load_worker(self.cluster.model, self.policy, profiles)
+            self._worker = load_worker(self.cluster.model, self.policy, profiles,
+                                       device=choice.device, dtype=choice.dtype,
+                                       hardware=self.hardware,
+                                       strict_hardware=self.hardware is not None)
         else:
-            self._worker = self._start_tensor_parallel(profiles)
+            self._worker = self._start_tensor_parallel(profiles, choice)
         if self.cluster.metrics_port is not None:  # the cluster is scraped: so is each worker
             from worker.service.metrics import serve_metrics
 
@@ -72,15 +106,14 @@ class ReplicaActor:
         """host:port of this worker's Prometheus endpoint ("" when the policy has none)."""
         return f"{self.host}:{self._metrics.port}" if self._metrics is not None else ""
 
-    def _start_tensor_parallel(self, profiles: Path | None):
+    def _start_tensor_parallel(self, profiles: Path | None, choice: DeviceChoice):
         import ray
-        import torch
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         from worker.parallel import build_tp_worker
 
         tp = self.config.tp
-        device, dtype = device_and_dtype(torch.cuda.is_available())
+        device, dtype = choice.device, choice.dtype  # every rank: "cuda" is its own GPU
         init_method = rendezvous_address(self.host)
         group = ray.util.get_current_placement_group()
         if group is None:
@@ -97,7 +130,9 @@ class ReplicaActor:
                              self.cluster.cpu_threads)
             self._ranks.append(actor)
         self._tp_worker = build_tp_worker(self.cluster.model, self.policy, tp, init_method,
-                                          profiles, device=device, dtype=dtype)
+                                          profiles, device=device, dtype=dtype,
+                                          hardware=self.hardware,
+                                          strict_hardware=self.hardware is not None)
         return self._tp_worker.worker
 
     def set_policy(self, policy: Policy) -> None:
@@ -134,10 +169,12 @@ class RankActor:
         run_follower(rank, tp, init_method, model, device=device, dtype=dtype, threads=threads)
 
 
-def device_and_dtype(cuda: bool) -> tuple[str, str]:
-    """Each rank actor sees its own GPU as "cuda"; bfloat16 there (LLaDA's), float32 on CPU
-    (what the shipped model's profiles were measured in)."""
-    return ("cuda", "bfloat16") if cuda else ("cpu", "float32")
+def replica_device(on_gpu: bool, cluster: ClusterSettings,
+                   checkpoint: str | None = None) -> DeviceChoice:
+    """A replica's device and dtype from its plan (GPU bundles or not), the policy and the
+    checkpoint's torch_dtype: pure, the same for TP=1 and every rank of TP > 1. Each rank actor
+    sees its own GPU as "cuda"."""
+    return choose_device(on_gpu, cluster.device, cluster.dtype, checkpoint)
 
 
 def rendezvous_address(host: str) -> str:

@@ -47,6 +47,7 @@ worker:
   max_new_tokens: 64
 cluster:
   nodes: [{{type: {hw}, count: 1, gpus_per_node: 4}}]
+  device: cpu               # the GPUs are fake: each replica holds one and runs on the CPU
   max_tp: {max_tp}
   thresholds: {thresholds}
   router: {{port: 0}}

@@ -8,23 +8,23 @@ followers get Stop and every rank leaves the groups.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from dilaserve.core.locations import resolve_model_dir
 from dilaserve.policy import Policy
 from dilaserve.profiles.quality import QualityProfile
-from dilaserve.profiles.step_cost import StepCostModel, StepCostProfile
-from worker.measure.profile_files import QUALITY_FILE, find_step_cost, profiles_dir
+from dilaserve.profiles.step_cost import StepCostModel
+from worker.measure.profile_files import hardware_name, profiles_dir
 from worker.models.checkpoint import read_config
+from worker.models.device import require_device
 from worker.models.tokenizer import load_tokenizer
 from worker.models.transformer import DiffusionTransformer, check_shardable
 from worker.parallel.engine import tp_engine_class
 from worker.parallel.group import TpGroup, init_tp_group, leave_tp_group
 from worker.parallel.leader import Leader
 from worker.parallel.loading import load_shard
-from worker.service.setup import Worker, build_worker
+from worker.service.setup import Worker, build_worker, load_profiles
 
 
 @dataclass
@@ -87,13 +87,18 @@ def build_tp_worker(
     timeout_s: float = 60.0,
     start_timeout_s: float = 600.0,
     heartbeat_s: float = 2.0,
+    hardware: str | None = None,
+    strict_hardware: bool = False,
     **options,
 ) -> TpWorker:
-    """Rank 0's serving worker; `options` go to build_worker (online_step_cost, clock)."""
+    """Rank 0's serving worker; `options` go to build_worker (online_step_cost, clock).
+    hardware, strict_hardware: the step-cost profile's key, as for `load_worker`."""
     directory = resolve_model_dir(model_path)
     # profiles first: a missing file should fail before the followers are kept waiting
+    require_device(device)
     quality, step_cost = load_tp_profiles(
-        profiles or profiles_dir(directory), policy.worker.cache_mode, tp
+        profiles or profiles_dir(directory), policy.worker.cache_mode, tp, dtype,
+        hardware or hardware_name(device), strict_hardware, directory,
     )
     policy.check_against(quality)
     rank0 = start_rank0(
@@ -116,22 +121,9 @@ def build_tp_worker(
 
 
 def load_tp_profiles(
-    directory: Path, cache_mode: str, tp: int
+    directory: Path, cache_mode: str, tp: int, dtype: str = "float32",
+    hardware: str | None = None, strict_hardware: bool = False, model: Path | None = None,
 ) -> tuple[QualityProfile, StepCostModel]:
     """The quality profile and the step-cost profile measured at this TP degree; without one, the
     TP=1 profile (said on stderr), which the worker's online step-cost refinement then corrects."""
-    quality_path = directory / QUALITY_FILE
-    if not quality_path.is_file():
-        raise FileNotFoundError(
-            f"no quality profile {quality_path}; run `dilaserve profile` (or pass --profiles)"
-        )
-    try:
-        path = find_step_cost(directory, cache_mode, tp=tp)
-    except FileNotFoundError:
-        path = find_step_cost(directory, cache_mode, tp=1)
-        print(
-            f"dilaserve worker: no TP={tp} step-cost profile in {directory}; starting from "
-            f"{path.name} (run `dilaserve profile --tp {tp}` to measure one)",
-            file=sys.stderr,
-        )
-    return QualityProfile.load(quality_path), StepCostProfile.load(path).cost
+    return load_profiles(directory, cache_mode, tp, dtype, hardware, strict_hardware, model)

@@ -6,11 +6,13 @@ refined online from every measured step (OnlineStepCost); the scheduler calls it
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dilaserve.core.locations import resolve_model_dir
 from dilaserve.core.steps import EngineLimits
 from dilaserve.core.tokenizer import Tokenizer
 from dilaserve.policy import Policy
@@ -18,7 +20,13 @@ from dilaserve.profiles.online import OnlineStepCost
 from dilaserve.profiles.quality import QualityProfile
 from dilaserve.profiles.step_cost import StepCostModel, StepCostProfile
 from worker.engine.engine import DenoisingEngine, EngineConfig
-from worker.measure.profile_files import QUALITY_FILE, find_step_cost, profiles_dir
+from worker.measure.profile_files import (
+    QUALITY_FILE,
+    choose_step_cost,
+    hardware_name,
+    profiles_dir,
+)
+from worker.models.device import require_device, torch_dtype
 from worker.models.shipped import load
 from worker.models.transformer import DiffusionTransformer
 from worker.scheduler import Scheduler
@@ -92,25 +100,48 @@ def check_tokenizer_fits(tokenizer: Tokenizer, vocab_size: int, mask_token_id: i
                          f"config.json says {mask_token_id}")
 
 
-def load_profiles(directory: Path, cache_mode: str) -> tuple[QualityProfile, StepCostModel]:
+def load_profiles(
+    directory: Path,
+    cache_mode: str,
+    tp: int = 1,
+    dtype: str = "float32",
+    hardware: str | None = None,
+    strict_hardware: bool = False,
+    model: Path | None = None,
+) -> tuple[QualityProfile, StepCostModel]:
+    """The quality profile and the step-cost profile for this replica's (hardware, dtype, TP,
+    cache mode); a stand-in for a missing one is said on stderr (`choose_step_cost`)."""
     quality_path = directory / QUALITY_FILE
     if not quality_path.is_file():
         raise FileNotFoundError(
             f"no quality profile {quality_path}; run `dilaserve profile` (or pass --profiles)"
         )
-    step_cost = StepCostProfile.load(find_step_cost(directory, cache_mode))
-    return QualityProfile.load(quality_path), step_cost.cost
+    path, note = choose_step_cost(directory, cache_mode, tp, dtype, hardware, strict_hardware,
+                                  model)
+    if note:
+        print(f"dilaserve worker: {note}", file=sys.stderr, flush=True)
+    return QualityProfile.load(quality_path), StepCostProfile.load(path).cost
 
 
 def load_worker(
     model_path: str | Path | None,
     policy: Policy,
     profiles: Path | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    hardware: str | None = None,
+    strict_hardware: bool = False,
     **options,
 ) -> Worker:
-    """A worker for a model directory (None: the shipped model) and its profiles."""
-    model, tokenizer, directory = load(model_path)
+    """A worker for a model directory (None: the shipped model) and its profiles, on `device` in
+    `dtype` (`worker.models.device.choose_device` decides them). Its step-cost profile is keyed
+    by `hardware` (default: this device's `hardware_name`); strict: no other hardware's stands
+    in. Profiles are found before the weights are read, and a cuda device is checked first."""
+    require_device(device)
+    directory = resolve_model_dir(model_path)
     quality, step_cost = load_profiles(
-        profiles or profiles_dir(directory), policy.worker.cache_mode
+        profiles or profiles_dir(directory), policy.worker.cache_mode, 1, dtype,
+        hardware or hardware_name(device), strict_hardware, directory,
     )
+    model, tokenizer, directory = load(directory, dtype=torch_dtype(dtype), device=device)
     return build_worker(model, tokenizer, policy, quality, step_cost, **options)
