@@ -11,6 +11,8 @@ source of truth with Stats); only latencies are observed as requests end.
     dilaserve_router_shed_total{slo_class}                  refused by the router at once
     dilaserve_router_restarts_total                         restarted on another replica
     dilaserve_router_e2e_seconds{slo_class}                 histogram: arrival to final message
+    dilaserve_router_decision_seconds{decision}             histogram: arrival to the decision
+                                                            (refused, or routed: first offered)
     dilaserve_router_replica_{in_flight,queued,running,threshold_min,threshold_max,healthy}
                                                             {replica,target,state}
 """
@@ -27,6 +29,7 @@ from orchestrator.service.replica_pool import ReplicaSnapshot
 
 PREFIX = "dilaserve_router"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+DECISION_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 class RouterMetrics:
@@ -35,11 +38,17 @@ class RouterMetrics:
         self.registry = CollectorRegistry()
         self.e2e = Histogram(f"{PREFIX}_e2e_seconds", "arrival at the router to final message",
                              ["slo_class"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.decision = Histogram(f"{PREFIX}_decision_seconds", "arrival at the router to its "
+                                  "decision: refused, or routed (first offered to a replica)",
+                                  ["decision"], buckets=DECISION_BUCKETS, registry=self.registry)
         self.registry.register(_Collector(book, replicas))
         self._server = None
 
     def observe_e2e(self, slo_class: str, seconds: float) -> None:
         self.e2e.labels(slo_class).observe(seconds)
+
+    def observe_decision(self, seconds: float, refused: bool) -> None:
+        self.decision.labels("refused" if refused else "routed").observe(seconds)
 
     def serve(self, host: str, port: int) -> int:
         """Serve /metrics over HTTP; returns the port (an ephemeral one for 0)."""

@@ -104,7 +104,9 @@ class _End(Exception):
 class Proxy:
     def __init__(self, pool: ReplicaPool, channels: Channels, book: RouterBook,
                  router: Router, clock: Callable[[], float],
-                 on_e2e: Callable[[str, float], None] = lambda slo_class, seconds: None) -> None:
+                 on_e2e: Callable[[str, float], None] = lambda slo_class, seconds: None,
+                 on_decision: Callable[[float, bool], None] = lambda seconds, refused: None,
+                 ) -> None:
         self.pool = pool
         self.channels = channels
         self.book = book
@@ -113,6 +115,7 @@ class Proxy:
         self.on_e2e = on_e2e
         self._best_effort_router = LeastLoadedRouter()
         self._attempts: dict[int, set[_Attempt]] = {}
+        self.on_decision = on_decision  # (seconds from arrival, refused) once per request
 
     def abandon(self, replica_ids) -> None:
         """The replicas left the set: restart their requests elsewhere (event loop thread)."""
@@ -138,8 +141,16 @@ class Proxy:
         restarts = 0
         restart_reason = ""
         while True:
-            self._check_deadline(routed, restarts, at_arrival=not excluded and not restarts)
-            order = self._choose(routed, excluded, restarted=restarts > 0)
+            arrival = not excluded and not restarts
+            try:
+                self._check_deadline(routed, restarts, at_arrival=arrival)
+                order = self._choose(routed, excluded, restarted=restarts > 0)
+            except _End:
+                if arrival:
+                    self.on_decision(self.clock() - routed.arrival_s, True)
+                raise
+            if arrival:
+                self.on_decision(self.clock() - routed.arrival_s, False)
             if restart_reason:  # said once a replica is chosen to start again on
                 self.book.restarted()
                 await context.write(pb.GenerateResponse(restarted=pb.Restarted(

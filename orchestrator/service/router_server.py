@@ -66,7 +66,7 @@ class RouterServer:
         self.channels = Channels(keepalive)
         self.metrics = RouterMetrics(self.book.snapshot, self.pool.snapshots)
         self.proxy = Proxy(self.pool, self.channels, self.book, self.router, clock,
-                           self.metrics.observe_e2e)
+                           self.metrics.observe_e2e, self.metrics.observe_decision)
         self._arrivals: list[Arrival] = []
         self._arrivals_lock = threading.Lock()
         self._started_at = clock()
