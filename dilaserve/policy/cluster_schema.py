@@ -52,6 +52,12 @@ class RouterModel(StrictModel):
         description="the OpenAI-compatible HTTP API (docs/http.md); 0: any free port; null: off",
     )
 
+    @model_validator(mode="after")
+    def _distinct(self) -> RouterModel:
+        if self.http_port and self.http_port == self.port:
+            raise ValueError(f"http_port: {self.http_port} is also the router's gRPC port")
+        return self
+
 
 class ReconfigureModel(StrictModel):
     period_s: float = Field(
@@ -110,9 +116,8 @@ class ClusterModel(StrictModel):
             raise ValueError(f"thresholds: levels must be distinct, got {self.thresholds}")
         if self.metrics_port is not None and self.metrics_port == self.router.port:
             raise ValueError(f"metrics_port: {self.metrics_port} is also the router's port")
-        http = self.router.http_port
-        if http and http in (self.router.port, self.metrics_port):
-            raise ValueError(f"router.http_port: {http} is also the router's gRPC or metrics port")
+        if self.metrics_port is not None and self.metrics_port == self.router.http_port:
+            raise ValueError(f"metrics_port: {self.metrics_port} is also the router's HTTP port")
         return self
 
 

@@ -1,7 +1,7 @@
 """Starting and stopping a dilaserve cluster from a driver: `dilaserve serve`, the demo, tests.
 
     handle = start_cluster(cluster_policy, address=None)   # None: the embedded local Ray
-    handle.wait_ready(); ... handle.target ...; handle.stop()
+    handle.wait_ready(); ... handle.target, handle.http_url ...; handle.stop()
 
 On a cluster (`address` given) the controller actor is detached and named, so it outlives a
 driver that dies, and a restarted driver (`dilaserve serve` again) takes the running cluster over
@@ -25,6 +25,7 @@ class ClusterHandle:
     target: str  # where the router listens
     started_ray: bool
     attached: bool = False  # found running (started by an earlier driver), not started here
+    http_url: str = ""  # the router's OpenAI-compatible API ("" when off)
 
     def wait_ready(self, timeout_s: float = 180.0) -> bool:
         import ray
@@ -65,7 +66,8 @@ def start_cluster(cluster_policy: ClusterPolicy, address: str | None = None,
         if running is not None:  # a restarted driver: take the running cluster over
             target = ray.get(running.router_target.remote())
             if target:
-                return ClusterHandle(running, target, started, attached=True)
+                return ClusterHandle(running, target, started, attached=True,
+                                     http_url=ray.get(running.router_http_url.remote()))
             ray.kill(running)  # a controller that never started serving: replace it
         # on the driver's node: the policy file it watches and the router address it reports
         # are that node's (on `ray up`, the head node's)
@@ -78,13 +80,14 @@ def start_cluster(cluster_policy: ClusterPolicy, address: str | None = None,
         controller = ray.remote(ControllerActor).options(**options).remote(
             cluster_policy, policy_path, planner_factory, host, overrides)
         target = ray.get(controller.start.remote())
+        http_url = ray.get(controller.router_http_url.remote())
     except BaseException:
         if controller is not None:
             ray.kill(controller)
         if started:
             ray.shutdown()
         raise
-    return ClusterHandle(controller, target, started)
+    return ClusterHandle(controller, target, started, http_url=http_url)
 
 
 def find_controller():

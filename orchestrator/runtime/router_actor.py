@@ -19,11 +19,16 @@ class RouterActor:
         tokenizer = load_tokenizer(cluster.model or SHIPPED_MODEL_DIR)
         self.server = RouterServer(policy, tokenizer, make_router(cluster.router_kind),
                                    host=cluster.router_host,
-                                   port=cluster.router_port, metrics_port=cluster.metrics_port)
+                                   port=cluster.router_port, metrics_port=cluster.metrics_port,
+                                   http_port=cluster.router_http_port)
 
     def start(self) -> str:
         self.server.start()
         return self.server.target
+
+    def http_url(self) -> str:
+        """The OpenAI-compatible API's base URL ("" when off)."""
+        return self.server.http_url
 
     def set_replicas(self, endpoints: list) -> None:
         self.server.set_replicas(endpoints)
