@@ -88,13 +88,17 @@ def summarize(
 
         lines += check_policy_against_model(policy, model_dir)
     if check_model:
-        lines.append(_require_model(model, profiles))
+        lines += _require_model(model, profiles, policy, cluster)
     return lines
 
 
-def _require_model(model: str | None, profiles: Path | None) -> str:
+def _require_model(model: str | None, profiles: Path | None, policy: Policy, cluster) -> list[str]:
+    """On a node, before it serves: the model's config and weight files (not read), its profiles,
+    and on a GPU node the step-cost profile its replicas will look up (this GPU, the dtype they
+    will load in, TP=1, the policy's cache mode)."""
     from dilaserve.core.locations import SHIPPED_MODEL_DIR
     from worker.measure.profile_files import QUALITY_FILE
+    from worker.models.checkpoint import weight_files
 
     directory = Path(model) if model else SHIPPED_MODEL_DIR
     if not (directory / "config.json").is_file():
@@ -108,7 +112,28 @@ def _require_model(model: str | None, profiles: Path | None) -> str:
             f"cluster.profiles: {profiles} on this machine lacks {QUALITY_FILE} or "
             "step_cost.*.json; run `dilaserve profile` on this hardware"
         )
-    return f"model: {directory} with {len(step_costs)} step-cost profile(s) is on this machine"
+    shards = weight_files(directory)
+    size = sum(s.stat().st_size for s in shards) / 2**30
+    lines = [f"model: {directory} with {len(step_costs)} step-cost profile(s) is on this machine "
+             f"({len(shards)} weight file(s), {size:.2f} GiB)"]
+    return lines + [_gpu_profile_line(directory, profiles, policy, cluster)]
+
+
+def _gpu_profile_line(directory: Path, profiles: Path, policy: Policy, cluster) -> str:
+    import torch
+
+    from worker.measure.profile_files import find_step_cost, hardware_name
+    from worker.models.device import checkpoint_dtype, choose_device
+
+    if not torch.cuda.is_available():
+        return "no GPU on this machine: its replicas' step-cost profile is not checked here"
+    device, dtype = (cluster.device, cluster.dtype) if cluster else ("auto", "auto")
+    choice = choose_device(True, device, dtype, checkpoint_dtype(directory))
+    if choice.device == "cpu":
+        return "cluster.device is cpu: replicas run on the CPU on this GPU machine"
+    hardware = hardware_name("cuda")
+    path = find_step_cost(profiles, policy.worker.cache_mode, 1, choice.dtype, hardware, directory)
+    return f"this machine's replicas: {choice.describe()} on {hardware}, profile {path.name}"
 
 
 def _quality(policy: Policy, profiles: Path | None, model: str | None):

@@ -51,7 +51,8 @@ def dilaserve_args(command: str, checkout: str) -> list[str] | None:
 
 
 def test_an_onprem_and_a_cloud_cluster_are_shipped():
-    assert {p.name for p in CLUSTERS} == {"cluster-onprem.yaml", "cluster-aws.yaml"}
+    assert {p.name for p in CLUSTERS} == {"cluster-onprem.yaml", "cluster-aws.yaml",
+                                          "cluster-llada-8b.yaml"}
     assert {load(p)["provider"]["type"] for p in CLUSTERS} == {"local", "aws"}
 
 
