@@ -42,6 +42,7 @@ from worker.client.async_client import AsyncWorkerClient
 
 Log = Callable[[str], None]
 STEP_S = 3.0  # each capacity step's duration
+WARMUP_S = 2.0  # unscored load before the capacity steps (first steps of a cold cluster)
 BROKEN_POLICY = "version: 1\ndefault_class: nope\nclasses: [{name: standard, deadline: {ms: -5}}]\n"
 
 
@@ -51,6 +52,7 @@ class Scenario:
     calls: list[Call]
     notes: list[str] = field(default_factory=list)
     router_attainment: float | None = None  # met / ended by the router's books, same requests
+    router_refusal_ms: tuple[float, float] | None = None  # p50, p99 at the router (histogram)
 
     def row(self) -> dict:
         statuses = Counter(c.status for c in self.calls)
@@ -68,6 +70,7 @@ class Scenario:
             "client_attainment": met / len(counted) if counted else None,
             "router_attainment": self.router_attainment,
             "refusal_p50_ms": _pct(refusals, 50), "refusal_p99_ms": _pct(refusals, 99),
+            "router_refusal_ms": self.router_refusal_ms,
             "notes": self.notes,
         }
 
@@ -80,8 +83,9 @@ def _pct(values: list[float], q: float) -> float | None:
 
 class ChaosRun:
     def __init__(self, handle, policy_path: Path, policy: Policy, log: Log,
-                 seed: int = 0) -> None:
+                 metrics_url: str, seed: int = 0) -> None:
         self.handle = handle
+        self.metrics_url = metrics_url
         self.target = handle.target
         self.policy_path = policy_path
         self.log = log
@@ -91,19 +95,29 @@ class ChaosRun:
 
     # -- the scenarios ------------------------------------------------------------------------
 
-    def capacity(self, start_rate: float = 20.0, attainment: float = 0.9) -> tuple[float, Scenario]:
+    def capacity(self, start_rate: float = 20.0, attainment: float = 0.9,
+                 lowest: float = 2.0) -> tuple[float, Scenario]:
+        """Up by x1.5 from `start_rate` while >= `attainment` of the requests meet their
+        deadline (down by /2 first if the start rate already misses); after a warm-up step."""
+        asyncio.run(poisson(self.target, start_rate, WARMUP_S, self.prompts, self.seed))
         rate, best, calls = start_rate, 0.0, []
-        while rate < 5000:
+        while lowest <= rate < 5000:
             step = asyncio.run(poisson(self.target, rate, STEP_S, self.prompts, self.seed))
             met = sum(c.met for c in step) / max(1, len(step))
-            self.log(f"  capacity: {rate:.0f} req/s -> {met:.1%} met")
+            self.log(f"  capacity: {rate:.1f} req/s -> {met:.1%} met")
             calls += step
-            if met < attainment:
+            if met >= attainment:
+                best, rate = rate, rate * 1.5
+            elif best:
                 break
-            best, rate = rate, rate * 1.5
-        scenario = Scenario("capacity", calls, [f"capacity {best:.0f} req/s (the last rate at "
+            else:
+                rate /= 2
+        scenario = Scenario("capacity", calls, [f"capacity {best:.1f} req/s (the last rate at "
                                                 f"which >= {attainment:.0%} met their deadline)"])
-        return max(best, start_rate / 2), scenario
+        if not best:
+            raise RuntimeError(f"capacity: fewer than {attainment:.0%} of the requests met their "
+                               f"deadline even at {lowest:g} req/s; is the machine busy?")
+        return best, scenario
 
     def fuzz(self, count: int, in_flight: int = 100) -> Scenario:
         async def run() -> list[Call]:
@@ -187,12 +201,13 @@ class ChaosRun:
     # -- accounting ---------------------------------------------------------------------------
 
     def _scored(self, name: str, run, notes: list[str] | None = None) -> Scenario:
-        before = self._router_books()
+        before, decided = self._router_books(), decision_buckets(self.metrics_url)
         calls = asyncio.run(run())
         after = self._router_books()
+        refused = bucket_percentiles(decided, decision_buckets(self.metrics_url))
         ended = after[1] - before[1]
         scenario = Scenario(name, calls, list(notes or []),
-                            (after[0] - before[0]) / ended if ended else None)
+                            (after[0] - before[0]) / ended if ended else None, refused)
         row = scenario.row()
         self.log(f"  {name}: {row['sent']} sent, {row['statuses']}")
         return scenario
@@ -211,6 +226,38 @@ class ChaosRun:
             if left == 0 or time.monotonic() >= end:
                 return left
             time.sleep(0.2)
+
+
+def decision_buckets(metrics_url: str) -> dict[float, float]:
+    """The router's refusal-decision histogram: cumulative count per bucket upper bound (s)."""
+    from urllib.request import urlopen
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urlopen(metrics_url, timeout=10).read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "dilaserve_router_decision_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_bucket") and sample.labels.get("decision") == "refused":
+                out[float(sample.labels["le"])] = sample.value
+    return out
+
+
+def bucket_percentiles(before: dict[float, float],
+                       after: dict[float, float]) -> tuple[float, float] | None:
+    """p50 and p99 (ms, as the upper bound of the bucket each falls in) of the observations
+    between two readings."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return None
+
+    def at(q: float) -> float:
+        return 1e3 * next(b for b, c in zip(bounds, counts) if c >= q * counts[-1])
+
+    return at(0.5), at(0.99)
 
 
 def _longest_shed(calls: list[Call], from_s: float, window_s: float = 0.5) -> str:
@@ -261,7 +308,7 @@ async def _one(target: str, prompts: Prompts) -> Call:
 def summary_table(rows: list[dict]) -> str:
     lines = [f"{'scenario':<18} {'sent':>6} {'ok':>6} {'refused':>8} {'expired':>8} "
              f"{'invalid':>8} {'other':>6} {'lost':>5} {'admitted met':>13} {'all met':>8} "
-             f"{'router':>7} {'refusal p50/p99 ms':>19}"]
+             f"{'router':>7} {'refusal p50/p99 ms: client':>27} {'router':>13}"]
     for r in rows:
         s = r["statuses"]
         other = r["sent"] - sum(s.get(k, 0) for k in ("ok", "RESOURCE_EXHAUSTED",
@@ -272,10 +319,12 @@ def summary_table(rows: list[dict]) -> str:
         router = "-" if r["router_attainment"] is None else f"{r['router_attainment']:.1%}"
         p50, p99 = r["refusal_p50_ms"], r["refusal_p99_ms"]
         refusal = "-" if p50 is None else f"{p50:.1f} / {p99:.1f}"
+        at_router = r["router_refusal_ms"]
+        at_router = "-" if at_router is None else f"{at_router[0]:g} / {at_router[1]:g}"
         lines.append(f"{r['scenario']:<18} {r['sent']:>6} {s.get('ok', 0):>6} "
                      f"{s.get('RESOURCE_EXHAUSTED', 0):>8} {s.get('DEADLINE_EXCEEDED', 0):>8} "
                      f"{s.get('INVALID_ARGUMENT', 0):>8} {other:>6} {r['lost']:>5} {att:>13} "
-                     f"{client:>8} {router:>7} {refusal:>19}")
+                     f"{client:>8} {router:>7} {refusal:>27} {at_router:>13}")
         for note in r["notes"]:
             lines.append(f"{'':<18} {note}")
     return "\n".join(lines)

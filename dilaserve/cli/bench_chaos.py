@@ -4,9 +4,11 @@ every request's end accounted for; one table and a JSON file (docs/reliability.m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -33,6 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def run(args: argparse.Namespace) -> int:
     from dilaserve.benches.chaos import ChaosRun, summary_table
     from dilaserve.policy.cluster_loader import load_cluster_policy
@@ -52,14 +60,19 @@ def run(args: argparse.Namespace) -> int:
     policy_path = workdir / "policy.yaml"
     shutil.copy(args.policy, policy_path)
     cluster_policy = load_cluster_policy(policy_path)
+    metrics_port = _free_port()  # the router's metrics: its decision times
+    overrides = {"metrics_port": metrics_port, "router_port": 0}
+    cluster_policy = dataclasses.replace(cluster_policy, cluster=dataclasses.replace(
+        cluster_policy.cluster, **overrides))
     started = time.monotonic()
-    handle = start_cluster(cluster_policy, None, str(policy_path))
+    handle = start_cluster(cluster_policy, None, str(policy_path), overrides=overrides)
     try:
         if not handle.wait_ready(READY_S):
             raise RuntimeError(f"the replicas did not become ready within {READY_S:g} s")
         log(f"bench-chaos: cluster ready in {time.monotonic() - started:.1f} s, router on "
             f"{handle.target}")
-        chaos = ChaosRun(handle, policy_path, cluster_policy.policy, log, args.seed)
+        chaos = ChaosRun(handle, policy_path, cluster_policy.policy, log,
+                         f"http://127.0.0.1:{metrics_port}/metrics", args.seed)
         capacity, measured = chaos.capacity()
         scenarios = [measured]
         if args.fuzz:
