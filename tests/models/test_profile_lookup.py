@@ -84,3 +84,19 @@ def test_stand_ins_are_said_and_strict_replicas_get_none(tmp_path):
 def test_a_worker_policy_on_the_published_profiles_validates():
     quality, _ = load_profiles(PUBLISHED, default_policy().worker.cache_mode, 1, "bfloat16")
     assert quality.reference.block_size == 32
+
+
+def test_a_worker_asked_for_bf16_starts_from_the_published_a100_profile(capsys):
+    """`dilaserve worker --profiles .../llada-8b --dtype bfloat16` here (a CPU): the A100's bf16
+    profile stands in, said on stderr; a planned replica on an A100 takes it as its own."""
+    from dilaserve.profiles.step_cost import StepCostProfile
+    from worker.service.setup import load_worker
+
+    published = StepCostProfile.load(PUBLISHED / "step_cost.a100.bfloat16.tp1.dual.json")
+    worker = load_worker(None, default_policy(), PUBLISHED, dtype="bfloat16")
+    err = capsys.readouterr().err
+    assert "starting from step_cost.a100.bfloat16.tp1.dual.json" in err
+    assert worker.loop is not None
+    _, cost = load_profiles(PUBLISHED, "dual", 1, "bfloat16", "A100", strict_hardware=True)
+    assert cost == published.cost
+    assert capsys.readouterr().err == ""  # its own: nothing to say
