@@ -32,7 +32,7 @@ from orchestrator.service.proxy import Proxy
 from orchestrator.service.replica_pool import ReplicaEndpoint, ReplicaPool
 from orchestrator.service.servicer import RouterServicer
 from orchestrator.service.stats import cluster_stats, summary
-from orchestrator.types import ReplicaState, ReplicaView, Route
+from orchestrator.types import ReplicaView, Route
 from proto import dilaserve_pb2 as pb
 from proto.keepalive import DEFAULT_KEEPALIVE, SERVER_OPTIONS, Keepalive
 from proto.service import add_generate_service
@@ -192,7 +192,9 @@ class RouterServer:
         await self._health.set(SERVICE_NAME, SERVING if self._accepting() else NOT_SERVING)
 
     def _accepting(self) -> bool:
-        return any(e.state is ReplicaState.ACTIVE for e in self.pool.endpoints())
+        # as the router routes: a replica that is draining, or whose last poll or call failed,
+        # does not count
+        return any(v.accepting for v in self.pool.views())
 
     def _model_names(self) -> list[str]:
         """The served model as the replicas name it (their Stats)."""
@@ -274,6 +276,7 @@ class RouterServer:
 
     async def _poll(self, endpoints: Sequence[ReplicaEndpoint]) -> None:
         await asyncio.gather(*(self._poll_one(e) for e in endpoints))
+        await self._set_service_health()
 
     async def _poll_one(self, endpoint: ReplicaEndpoint) -> None:
         current = self.pool.endpoint(endpoint.replica_id)

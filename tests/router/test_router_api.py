@@ -78,6 +78,11 @@ def test_the_generate_service_is_serving_only_while_a_replica_accepts():
         assert client.health() == "SERVING"  # the router process itself is up
         router.set_replicas([endpoint(0, servers[0])])
         wait_for(lambda: client.health("dilaserve.v1.Generate") == "SERVING")
+        # every replica drained (the replica's own state, as polled): nothing can serve
+        client.control(drain=True, replica_id=0)
+        wait_for(lambda: client.health("dilaserve.v1.Generate") == "NOT_SERVING", 2.0)
+        client.control(drain=False, replica_id=0)
+        wait_for(lambda: client.health("dilaserve.v1.Generate") == "SERVING", 2.0)
 
 
 def test_invalid_requests_name_the_field_at_the_router_or_the_worker():
