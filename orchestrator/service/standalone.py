@@ -2,8 +2,8 @@
 use): `python -m orchestrator.service.standalone --replica HOST:PORT [--replica ...]`.
 
 Each worker is one ACTIVE replica (ids 0, 1, ... in order) with the policy's worker settings as
-its configuration. Prints `dilaserve router: serving on HOST:PORT` when it listens; SIGINT or
-SIGTERM stops it.
+its configuration. Prints `dilaserve router: serving on HOST:PORT` when it listens (and, with
+--http-port, where the OpenAI-compatible API is); SIGINT or SIGTERM stops it.
 """
 
 from __future__ import annotations
@@ -41,14 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--stats-period-s", type=float, default=0.5)
     parser.add_argument("--metrics-port", type=int)
+    parser.add_argument("--http-port", type=int, help="the OpenAI-compatible HTTP API (0: any)")
     args = parser.parse_args(argv)
     policy = load_policy(args.policy) if args.policy else default_policy()
     server = RouterServer(policy, load_tokenizer(args.model or SHIPPED_MODEL_DIR),
                           host=args.host, port=args.port, stats_period_s=args.stats_period_s,
-                          metrics_port=args.metrics_port)
+                          metrics_port=args.metrics_port, http_port=args.http_port)
     server.start()
     server.set_replicas(endpoints_for(args.replica, policy))
     print(f"{READY_MARK}{server.target}", flush=True)
+    if server.http_url:
+        print(f"dilaserve router: OpenAI-compatible HTTP API on {server.http_url}", flush=True)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
