@@ -13,7 +13,7 @@ import pytest
 
 from dilaserve.core.tokenizer import ChatMessage
 from tests.models.test_hf_tokenizer import SPLIT_TEXT
-from tests.router.helpers import StuckEngine, routing, workers
+from tests.router.helpers import FixedOrder, StuckEngine, endpoint, routing, workers
 from tests.service.helpers import COST, SlowEngine, make_worker, policy_for_tests, synthetic_quality
 from tests.service.test_hf_serving import ScriptedEngine
 from tests.waiting import wait_for
@@ -34,6 +34,10 @@ class Answering(ScriptedEngine):
 
 class Crawling(SlowEngine):
     step_s = 0.15  # a stream lasts long enough to leave it halfway
+
+
+class Walking(SlowEngine):
+    step_s = 0.04  # a block takes a few steps: long enough to act between two
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +217,24 @@ def test_a_client_that_leaves_mid_stream_frees_its_row():
             assert stats.cancelled == 1 and stats.finished == 0
         wait_for(lambda: router.summary()["classes"]["standard"]["cancelled"] == 1)
         assert router.in_flight() == {0: 0}
+
+
+def test_a_stream_whose_replica_leaves_goes_on_from_the_next_block():
+    """The router restarts the request on another replica from block 0; the client, which has
+    block 0 already, gets the blocks after it (greedy: the same text), each once."""
+    with workers(make_worker(engine_class=Walking), make_worker(engine_class=Walking)) as \
+            servers, routing(servers, router=FixedOrder(0, 1), http_port=0) as (router, _):
+        client = _client(router)
+        stream = iter(client.completions.create(model="random-test", prompt="abc",
+                                                max_tokens=24, stream=True))
+        chunks = [next(stream)]
+        router.set_replicas([endpoint(1, servers[1])])  # replica 0 leaves the set
+        chunks += list(stream)
+        *blocks, finish = chunks
+        assert len(blocks) == 3 and finish.dilaserve["replica"] == "1"
+        assert router.summary()["restarts"] == 1
+        again = client.completions.create(model="random-test", prompt="abc", max_tokens=24)
+        assert "".join(c.choices[0].text for c in blocks) == again.choices[0].text
 
 
 def _get(router, path: str) -> str:
