@@ -163,7 +163,6 @@ def test_ray_gives_each_planned_replica_its_gpu_cuda_and_bf16():
                 i, settings, POLICY, add.config, "127.0.0.1", resources.actor_options,
                 on_gpu=shape.device == GPU, hardware=shape.nodes[add.node].hardware)
             runtimes.append(ray.get(actor.runtime.remote()))
-            print(runtimes[-1])
             with pytest.raises(ray.exceptions.RayTaskError) as err:  # no CUDA on this box
                 ray.get(actor.start.remote())
             errors.append(str(err.value).strip().splitlines()[-1])
