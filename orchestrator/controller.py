@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from orchestrator.load import Arrival, ClassLoad, LoadEstimator
 from orchestrator.reconcile import reconcile
 from orchestrator.types import Action, ReplicaConfig, ReplicaView, Route, SetRoutes
+from solver.length_mix import LengthMix
 from solver.plan import Plan
 from solver.types import LengthDist, SloClass, Workload
 
@@ -257,5 +258,6 @@ class Controller:
                 prompt=LengthDist(max(1.0, load.prompt_mean), max(1.0, load.prompt_p90,
                                                                   load.prompt_mean)),
                 output=LengthDist(max(1.0, load.canvas_mean), max(1.0, load.canvas_p90,
-                                                                  load.canvas_mean))))
+                                                                  load.canvas_mean)),
+                lengths=LengthMix.from_pairs(load.lengths) if load.lengths else None))
         return Workload(tuple(classes))

@@ -24,6 +24,7 @@ class ClassLoad:
     canvas_mean: float
     canvas_p90: float
     samples: int
+    lengths: tuple[tuple[int, int], ...] = ()  # recent (prompt, canvas) pairs, oldest first
 
 
 class LoadEstimator:
@@ -63,7 +64,8 @@ class LoadEstimator:
         canvases = sorted(c for _, c in lengths)
         return ClassLoad(name, len(times) / span if span >= 1.0 else 0.0,
                          sum(prompts) / len(prompts), _p90(prompts),
-                         sum(canvases) / len(canvases), _p90(canvases), len(lengths))
+                         sum(canvases) / len(canvases), _p90(canvases), len(lengths),
+                         tuple(lengths))
 
 
 def _p90(values: list[int]) -> float:

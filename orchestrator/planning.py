@@ -1,11 +1,12 @@
 """The controller's planners: pure, the live controller and the simulator run the same ones.
 
 `CandidatePlanner` is dilaserve's: the solver, bound to a cluster, the model's profiles and a
-solver policy (`solver.profile_set.solver_policy`), offers candidate plans: its own plan over
-every TP degree, then the plan restricted to the TP degrees running now, and to each TP degree
-alone (duplicates dropped). The controller takes the first, or the best under the plan scorer it
-was given (`orchestrator.controller.Evaluator`; the simulator supplies one that simulates,
-`sim.planning.SimEvaluator`).
+solver policy (`solver.profile_set.solver_policy`), plans from its capacity model
+(`solver.capacity`). With `alternatives` it offers more candidates for a plan scorer to choose
+from: its own plan over every TP degree first, then the plan restricted to the TP degrees running
+now, and to each TP degree alone (duplicates dropped). The controller takes the first, or the
+best under the plan scorer it was given (`orchestrator.controller.Evaluator`; the simulator can
+supply one that simulates, `sim.planning.SimEvaluator`).
 
 `LivePlanner` wraps it with two live-only translations, both from the operator's policy: the
 solver's SLO classes come from the policy's classes (a deadline with a per-token part is taken at
@@ -51,14 +52,18 @@ def class_templates(policy: Policy) -> list[SloClass]:
 class CandidatePlanner:
     """`planner(workload, current) -> [plans]`: the solver's plan first, then the alternatives."""
 
-    def __init__(self, cluster: Cluster, profiles: ProfileSet, policy: SolverPolicy) -> None:
+    def __init__(self, cluster: Cluster, profiles: ProfileSet, policy: SolverPolicy,
+                 alternatives: bool = True) -> None:
         self.cluster = cluster
         self.profiles = profiles.solver_profiles()
         self.policy = policy
+        self.alternatives = alternatives
         self.solved = 0
 
     def __call__(self, workload: Workload, current: Plan | None) -> list[Plan]:
         plans = [self._solve(workload, self.policy, current)]
+        if not self.alternatives:
+            return plans
         restricted = [(t,) for t in sorted(self.policy.tp_degrees)]
         if current is not None:
             running = tuple(sorted({g.tp for g in current.groups}))

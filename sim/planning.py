@@ -1,12 +1,12 @@
-"""A plan scorer that simulates: each candidate plan of the controller's planner
+"""What the simulator tells the planner: how its replicas serve (`serving_model`, the inputs of
+the solver's capacity model), and optionally a plan scorer that simulates.
+
+The scorer (`SimEvaluator`): each candidate plan of the controller's planner
 (`orchestrator.planning.CandidatePlanner`) is scored by simulating it on the recent arrivals
 (AlpaServe scores placements the same way). The controller takes it as its `evaluator`; the
-simulator's `dilaserve` policy wires it in (`sim.simulator`).
-
-The solver's capacity model is a queueing approximation (solver/capacity.py); `sim.capacity_check`
-shows where it errs (it does not see padding or the workers' row limit), and the evaluator guards
-the layout decision against those errors with the system's own code: the same simulator, routers
-and scheduler.
+simulator wires it in for policies with `evaluate_plans` (`dilaserve+sim`). It is a refinement,
+not a need: the capacity model agrees with the simulator within a few percent
+(`sim.capacity_check`, docs/simulator.md), and the scorer costs most of such a run's wall time.
 """
 
 from __future__ import annotations
@@ -19,13 +19,24 @@ import numpy as np
 from orchestrator.load import Arrival
 from sim.metrics import Outcome
 from sim.policies import PolicySpec
-from sim.workload import SimClass, build_workload
+from sim.workload import DEFAULT_SPEED_CV, SimClass, build_workload
 from solver.plan import Plan
 from solver.profile_set import ProfileSet
-from solver.types import Cluster
+from solver.types import Cluster, ServingModel
 from traces.jobs import CanvasPolicy
 from traces.records import Trace, TraceRequest
 from traces.transform import scale_rate
+
+
+def serving_model(policy: PolicySpec, max_rows: int,
+                  speed_cv: float = DEFAULT_SPEED_CV) -> ServingModel:
+    """The solver's view of how this policy's replicas serve (its scheduler's refresh bound and
+    admission, the deadline-aware router's tries, the workload's speed spread)."""
+    config = policy.scheduler_config(max_rows)
+    tries = policy.make_router().tries if policy.router == "deadline_aware" else 1
+    return ServingModel(max_refresh_rows=config.max_refresh_rows, admission=config.admission,
+                        admission_headroom=config.admission_headroom, router_tries=tries,
+                        speed_cv=speed_cv)
 
 
 class SimEvaluator:

@@ -9,10 +9,12 @@
 - `best-static`: the strong baseline: one fixed TP x tau layout for the whole run, the best of a
   sweep over every TP degree and every threshold the class floor allows, chosen in hindsight on
   the very workload it is scored on; least-slack scheduling, admission, least-loaded routing;
-- `dilaserve`: ILP placement (`solver.solve`) re-planned by the controller as load moves, its
-  candidate plans scored by simulating the recent arrivals (`sim.planning`), with modelled
-  reloads; deadline-aware routing; least-slack scheduling, admission, threshold control within
-  each replica's planned range.
+- `dilaserve`: ILP placement (`solver.solve`, its capacity model) re-planned by the controller
+  as load moves, with modelled reloads; deadline-aware routing; least-slack scheduling,
+  admission, threshold control within each replica's planned range;
+- `dilaserve+sim`: the same, but the controller scores the solver's candidate plans by
+  simulating the recent arrivals on each (`sim.planning.SimEvaluator`): the optional refinement,
+  at several times the run's wall time.
 """
 
 from __future__ import annotations
@@ -91,7 +93,9 @@ POLICIES: dict[str, PolicySpec] = {
     "best-static": PolicySpec("best-static", "edf", True, "none", "least_loaded",
                               hindsight=True),
     "dilaserve": PolicySpec("dilaserve", "edf", True, "threshold", "deadline_aware",
-                            controller=ControllerConfig(), evaluate_plans=True),
+                            controller=ControllerConfig()),
+    "dilaserve+sim": PolicySpec("dilaserve+sim", "edf", True, "threshold", "deadline_aware",
+                                controller=ControllerConfig(), evaluate_plans=True),
 }
 
 

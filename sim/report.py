@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from sim.capacity_check import CapacityRow
+from sim.capacity_check import CapacityCell, ranking
 from sim.experiments import PointResult
 from sim.sensitivity import SensitivityRow
 
@@ -91,14 +91,22 @@ def _delta(att: dict[str, float], a: str, b: str) -> str:
     return "-"
 
 
-def capacity_table(rows: list[CapacityRow]) -> str:
-    lines = [f"{'TP':>3} {'tau':>4} {'load':>5} {'rate':>7} {'capacity':>8} {'batch':>5} "
-             f"{'deadline':>8} {'predicted':>9} {'simulated':>9} {'sim p90 s':>9}"]
-    for r in rows:
-        lines.append(f"{r.tp:>3} {r.threshold:>4g} {r.load:>5.0%} {r.rate:>7.3f} "
-                     f"{r.capacity:>8.3f} {r.batch:>5} {r.deadline_s:>8.1f} {r.predicted:>9.1%} "
-                     f"{r.simulated:>9.1%} {_f(r.simulated_p90_s, '9.1f'):>9}")
+def capacity_table(cells: list[CapacityCell]) -> str:
+    lines = [f"{'TP':>3} {'tau':>4} {'replicas':>8} {'predicted':>9} {'simulated':>9} "
+             f"{'error':>7} {'rows':>5}  probes (req/s per replica: simulated attainment)"]
+    for c in cells:
+        probes = ", ".join(f"{r:.3g}: {a:.1%}" for r, a in c.probes)
+        lines.append(f"{c.tp:>3} {c.threshold:>4g} {c.replicas:>8} {c.predicted:>9.3f} "
+                     f"{c.simulated:>9.3f} {c.error:>+7.1%} {c.predicted_batch:>5.1f}  {probes}")
     return "\n".join(lines)
+
+
+def ranking_line(cells: list[CapacityCell]) -> str:
+    """TP degrees by capacity per GPU (best threshold per degree), predicted and simulated."""
+    def order(field: str) -> str:
+        return " > ".join(f"TP{tp}" for tp in ranking(cells, field))
+    return f"per GPU, best threshold: predicted {order('predicted')}; simulated " \
+           f"{order('simulated')}"
 
 
 def result_json(result: PointResult, sweep_simulated: bool = False) -> dict:

@@ -28,7 +28,7 @@ from orchestrator.reconcile import reconcile
 from orchestrator.types import ReplicaConfig, ReplicaState, RouteRequest, SetRoutes
 from sim.fleet import Fleet
 from sim.metrics import Outcome, Records, RunSummary, summarize
-from sim.planning import SimEvaluator
+from sim.planning import SimEvaluator, serving_model
 from sim.policies import PolicySpec
 from sim.replica import SimReplica
 from sim.workload import SimWorkload
@@ -133,8 +133,10 @@ class Simulation:
         if policy.controller is None:
             raise ValueError(f"policy {policy.name}: no layout, plan or controller (best-static "
                              f"runs through run_grid's sweep)")
-        solver = solver_policy(self.profiles, self.cluster)
-        planner = CandidatePlanner(self.cluster, self.profiles, solver)
+        serving = serving_model(policy, self.profiles.max_rows, _speed_cv(self.workload))
+        solver = solver_policy(self.profiles, self.cluster, serving)
+        planner = CandidatePlanner(self.cluster, self.profiles, solver,
+                                   alternatives=policy.evaluate_plans)
         evaluator = (SimEvaluator(self.cluster, self.profiles, self.workload.classes, policy,
                                   self.options.seed) if policy.evaluate_plans else None)
         self.controller = Controller([c.to_slo_class() for c in self.workload.classes], planner,
@@ -315,3 +317,9 @@ class Simulation:
 def run_policy(workload: SimWorkload, cluster: Cluster, profiles: ProfileSet,
                policy: PolicySpec, options: SimOptions | None = None) -> RunSummary:
     return Simulation(workload, cluster, profiles, policy, options).run()
+
+
+def _speed_cv(workload: SimWorkload) -> float:
+    """The spread of tokens per step between the workload's requests (the capacity model's)."""
+    speeds = np.array([t.speed for t in workload.truths.values()])
+    return float(speeds.std() / speeds.mean()) if len(speeds) > 1 else 0.0

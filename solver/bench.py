@@ -21,7 +21,7 @@ from dataclasses import replace
 
 from dilaserve.profiles.quality import QualityPoint, QualityProfile
 from dilaserve.profiles.step_cost import StepCostModel, StepCostProfile
-from solver.capacity import service_affine
+from solver.capacity import clear_cache
 from solver.solve import solve
 from solver.types import (
     Cluster,
@@ -99,7 +99,7 @@ def run_bench(sizes: tuple[int, ...] = SIZES, solvers: tuple[str, ...] = SOLVERS
         for name in solvers:
             policy = replace(ref_policy, solver=replace(options, solver=name))
             times, plan = [], None
-            service_affine.cache_clear()  # the first run is cold; the others reuse the cache
+            clear_cache()  # the first run is cold; the others reuse the cache
             for _ in range(repeats):
                 t0 = time.perf_counter()
                 plan = solve(cluster, workload, profiles, policy)

@@ -31,7 +31,7 @@ def class_outcomes(inst: Instance, counts: dict[int, int], rates: dict[tuple[int
                 att = 1.0
             else:  # this class alone at the replica's utilisation: the capacity's own model
                 u = min(1.0, util.get(k, 0.0))
-                att = attainment(inst.capacity[k][c], deadline, u * inst.cap(k, c))
+                att = attainment(inst.capacity[k][c], u * inst.cap(k, c))
             served += r
             good += r * att
             routes.append(Route(cls.name, group_of[k], r, r / cls.rate, att))

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from dilaserve.profiles.step_cost import StepCostProfile
-from solver.capacity import Capacity, CapacityQuery, capacity_table, latency
+from solver.batch_model import alone_s, rows_of
+from solver.capacity import Capacity, CapacityQuery, capacity_table
+from solver.length_mix import LengthMix
 from solver.tp_extrapolation import extrapolate
 from solver.types import Cluster, NodeType, Policy, Profiles, SloClass, Workload
 
@@ -40,7 +44,8 @@ class Instance:
     workload: Workload
     policy: Policy
     configs: tuple[Config, ...]
-    deadlines: tuple[float | None, ...]  # per class, resolved to seconds (None: best effort)
+    deadlines: tuple[float | None, ...]  # per class, mean seconds over its mix (None: best effort)
+    mixes: tuple[LengthMix, ...]  # per class: the lengths the capacities were computed for
     allowed: tuple[tuple[bool, ...], ...]  # [config][class]: the config meets the class's floor
     capacity: tuple[tuple[Capacity, ...], ...]  # [config][class], rate 0 when not allowed
     weights: tuple[float, ...]  # per class, weight of a served request/s in the primary tier
@@ -158,44 +163,74 @@ def build_instance(cluster: Cluster, workload: Workload, profiles: Profiles,
                 f"floor (min_threshold {cls.min_threshold}, max_accuracy_drop "
                 f"{cls.max_accuracy_drop}; thresholds {sorted({k.threshold for k in configs})}, "
                 f"best accuracy drop {min(k.accuracy_drop for k in configs):.4f})")
-    deadlines = _deadlines(cluster, workload, profiles, policy, steps, notes)
-    queries = []
-    for k in configs:
+    mixes = tuple(c.lengths or LengthMix.from_dists(c.prompt, c.output, _reference_block(
+        profiles)) for c in workload.classes)
+    per_point = _deadlines(cluster, workload, profiles, steps, mixes, notes)
+    deadlines = tuple(None if d is None else float(np.dot(m.weight, d))
+                      for d, m in zip(per_point, mixes))
+    tries = min(policy.serving.router_tries, _most_replicas(cluster, configs))
+    queries: dict[tuple[int, int], CapacityQuery] = {}
+    for ki, k in enumerate(configs):
         prof = steps[k.pool, k.tp]
         tps = quality.at(k.threshold, k.block_size).tokens_per_step
         for ci, cls in enumerate(workload.classes):
-            queries.append(CapacityQuery(prof.cost, prof.cache_mode, cls.prompt, cls.output,
-                                         k.block_size, tps, deadlines[ci], cls.target_attainment,
-                                         policy.max_batch, policy.best_effort_utilization))
-    caps = capacity_table(queries)
-    n = len(workload.classes)
-    capacity = tuple(tuple(caps[i * n:(i + 1) * n]) for i in range(len(configs)))
-    return Instance(cluster, workload, policy, tuple(configs), deadlines,
+            if allowed[ki][ci]:  # below the class's floor the ILP never uses it
+                queries[ki, ci] = CapacityQuery(
+                    prof.cost, prof.cache_mode, mixes[ci], k.block_size, tps, per_point[ci],
+                    cls.target_attainment, policy.max_batch, policy.serving, tries,
+                    policy.best_effort_utilization)
+    caps = dict(zip(queries, capacity_table(list(queries.values()))))
+    below = Capacity(0.0, 0.0, 0.0, 0.0, 0.0, "below the class's quality floor")
+    capacity = tuple(tuple(caps.get((ki, ci), below) for ci in range(len(workload.classes)))
+                     for ki in range(len(configs)))
+    return Instance(cluster, workload, policy, tuple(configs), deadlines, mixes,
                     tuple(tuple(r) for r in allowed), capacity, _weights(workload, policy),
                     quality.reference.threshold, tuple(notes))
 
 
-def _deadlines(cluster: Cluster, workload: Workload, profiles: Profiles, policy: Policy,
-               steps: dict[tuple[int, int], StepCostProfile], notes: list[str],
-               ) -> tuple[float | None, ...]:
-    """Absolute deadlines; `slo_scale` x the unloaded latency: one request alone (mean lengths)
-    at the quality reference setting on the smallest TP of the first node type."""
+def _most_replicas(cluster: Cluster, configs: list[Config]) -> int:
+    """Replicas the cluster holds at its smallest TP degree: how many a request can be tried on."""
+    smallest = min(k.tp for k in configs)
+    return max(1, sum(n.count * (n.gpus_per_node // smallest) for n in cluster.nodes))
+
+
+def _reference_block(profiles: Profiles) -> int:
     quality = profiles.quality
     ref = quality.reference
-    block = ref.block_size if ref.block_size in quality.block_sizes() else quality.block_sizes()[0]
-    tp = min(t for (p, t) in steps if p == 0)
-    prof = steps[0, tp]
-    out: list[float | None] = []
-    for cls in workload.classes:
-        if cls.best_effort or cls.deadline_s is not None:
-            out.append(None if cls.best_effort else cls.deadline_s)
+    return ref.block_size if ref.block_size in quality.block_sizes() else quality.block_sizes()[0]
+
+
+def _deadlines(cluster: Cluster, workload: Workload, profiles: Profiles,
+               steps: dict[tuple[int, int], StepCostProfile], mixes: tuple[LengthMix, ...],
+               notes: list[str]) -> tuple[tuple[float, ...] | None, ...]:
+    """Per class, a deadline per point of its length mix: `deadline_s` for all, or `slo_scale` x
+    the point's time alone (batch 1) at the quality reference setting on the smallest profiled
+    TP of the first node type's hardware: each request's own deadline, as `traces.jobs` gives it
+    (`ProfileSet.unloaded_latency`)."""
+    quality = profiles.quality
+    ref = quality.reference
+    block = _reference_block(profiles)
+    hardware = cluster.nodes[0].gpu_type.lower()
+    prof = min((p for p in profiles.step_costs if p.hardware.lower() == hardware),
+               key=lambda p: p.tp)  # the smallest profiled degree, whatever the policy allows
+    tp = prof.tp
+    tps = quality.at(ref.threshold, block).tokens_per_step
+    out: list[tuple[float, ...] | None] = []
+    for cls, mix in zip(workload.classes, mixes):
+        if cls.best_effort:
+            out.append(None)
             continue
-        q = CapacityQuery(prof.cost, prof.cache_mode, cls.prompt, cls.output, block,
-                          quality.at(ref.threshold, block).tokens_per_step, None,
-                          cls.target_attainment, 1)
-        unloaded = latency(q, 1, tail=False)
-        out.append(cls.slo_scale * unloaded)
-        notes.append(f"class {cls.name}: deadline {cls.slo_scale:g} x {unloaded:.3g} s "
-                     f"(alone at tau={ref.threshold:g}, block {block}, TP={tp} on "
-                     f"{cluster.nodes[0].name}) = {out[-1]:.3g} s")
+        if cls.deadline_s is not None:
+            out.append((float(cls.deadline_s),) * len(mix))
+            continue
+        alone = alone_s(prof.cost.coef, rows_of(mix, block, tps, prof.cache_mode, 0.0),
+                        prof.cache_mode)
+        deadline = cls.slo_scale * alone
+        out.append(tuple(float(d) for d in deadline))
+        mean = float(np.dot(mix.weight, deadline))
+        notes.append(f"class {cls.name}: each request's deadline is {cls.slo_scale:g} x its time "
+                     f"alone (tau={ref.threshold:g}, block {block}, TP={tp} on "
+                     f"{cluster.nodes[0].name}): {mean:.3g} s on average, "
+                     f"{float(deadline.min()):.3g}-{float(deadline.max()):.3g} s over its "
+                     f"length mix")
     return tuple(out)

@@ -23,7 +23,7 @@ from dilaserve.profiles.step_cost import STEP_COST_SCHEMA, StepCostModel, StepCo
 from solver.capacity import service_affine
 from solver.published import LladaAssumptions, assumptions_from
 from solver.tp_extrapolation import TpOverhead, extrapolate
-from solver.types import Cluster, ObjectiveWeights, Policy, Profiles
+from solver.types import Cluster, ObjectiveWeights, Policy, Profiles, ServingModel
 
 DEFAULT_RELOAD_S = 5.0  # a small model on one host: weights from the page cache
 DEFAULT_MAX_ROWS = 16
@@ -166,7 +166,8 @@ def resolve_profiles(name: str) -> ProfileSet:
 PLAN_HORIZON_S = 600.0  # how long a plan is expected to hold (prices reloads; assumed)
 
 
-def solver_policy(profiles: ProfileSet, cluster: Cluster) -> Policy:
+def solver_policy(profiles: ProfileSet, cluster: Cluster,
+                  serving: ServingModel | None = None) -> Policy:
     """What dilaserve's planner may choose from: TP degrees that fit a node, thresholds up to the
     quality reference (above it buys a tenth of a point for several times the steps), the
     reference block size; reload and drain times from the profiles.
@@ -176,7 +177,8 @@ def solver_policy(profiles: ProfileSet, cluster: Cluster) -> Policy:
     that fraction of the served tier. The solver's default (1e-5, a tie-break) let it move
     replicas between TP degrees for any small predicted gain, and every move idles GPUs for a
     minute. This puts reconfiguration above accuracy (1e-3): accuracy is what threshold ranges
-    adjust, and those are free."""
+    adjust, and those are free. `serving`: how the replicas serve (the capacity model's inputs;
+    default `ServingModel()`)."""
     quality = profiles.quality
     block = profiles.reference_block
     ref = quality.reference.threshold
@@ -185,4 +187,5 @@ def solver_policy(profiles: ProfileSet, cluster: Cluster) -> Policy:
     reconfig = min(1.0, (profiles.reload_s + profiles.drain_s) / PLAN_HORIZON_S)
     return Policy(tp_degrees=tuple(t for t in (1, 2, 4, 8) if t <= widest), thresholds=taus,
                   block_sizes=(block,), max_batch=profiles.max_rows, reload_s=profiles.reload_s,
-                  drain_s=profiles.drain_s, weights=ObjectiveWeights(reconfig=reconfig))
+                  drain_s=profiles.drain_s, weights=ObjectiveWeights(reconfig=reconfig),
+                  serving=serving or ServingModel())

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from dilaserve.profiles.quality import QualityProfile
 from dilaserve.profiles.step_cost import StepCostProfile
 from solver.tp_extrapolation import TpOverhead
+
+if TYPE_CHECKING:
+    from solver.length_mix import LengthMix
 
 SOLVERS = ("cbc", "highs")
 KNOWN_TP = (1, 2, 4, 8, 16, 32, 64)
@@ -114,6 +118,11 @@ class SloClass:
     Quality floor: `min_threshold` and/or `max_accuracy_drop` (0..1, vs the quality profile's
     reference setting); a configuration below the floor never serves this class. Best-effort
     classes have no deadline and are served only with capacity no SLO class can use.
+
+    `lengths`: the joint (prompt, canvas) distribution when known (`solver.length_mix`; the
+    controller passes its recent arrivals'); without it the capacity model assumes `prompt` and
+    `output` lognormal through their mean and p90. With `slo_scale`, each request's deadline is
+    the scale x its own time alone, as the requests carry it.
     """
 
     name: str
@@ -127,6 +136,7 @@ class SloClass:
     target_attainment: float = 0.95
     priority: int = 0
     best_effort: bool = False
+    lengths: LengthMix | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -141,6 +151,10 @@ class SloClass:
         for fname in ("prompt", "output"):
             if not isinstance(getattr(self, fname), LengthDist):
                 raise ValueError(f"{fname} must be a LengthDist, got {getattr(self, fname)!r}")
+        from solver.length_mix import LengthMix  # it builds on LengthDist
+
+        if self.lengths is not None and not isinstance(self.lengths, LengthMix):
+            raise ValueError(f"lengths must be a LengthMix, got {type(self.lengths).__name__}")
         if self.deadline_s is not None and self.slo_scale is not None:
             raise ValueError("give deadline_s or slo_scale, not both")
         if self.deadline_s is None and self.slo_scale is None and not self.best_effort:
@@ -257,6 +271,39 @@ class ObjectiveWeights:
 
 
 @dataclass(frozen=True)
+class ServingModel:
+    """How the replicas the plan runs serve, as far as their capacity depends on it (the
+    capacity model in `solver.capacity` predicts what these settings do).
+
+    `max_refresh_rows`: the scheduler's per-step bound on refresh rows (None: a quarter of
+    `Policy.max_batch`, at least 4, what the simulated policies run). `admission` and
+    `admission_headroom`: the workers refuse at arrival what is predicted to miss its deadline
+    with this margin. `router_tries`: replicas a request is offered to before it is lost (the
+    deadline-aware router's first choice and its fallbacks). `speed_cv`: the spread of tokens
+    per step between requests (sim.workload's default, assumed)."""
+
+    max_refresh_rows: int | None = None
+    admission: bool = True
+    admission_headroom: float = 0.1
+    router_tries: int = 3
+    speed_cv: float = 0.15
+
+    def __post_init__(self) -> None:
+        if self.max_refresh_rows is not None and (not isinstance(self.max_refresh_rows, int)
+                                                  or self.max_refresh_rows < 1):
+            raise ValueError(f"serving.max_refresh_rows must be a whole number >= 1, "
+                             f"got {self.max_refresh_rows!r}")
+        _finite(self.admission_headroom, "serving.admission_headroom", lo=0)
+        if not isinstance(self.router_tries, int) or self.router_tries < 1:
+            raise ValueError(f"serving.router_tries must be a whole number >= 1, "
+                             f"got {self.router_tries!r}")
+        _finite(self.speed_cv, "serving.speed_cv", lo=0)
+
+    def refresh_rows(self, max_batch: int) -> int:
+        return self.max_refresh_rows or max(4, max_batch // 4)
+
+
+@dataclass(frozen=True)
 class Policy:
     """What the solver may choose from and what reconfiguring costs.
 
@@ -274,6 +321,7 @@ class Policy:
     extrapolate_tp: bool = True
     weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)
     solver: SolverOptions = field(default_factory=SolverOptions)
+    serving: ServingModel = field(default_factory=ServingModel)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tp_degrees", tuple(self.tp_degrees))

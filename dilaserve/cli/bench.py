@@ -83,7 +83,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sensitivity-policies", default="static,best-static,dilaserve",
                    help="policies rerun under each changed assumption")
     p.add_argument("--capacity-check", action="store_true",
-                   help="solver capacity model vs one simulated replica, per configuration")
+                   help="solver capacity model vs the simulator per layout (TP x tau 0.7/0.9): "
+                        "one replica, and replicas filling the cluster")
+    p.add_argument("--capacity-requests", type=int, default=5000, metavar="N",
+                   help="requests per simulated probe of --capacity-check (default 5000)")
     p.add_argument("--target", metavar="HOST:PORT",
                    help="live: replay against this running router as one policy, 'target'")
     p.add_argument("--policy", type=Path, default=None, metavar="FILE",
@@ -308,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
             base = None
         out["sensitivity"] = _sensitivity(setup, chosen, at, slos[0], args.jobs, base)
     if args.capacity_check:
-        out["capacity_check"] = _capacity(setup, slos[0])
+        out["capacity_check"] = _capacity(setup, slos[0], args.capacity_requests, log)
     if args.plot:
         from sim.plot import plot_attainment
 
@@ -377,15 +380,24 @@ def _sensitivity(setup, policies, rate: float, slo: float, jobs: int, base) -> l
              "results": [result_json(x) for x in r.results]} for r in rows]
 
 
-def _capacity(setup, slo: float) -> list[dict]:
+def _capacity(setup, slo: float, requests: int, log) -> list[dict]:
     from sim.capacity_check import capacity_check
-    from sim.report import capacity_table
+    from sim.report import capacity_table, ranking_line
 
-    rows = capacity_check(setup.profiles, setup.trace, slo, seed=setup.seed)
-    print(f"\n== capacity model (solver/capacity.py) vs one simulated replica, SLO scale "
-          f"{slo:g} ==")
-    print(capacity_table(rows))
-    return [asdict(r) for r in rows]
+    gpus = setup.cluster.gpus
+    out = []
+    for name, replicas_of in (("one replica", lambda tp: 1),
+                              (f"replicas filling the {gpus} GPUs", lambda tp: gpus // tp)):
+        widest = max(n.gpus_per_node for n in setup.cluster.nodes)
+        tps = tuple(t for t in (1, 2, 4, 8) if t <= widest and gpus // t >= 1)
+        cells = capacity_check(setup.profiles, setup.trace, slo, replicas_of, tps,
+                               requests=requests, seed=setup.seed, log=log)
+        print(f"\n== capacity model (solver/capacity.py) vs the simulator, {name}, SLO scale "
+              f"{slo:g}: capacity in req/s per replica at {cells[0].requests} requests ==")
+        print(capacity_table(cells))
+        print(ranking_line(cells))
+        out += [{**asdict(c), "error": c.error} for c in cells]
+    return out
 
 
 def _setup_json(setup, args: argparse.Namespace) -> dict:

@@ -4,7 +4,6 @@ import math
 
 import pytest
 
-from sim.capacity_check import capacity_check
 from sim.experiments import (
     BenchSetup,
     PointResult,
@@ -73,15 +72,6 @@ def test_perturbations_change_what_they_name():
         2 * PROFILES.step_costs[0].cost.coef[1])
     with pytest.raises(ValueError, match="unknown assumption"):
         perturb(s, "weather", 2.0)
-
-
-def test_capacity_check_rows():
-    rows = capacity_check(PROFILES, setup().trace, 4.0, tps=(1,), taus=(0.9,), loads=(0.5,),
-                          requests=150)
-    (row,) = rows
-    assert row.rate == pytest.approx(0.5 * row.capacity)
-    assert 0 <= row.predicted <= 1 and 0 <= row.simulated <= 1
-    assert row.deadline_s > 0
 
 
 def test_layout_describe():
