@@ -4,6 +4,9 @@
 |---|---|
 | `router_server.py` | `RouterServer`: its thread, health, reflection, Stats polls, controller API |
 | `servicer.py` | grpc.aio handlers: Generate (proxied), Stats (the cluster), Control (by id) |
+| `http_api.py` | the OpenAI-compatible HTTP API (aiohttp), through the servicer's own code |
+| `openai_schema.py` | its request bodies (pydantic) and the `GenerateRequest` each becomes |
+| `openai_render.py` | its responses, streamed chunks and error JSON |
 | `proxy.py` | one Generate call: route, offer in order, stream back, restart if a replica fails |
 | `request.py` | a request checked as the worker checks it, its SLO deadline, its `RouteRequest` |
 | `replica_pool.py` | `ReplicaEndpoint`; the replica set, polled Stats, the router's in-flight |
