@@ -156,7 +156,7 @@ class HttpApi:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - the bound port
+        self.port = self._runner.addresses[0][1]  # the bound one, for port 0
         return self.port
 
     async def stop(self, grace_s: float = 0.0) -> None:
