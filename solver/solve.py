@@ -17,6 +17,7 @@ import warnings
 import pulp
 
 from solver.explain import class_outcomes, plan_reasons
+from solver.explain_layouts import layout_reasons
 from solver.ilp import OBJ_SCALE, Model, Pair, build_model
 from solver.instance import Instance, build_instance
 from solver.plan import Plan, ReplicaGroup
@@ -159,6 +160,8 @@ def extract(inst: Instance, model: Model, status: str, gap: float | None, gone_g
     terms = {name: (pulp.value(e) or 0.0) if solved else 0.0 for name, e in model.terms.items()}
     used = sum(inst.configs[k].tp * n for k, n in counts.items())
     reasons = plan_reasons(inst, status, gap, outcomes, used, reconfig, model.current, counts)
+    if solved:
+        reasons += layout_reasons(inst, counts, rates, model.current)
     solver = pol.solver.solver
     return Plan(
         groups=tuple(groups), routes=tuple(routes), classes=tuple(outcomes),

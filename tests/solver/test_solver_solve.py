@@ -196,3 +196,15 @@ def test_heterogeneous_cluster_and_cpu_slots():
     plan = solve(cl, wl, prof, policy(tp_degrees=(1,)))
     assert {g.node_type for g in plan.groups} == {"H100x2", "embedded"}
     assert plan.gpus_used == 6
+
+
+def test_notes_give_each_layouts_capacity_and_why_a_group_was_chosen():
+    plan = solve(cluster(1, 8), Workload((slo("chat", 3.0, deadline_s=2.0),)),
+                 profiles((1, 2)), policy(tp_degrees=(1, 2)))
+    capacities = [r for r in plan.reasons if "predicted capacity per replica" in r]
+    assert len(capacities) == 1 and "TP=1" in capacities[0] and "TP=2" in capacities[0]
+    serving = [plan.groups[r.group] for r in plan.routes if r.class_name == "chat"]
+    assert serving
+    for g in serving:
+        assert any(f"class chat on TP={g.tp} tau={g.threshold_min:g} x {g.count}:" in r
+                   for r in plan.reasons)
