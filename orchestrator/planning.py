@@ -29,7 +29,7 @@ from orchestrator.controller import slots
 from solver.plan import Plan, ReplicaGroup, Route
 from solver.profile_set import ProfileSet, solver_policy
 from solver.solve import solve
-from solver.types import Cluster, LengthDist, SloClass, Workload
+from solver.types import Cluster, LengthDist, ServingModel, SloClass, Workload
 from solver.types import Policy as SolverPolicy
 
 NOMINAL_PROMPT = 64.0  # lengths a class is planned with before any request of it was seen
@@ -96,8 +96,15 @@ class LivePlanner:
             raise ValueError(f"cluster.thresholds {list(settings.thresholds)}: none of them is "
                              f"in the quality profile (measured: {list(base.thresholds)})")
         tps = tuple(t for t in base.tp_degrees if t <= settings.max_tp)
-        self.solver = CandidatePlanner(cluster, profiles,
-                                 dataclasses.replace(base, thresholds=levels, tp_degrees=tps))
+        sched = policy.worker.scheduler
+        serving = ServingModel(max_refresh_rows=sched.max_refresh_rows,
+                               admission=sched.admission,
+                               admission_headroom=sched.admission_headroom)
+        # the live controller has no plan scorer: the solver's own plan is the one it takes
+        self.solver = CandidatePlanner(
+            cluster, profiles,
+            dataclasses.replace(base, thresholds=levels, tp_degrees=tps, serving=serving),
+            alternatives=False)
 
     def __call__(self, workload: Workload, current: Plan | None) -> Sequence[Plan]:
         return self.solver(self._deadlines(workload), current)
