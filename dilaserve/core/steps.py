@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 COMMIT_RULES = ("threshold", "factor", "topk")
 CACHE_MODES = ("none", "prefix", "dual")
@@ -197,3 +197,14 @@ def query_len(phase: Phase, cache_mode: str, seq_len: int, block_start: int, blo
     if cache_mode == "prefix":
         return seq_len - block_start
     return block_end - block_start
+
+
+class Engine(Protocol):
+    """What the serving loop and the simulated replica ask of an engine: its limits, and one step
+    of a plan. The dense engine (`worker.engine.engine`), rank 0 of a tensor-parallel replica
+    (`worker.parallel.engine`), the null engine and the simulator's engine all satisfy it."""
+
+    @property
+    def limits(self) -> EngineLimits: ...
+
+    def step(self, plan: StepPlan) -> StepResult: ...

@@ -7,9 +7,11 @@ online by the worker from the step times it measures.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -25,12 +27,53 @@ class StepSample:
     time_s: float
 
 
+class StepCost(Protocol):
+    """What the scheduler and the serving loop ask of a step-cost model: a fixed
+    `StepCostModel` (a profile) or one refined online from measured steps
+    (`dilaserve.profiles.online.OnlineStepCost`)."""
+
+    @property
+    def coef(self) -> tuple[float, float, float, float]: ...
+
+    @property
+    def prior(self) -> StepCostModel | None:
+        """The offline profile it started from (None: it is the profile)."""
+        ...
+
+    def predict(self, features: StepFeatures) -> float: ...
+
+    def update(self, features: StepFeatures, elapsed_s: float) -> float | None:
+        """Learn from one measured step; its held-out relative error (None: not learned)."""
+        ...
+
+    def median_abs_rel_error(self) -> float:
+        """Over recent steps, each predicted before it was learned (NaN: none)."""
+        ...
+
+    def error_count(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class StepCostModel:
+    """t = a*forwards + b*refresh_tokens + c*reuse_tokens + d*attended_kv, fixed."""
+
     coef: tuple[float, float, float, float]
 
     def predict(self, features: StepFeatures) -> float:
         return sum(c * x for c, x in zip(self.coef, features.as_vector()))
+
+    @property
+    def prior(self) -> None:
+        return None
+
+    def update(self, features: StepFeatures, elapsed_s: float) -> None:
+        return None  # a profile does not learn
+
+    def median_abs_rel_error(self) -> float:
+        return math.nan
+
+    def error_count(self) -> int:
+        return 0
 
     @classmethod
     def fit(cls, samples: list[StepSample]) -> StepCostModel:

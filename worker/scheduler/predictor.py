@@ -18,22 +18,12 @@ forward's fixed cost weighted by the chance that the forward happens at all (`Ba
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
-from dilaserve.core.steps import StepFeatures
 from dilaserve.profiles.quality import QualityProfile
+from dilaserve.profiles.step_cost import StepCost
 from worker.scheduler.requests import RequestState
 
 MIN_CORRECTION, MAX_CORRECTION = 0.25, 4.0
-
-
-class StepCost(Protocol):
-    """A StepCostModel or an OnlineStepCost: the scheduler only needs the linear coefficients."""
-
-    @property
-    def coef(self) -> tuple[float, float, float, float]: ...
-
-    def predict(self, features: StepFeatures) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,11 +41,12 @@ from dilaserve.core.steps import (
 )
 from dilaserve.policy.scheduler_config import SchedulerConfig
 from dilaserve.profiles.quality import QualityProfile
+from dilaserve.profiles.step_cost import StepCost
 from worker.scheduler.admission import Admission, shape_problem
 from worker.scheduler.batching import fill_step
 from worker.scheduler.load_control import LoadController, ladders
 from worker.scheduler.ordering import order_key, refresh_order
-from worker.scheduler.predictor import BatchShape, Predictor, StepCost
+from worker.scheduler.predictor import BatchShape, Predictor
 from worker.scheduler.requests import (
     AdmissionDecision,
     RequestSpec,
@@ -241,9 +242,8 @@ class Scheduler:
                 state.block_size = state.next_block
                 state.pending_block = None
             self.predictor.update(state)
-        update = getattr(self.step_cost, "update", None)
-        if update is not None and result.outcomes and result.elapsed_s > 0:
-            update(result.features, result.elapsed_s)
+        if result.outcomes and result.elapsed_s > 0:
+            self.step_cost.update(result.features, result.elapsed_s)
         return self.take_events() + events
 
     def take_events(self) -> list[TerminalEvent]:

@@ -8,6 +8,7 @@ threads; its `send` must be safe to call from the loop thread.
 from __future__ import annotations
 
 import enum
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -122,3 +123,33 @@ class LoopStats:
     def attainment(self) -> float:
         ended = self.finished + self.expired + self.rejected
         return self.deadline_met / ended if ended else 1.0
+
+
+# ---- what a handler asks of the loop (its inbox) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Submit:
+    prepared: Prepared
+    sink: RequestSink
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """The client of this submission (`sink`) is gone."""
+
+    request_id: str
+    sink: RequestSink
+
+
+@dataclass(frozen=True)
+class TakeStats:
+    future: Future  # of LoopStats
+
+
+@dataclass(frozen=True)
+class Stop:
+    grace_s: float
+
+
+Command = Submit | Cancel | TakeStats | Stop

@@ -28,23 +28,27 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from dilaserve.core.steps import EngineLimits, StepResult
+from dilaserve.core.steps import Engine, EngineLimits, StepPlan, StepResult
 from dilaserve.core.tokenizer import Tokenizer, cut_at_stop
-from worker.engine.engine import DenoisingEngine
 from worker.scheduler import Scheduler, TerminalEvent, TerminalKind, plan_has_work
 from worker.service.events import (
+    Cancel,
+    Command,
     FailedResult,
     Failure,
     LoopStats,
     Prepared,
     RequestSink,
+    Stop,
+    Submit,
+    TakeStats,
 )
 from worker.service.text_stream import TextStream
 from worker.service.tracking import Counters, Tracked
 
 IDLE_POLL_S = 0.05  # the longest an idle wait lasts while requests wait (a safety net only)
 
-EngineFactory = Callable[[], DenoisingEngine]
+EngineFactory = Callable[[], Engine]
 SchedulerFactory = Callable[[EngineLimits], Scheduler]
 
 
@@ -68,7 +72,7 @@ class ServingLoop:
         self.counters = Counters(dict(class_targets))
         self._tracked: dict[str, Tracked] = {}
         self._deadlines: list[tuple[float, str]] = []
-        self._inbox: queue.SimpleQueue[tuple] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self._gate = threading.Lock()  # orders "is it running?" against "it has stopped"
         self._stopped = False
         self._stop_at: float | None = None
@@ -85,7 +89,7 @@ class ServingLoop:
         self._thread.start()
 
     def submit(self, prepared: Prepared, sink: RequestSink) -> None:
-        if not self._put(("submit", prepared, sink)):
+        if not self._put(Submit(prepared, sink)):
             rid = prepared.spec.request_id
             sink.send(FailedResult(rid, Failure.UNAVAILABLE, "worker is shutting down"))
 
@@ -94,23 +98,23 @@ class ServingLoop:
         while it is in flight, so the sink says which submission: a late cancel from a duplicate
         that was refused, or from an earlier request of the same id, must not stop another
         client's request (that client would wait for ever: a cancelled request gets no reply)."""
-        self._put(("cancel", request_id, sink))
+        self._put(Cancel(request_id, sink))
 
     def stats_future(self) -> Future[LoopStats]:
         future: Future[LoopStats] = Future()
-        if not self._put(("stats", future)):
+        if not self._put(TakeStats(future)):
             future.set_exception(RuntimeError("the serving loop has stopped"))
         return future
 
     def stop(self, grace_s: float = 0.0) -> None:
         """Close admission; let requests in flight finish for up to grace_s, then stop them."""
-        self._put(("stop", grace_s))
+        self._put(Stop(grace_s))
 
     def join(self, timeout: float | None = None) -> bool:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    def _put(self, command: tuple) -> bool:
+    def _put(self, command: Command) -> bool:
         with self._gate:
             if self._stopped:
                 return False
@@ -167,29 +171,30 @@ class ServingLoop:
             try:
                 self._handle(command)
             except Exception as err:  # one bad command must not stop the loop
-                _log_error(f"serving loop: {command[0]} failed", err)
-                if command[0] == "submit":
-                    rid = command[1].spec.request_id
-                    command[2].send(FailedResult(rid, Failure.ENGINE_ERROR, f"{command[0]}: {err}"))
+                what = type(command).__name__.lower()
+                _log_error(f"serving loop: {what} failed", err)
+                if isinstance(command, Submit):
+                    rid = command.prepared.spec.request_id
+                    command.sink.send(FailedResult(rid, Failure.ENGINE_ERROR, f"{what}: {err}"))
             try:
                 command = self._inbox.get_nowait()
             except queue.Empty:
                 return
 
-    def _handle(self, command: tuple) -> None:
-        kind = command[0]
-        if kind == "submit":
-            self._submit(command[1], command[2])
-        elif kind == "cancel":
-            tracked = self._tracked.get(command[1])
-            if tracked is not None and tracked.sink is command[2]:
-                self.scheduler.cancel(command[1])
-        elif kind == "stats":
-            if command[1].set_running_or_notify_cancel():  # False: the caller gave up on it
-                command[1].set_result(self.snapshot())
-        elif kind == "stop":
-            if self._stop_at is None:
-                self._stop_at = self.clock() + max(0.0, command[1])
+    def _handle(self, command: Command) -> None:
+        match command:
+            case Submit(prepared, sink):
+                self._submit(prepared, sink)
+            case Cancel(request_id, sink):
+                tracked = self._tracked.get(request_id)
+                if tracked is not None and tracked.sink is sink:
+                    self.scheduler.cancel(request_id)
+            case TakeStats(future):
+                if future.set_running_or_notify_cancel():  # False: the caller gave up on it
+                    future.set_result(self.snapshot())
+            case Stop(grace_s):
+                if self._stop_at is None:
+                    self._stop_at = self.clock() + max(0.0, grace_s)
 
     def _submit(self, prepared: Prepared, sink: RequestSink) -> None:
         spec = prepared.spec
@@ -214,33 +219,34 @@ class ServingLoop:
             heapq.heappush(self._deadlines, (spec.deadline_s, rid))
 
     def _turn(self) -> None:
-        scheduler = self.scheduler
-        now = self.clock()
-        plan = scheduler.plan(now)
+        """plan -> step -> stream the finished blocks -> end the requests that ended."""
+        planned_at = self.clock()
+        plan = self.scheduler.plan(planned_at)
         self._had_work = plan_has_work(plan)
         if not self._had_work:
-            self._end(scheduler.take_events())
+            self._end(self.scheduler.take_events())
             return
+        result = self._step(plan, planned_at)
+        if result is None:
+            return
+        now = self.clock()
+        self._stream_blocks(result, now)
+        self._end(self.scheduler.observe(result, now))
+
+    def _step(self, plan: StepPlan, planned_at: float) -> StepResult | None:
+        """Run the plan on the engine, with each request's and the step's bookkeeping; None when
+        the engine failed (every request in flight has then failed too)."""
         for admit in plan.admit:
-            self._tracked[admit.request_id].admitted_at = now
+            self._tracked[admit.request_id].admitted_at = planned_at
         for rid in plan.run:
-            self._tracked[rid].ran_at(scheduler.state(rid).threshold)
+            self._tracked[rid].ran_at(self.scheduler.state(rid).threshold)
         try:
             result = self.engine.step(plan)
         except Exception as err:
             self._engine_failed(err)
-            return
-        now = self.clock()
-        self.counters.steps += 1
-        self.counters.step_times.append(result.elapsed_s)
-        prior = getattr(scheduler.step_cost, "prior", None)  # the offline profile, for comparison
-        self.counters.step_seconds += result.elapsed_s
-        if prior is not None and result.elapsed_s > 0:
-            predicted = prior.predict(result.features)
-            self.counters.step_prior_seconds += predicted
-            self.counters.prior_errors.append(abs(predicted - result.elapsed_s) / result.elapsed_s)
-        self._stream_blocks(result, now)
-        self._end(scheduler.observe(result, now))
+            return None
+        self.counters.on_step(result, self.scheduler.step_cost.prior)
+        return result
 
     def _stream_blocks(self, result: StepResult, now: float) -> None:
         for outcome in result.outcomes:
@@ -316,11 +322,11 @@ class ServingLoop:
                 command = self._inbox.get_nowait()
             except queue.Empty:
                 return
-            if command[0] == "submit":
-                rid = command[1].spec.request_id
-                command[2].send(FailedResult(rid, Failure.UNAVAILABLE, "worker is shutting down"))
-            elif command[0] == "stats" and command[1].set_running_or_notify_cancel():
-                command[1].set_exception(RuntimeError("the serving loop has stopped"))
+            if isinstance(command, Submit):
+                rid = command.prepared.spec.request_id
+                command.sink.send(FailedResult(rid, Failure.UNAVAILABLE, "worker is shutting down"))
+            elif isinstance(command, TakeStats) and command.future.set_running_or_notify_cancel():
+                command.future.set_exception(RuntimeError("the serving loop has stopped"))
 
     # ---- stats -------------------------------------------------------------------------------
 
@@ -336,8 +342,6 @@ class ServingLoop:
         steps_left = [s.steps_left for s in states]
         drain_steps = max(max(steps_left, default=0.0), sum(steps_left) / max_rows)
         cost = scheduler.step_cost
-        errors = getattr(cost, "median_abs_rel_error", None)
-        counts = getattr(cost, "error_count", None)
         c = self.counters
         return LoopStats(
             queued=len(queued),
@@ -355,8 +359,8 @@ class ServingLoop:
             predicted_step_ms=scheduler.last_predicted_step_s * 1e3,
             predicted_drain_ms=drain_steps * step_s * 1e3,
             backlog_steps=sum(steps_left),
-            step_cost_error=errors() if errors else math.nan,
-            step_cost_samples=counts() if counts else 0,
+            step_cost_error=cost.median_abs_rel_error(),
+            step_cost_samples=cost.error_count(),
             step_cost_coef=tuple(cost.coef),
             step_cost_prior_error=(
                 statistics.median(c.prior_errors) if c.prior_errors else math.nan

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from dilaserve.core.steps import StepResult
+from dilaserve.profiles.step_cost import StepCostModel
 from worker.scheduler.requests import RequestSpec, TerminalEvent
 from worker.service.events import ClassCounts, FinalResult, PartialResult, RequestSink
 from worker.service.text_stream import TextStream
@@ -98,6 +100,16 @@ class Counters:
     step_seconds: float = 0.0
     step_prior_seconds: float = 0.0
     busy_seconds: float = 0.0  # the loop's turns that stepped, whole: commands, plan, step, results
+
+    def on_step(self, result: StepResult, prior: StepCostModel | None) -> None:
+        """A step's measured time, and what the offline profile predicted for it."""
+        self.steps += 1
+        self.step_times.append(result.elapsed_s)
+        self.step_seconds += result.elapsed_s
+        if prior is not None and result.elapsed_s > 0:
+            predicted = prior.predict(result.features)
+            self.step_prior_seconds += predicted
+            self.prior_errors.append(abs(predicted - result.elapsed_s) / result.elapsed_s)
 
     def _ended(self, slo_class: str, met: bool) -> None:
         self.ended_by_class[slo_class] = self.ended_by_class.get(slo_class, 0) + 1
