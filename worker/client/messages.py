@@ -32,6 +32,10 @@ class WorkerError(RuntimeError):
     def from_rpc(cls, err: grpc.RpcError) -> WorkerError:
         return cls(err.code(), err.details() or "")
 
+    @classmethod
+    def no_final(cls) -> WorkerError:
+        return cls(grpc.StatusCode.UNKNOWN, "the stream ended without a final message")
+
 
 @dataclass(frozen=True)
 class Generation:
@@ -88,6 +92,26 @@ class Generation:
             restarts=tuple(restarts),
             prompt_tokens=final.prompt_tokens,
         )
+
+
+class StreamReader:
+    """A Generate stream's messages, read into a `Generation` (the sync and async clients share
+    it): partials since the last restart, every restart, then the final message."""
+
+    def __init__(self) -> None:
+        self.partials: list[pb.Partial] = []
+        self.restarts: list[pb.Restarted] = []
+
+    def take(self, message: pb.GenerateResponse) -> Generation | None:
+        """The Generation once `message` is the final one; None before."""
+        if message.HasField("partial"):
+            self.partials.append(message.partial)
+        elif message.HasField("restarted"):  # the blocks start again from 0
+            self.partials.clear()
+            self.restarts.append(message.restarted)
+        else:
+            return Generation.from_final(message.final, self.partials, self.restarts)
+        return None
 
 
 def generate_request(

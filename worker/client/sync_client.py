@@ -12,6 +12,7 @@ from proto import dilaserve_pb2_grpc as pb_grpc
 from worker.client.messages import (
     Generation,
     Prompt,
+    StreamReader,
     WorkerError,
     control_request,
     generate_request,
@@ -50,20 +51,14 @@ class WorkerClient:
         **fields,
     ) -> Generation:
         """Run one request to its final message; raises WorkerError on a gRPC status."""
-        request = generate_request(prompt, max_new_tokens, **fields)
-        partials, restarts = [], []
+        reader = StreamReader()
         try:
-            for message in self.stream(request, timeout):
-                if message.HasField("partial"):
-                    partials.append(message.partial)
-                elif message.HasField("restarted"):  # the blocks start again from 0
-                    partials.clear()
-                    restarts.append(message.restarted)
-                else:
-                    return Generation.from_final(message.final, partials, restarts)
+            for message in self.stream(generate_request(prompt, max_new_tokens, **fields), timeout):
+                if (done := reader.take(message)) is not None:
+                    return done
         except grpc.RpcError as err:
             raise WorkerError.from_rpc(err) from None
-        raise WorkerError(grpc.StatusCode.UNKNOWN, "the stream ended without a final message")
+        raise WorkerError.no_final()
 
     def stats(self, timeout: float | None = 10.0) -> pb.StatsReply:
         return self._unary(self.stub.Stats, pb.StatsRequest(), timeout)
