@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio.base_events
 import contextlib
 import multiprocessing.process
 import socketserver
@@ -77,6 +78,7 @@ _GUARDED = (
     (subprocess.Popen, "_execute_child", _popen_unless_cbc),
     (multiprocessing.process.BaseProcess, "start", _refusal("starts a process")),
     (socketserver.TCPServer, "server_bind", _refusal("starts a TCP server")),
+    (asyncio.base_events.BaseEventLoop, "create_server", _refusal("starts a server")),
     (grpc, "server", _refusal("starts a gRPC server")),
     (grpc.aio, "server", _refusal("starts a gRPC server")),
 )

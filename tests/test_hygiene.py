@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import subprocess
 import sys
@@ -19,6 +20,12 @@ def test_an_unmarked_test_cannot_start_a_subprocess_a_process_or_a_server():
         multiprocessing.get_context("spawn").Process(target=print).start()
     with pytest.raises(UnmarkedSlowTest, match="starts a gRPC server"):
         grpc.aio.server()
+
+    async def http_server():  # aiohttp and other asyncio servers
+        await asyncio.get_running_loop().create_server(asyncio.Protocol, "127.0.0.1", 0)
+
+    with pytest.raises(UnmarkedSlowTest, match="starts a server"):
+        asyncio.run(http_server())
 
 
 @pytest.mark.slow
