@@ -19,15 +19,13 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from orchestrator.service.overhead import LoadResult, closed_loop, measured, open_loop, pooled
 from orchestrator.service.standalone import READY_MARK
-from worker.client.worker_process import WorkerProcess
+from worker.client.worker_process import ServerProcess, WorkerProcess
 
 PROMPT = "sort:3141>"
 KINDS = ("concurrent", "sequential", "open")
@@ -73,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="dilaserve-bench-router-") as scratch:
         log = Path(scratch) / "processes.log"
         with WorkerProcess(["--engine", "null"], log) as worker, \
-                RouterProcess([worker.target], log) as router:
+                router_process([worker.target], log) as router:
             if args.pin:
                 for pid, cpu in ((os.getpid(), 0), (worker.pid, 0), (router.pid, 1)):
                     pin(pid, {cpu})
@@ -180,43 +178,10 @@ def _labels(r: dict) -> dict[str, str]:
             "open": f"Poisson {r['open_rate']:g}/s"}
 
 
-class RouterProcess:
-    """`python -m orchestrator.service.standalone` in a subprocess: start, read its port, stop."""
-
-    def __init__(self, replicas: list[str], log_path: Path) -> None:
-        self.replicas = replicas
-        self.log_path = log_path
-        self.target = ""
-        self._proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> RouterProcess:
-        self._log = open(self.log_path, "a")  # closed by __exit__
-        command = [sys.executable, "-m", "orchestrator.service.standalone"]
-        for target in self.replicas:
-            command += ["--replica", target]
-        self._proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._log,
-                                      text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        line = self._proc.stdout.readline() if self._proc.stdout else ""
-        if READY_MARK not in line:
-            self.__exit__()
-            raise RuntimeError(f"the router did not start ({line.strip()!r}); "
-                               f"see {self.log_path}")
-        self.target = line.split(READY_MARK, 1)[1].strip()
-        return self
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    def __exit__(self, *exc: object) -> None:
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc is not None and proc.stdout:
-            proc.stdout.close()
-        self._log.close()
+def router_process(replicas: list[str], log_path: Path) -> ServerProcess:
+    """`python -m orchestrator.service.standalone` over these workers, in a subprocess."""
+    command = [sys.executable, "-m", "orchestrator.service.standalone"]
+    for target in replicas:
+        command += ["--replica", target]
+    return ServerProcess(command, READY_MARK, lambda line: line.split(READY_MARK, 1)[1].strip(),
+                         log_path, "router")
