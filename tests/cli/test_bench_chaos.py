@@ -1,0 +1,64 @@
+"""bench-chaos's accounting: how calls are scored, the router's histogram read back, the longest
+refusal run after a fault, and its CLI's errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from dilaserve.benches.chaos import Scenario, _longest_shed, bucket_percentiles, summary_table
+from dilaserve.benches.chaos_load import Call, fuzzed
+from dilaserve.cli.main import main
+
+
+def test_a_scenario_scores_admitted_requests_by_the_clients_clock():
+    calls = [
+        Call("a", "ok", 0.0, 0.05, deadline_s=0.1),  # met
+        Call("a", "ok", 0.1, 0.30, deadline_s=0.1),  # finished late
+        Call("a", "RESOURCE_EXHAUSTED", 0.2, 0.002),  # refused at arrival: not admitted
+        Call("a", "DEADLINE_EXCEEDED", 0.3, 0.1, partials=1),  # admitted, expired
+        Call("a", "INVALID_ARGUMENT", 0.4, 0.001),
+        Call("a", "lost", 0.5, 30.0),
+    ]
+    row = Scenario("s", calls, router_attainment=0.25).row()
+    assert row["sent"] == 6 and row["lost"] == 1 and row["unexpected"] == 1  # lost
+    assert row["admitted"] == 4 and row["attainment_admitted"] == pytest.approx(1 / 4)
+    assert row["client_attainment"] == pytest.approx(1 / 4)  # ok, ok, refused, expired
+    assert row["refusal_p50_ms"] == pytest.approx(2.0)
+    assert "s " in summary_table([row]) and "25.0%" in summary_table([row])
+
+
+def test_router_percentiles_come_from_the_histogram_between_two_readings():
+    before = {0.001: 10.0, 0.005: 10.0, 0.05: 10.0, float("inf"): 10.0}
+    after = {0.001: 60.0, 0.005: 108.0, 0.05: 110.0, float("inf"): 110.0}
+    assert bucket_percentiles(before, after) == (1.0, 50.0)  # 50 of 100 under 1 ms; 99 under 50
+    assert bucket_percentiles(after, after) is None
+
+
+def test_the_longest_run_of_refused_windows_after_a_fault():
+    refused = [Call("x", "RESOURCE_EXHAUSTED", t, 0.001) for t in (4.1, 4.3, 4.6, 4.9, 5.2)]
+    served = [Call("y", "ok", t, 0.01, deadline_s=1.0) for t in (4.1, 4.6, 5.1)]
+    note = _longest_shed([*refused, *served, Call("x", "ok", 5.6, 0.01, 1.0)], 4.0)
+    assert note.startswith("after the kill class x had all its requests refused for 1.5 s")
+    assert "no class" in _longest_shed(served, 4.0)
+
+
+def test_fuzzed_requests_are_deterministic_and_some_are_extreme():
+    import random
+
+    def draw() -> list:
+        rng = random.Random(3)
+        return [fuzzed(rng, ["standard"], i).request for i in range(200)]
+
+    one = draw()
+    assert [r.SerializeToString() for r in one] == [r.SerializeToString() for r in draw()]
+    assert any(r.temperature > 100 or r.temperature != r.temperature for r in one)
+    assert any(r.deadline_ms < 1e-6 for r in one if r.HasField("deadline_ms"))
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--fuzz", "-1"], "--fuzz: must be >= 0"),
+    (["--overload", "0"], "--overload and --overload-s: must be > 0"),
+])
+def test_bad_arguments_are_one_line_errors(flags, message, capsys):
+    assert main(["bench-chaos", *flags]) == 2
+    assert message in capsys.readouterr().err
