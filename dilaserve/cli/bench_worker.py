@@ -25,7 +25,7 @@ from dilaserve.core.locations import resolve_model_dir
 from dilaserve.profiles.quality import QualityProfile
 from worker.client.bench_metrics import TrialSummary, highest_sustained_rate, summarize
 from worker.client.bench_report import format_report
-from worker.client.loadgen import Job, Outcome, arrival_times, replay
+from worker.client.loadgen import Job, ReplayOutcome, arrival_times, replay
 from worker.client.sync_client import WorkerClient
 from worker.client.worker_process import WorkerProcess
 from worker.measure.profile_files import QUALITY_FILE, profiles_dir
@@ -81,7 +81,8 @@ class Bench:
             for t, ex in zip(times, chosen)
         ]
 
-    def trial(self, target: str, rate: float, process: str) -> tuple[TrialSummary, list[Outcome]]:
+    def trial(self, target: str, rate: float,
+              process: str) -> tuple[TrialSummary, list[ReplayOutcome]]:
         outcomes = asyncio.run(replay(target, self.jobs(rate, process), self.args.max_new_tokens))
         return summarize(rate, outcomes), outcomes
 
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_config(bench: Bench, target: str, name: str, capacity: float, multipliers) -> dict:
     trials: dict = {}
-    finished: list[Outcome] = []
+    finished: list[ReplayOutcome] = []
     for process in bench.args.processes.split(","):
         for m in multipliers:
             summary, outcomes = bench.trial(target, m * capacity, process)
@@ -205,7 +206,7 @@ def measure_unloaded(target: str, bench: Bench) -> dict:
     }
 
 
-def pooled_accuracy(finished: list[Outcome], reference: dict[str, bool]) -> dict:
+def pooled_accuracy(finished: list[ReplayOutcome], reference: dict[str, bool]) -> dict:
     """Accuracy over every finished request, against the reference setting's on the same prompts
     (a paired comparison: each prompt weighs the same on both sides)."""
     if not finished:

@@ -40,7 +40,7 @@ from orchestrator.types import (
 log = logging.getLogger("dilaserve.fleet")
 
 
-class Phase(enum.StrEnum):
+class ReplicaPhase(enum.StrEnum):
     PLACING = "placing"
     LOADING = "loading"
     ACTIVE = "active"
@@ -52,7 +52,7 @@ class LiveReplica:
     replica_id: int
     config: ReplicaConfig
     node: int
-    phase: Phase
+    phase: ReplicaPhase
     since: float
     group: object = None
     # ObjectRef of group.ready(), asked for once: a fresh one each poll would never be seen
@@ -68,9 +68,9 @@ class LiveReplica:
 
     @property
     def state(self) -> ReplicaState:
-        if self.phase is Phase.ACTIVE:
+        if self.phase is ReplicaPhase.ACTIVE:
             return ReplicaState.ACTIVE
-        if self.phase is Phase.DRAINING:
+        if self.phase is ReplicaPhase.DRAINING:
             return ReplicaState.DRAINING
         return ReplicaState.LOADING
 
@@ -166,7 +166,7 @@ class LiveFleet:
 
         group = placement_group(list(resources.bundles), strategy="STRICT_PACK",
                                 name=f"dilaserve-replica-{rid}")
-        replica = LiveReplica(rid, action.config, action.node, Phase.PLACING, self.clock(),
+        replica = LiveReplica(rid, action.config, action.node, ReplicaPhase.PLACING, self.clock(),
                               group=group, placed=group.ready(), resources=resources)
         self.replicas[rid] = replica
         self._note(replica, f"add {action.config.describe()} on node {action.node} ({reason})")
@@ -183,18 +183,18 @@ class LiveFleet:
             replica.replica_id, self.cluster, self.policy, replica.config, self.host, options,
             on_gpu=self.shape.device == GPU, hardware=node.hardware)
         replica.starting = replica.actor.start.remote()
-        replica.phase = Phase.LOADING
+        replica.phase = ReplicaPhase.LOADING
         replica.since = self.clock()
 
     def _remove(self, action: RemoveReplica, reason: str) -> None:
         replica = self.replicas.get(action.replica_id)
-        if replica is None or replica.phase is Phase.DRAINING:
+        if replica is None or replica.phase is ReplicaPhase.DRAINING:
             return
-        if replica.phase in (Phase.PLACING, Phase.LOADING) or not action.drain:
+        if replica.phase in (ReplicaPhase.PLACING, ReplicaPhase.LOADING) or not action.drain:
             self._note(replica, f"remove ({reason})")
             self._stop(replica)
             return
-        replica.phase = Phase.DRAINING
+        replica.phase = ReplicaPhase.DRAINING
         replica.since = self.clock()
         self._note(replica, f"drain ({reason})")
         try:
@@ -208,7 +208,7 @@ class LiveFleet:
             return
         old = replica.config
         replica.config = action.config
-        if replica.phase in (Phase.ACTIVE, Phase.DRAINING):
+        if replica.phase in (ReplicaPhase.ACTIVE, ReplicaPhase.DRAINING):
             try:
                 self.control(replica.target, (action.config.threshold_min,
                                               action.config.threshold_max), None)
@@ -237,7 +237,7 @@ class LiveFleet:
         timeout = self.cluster.reconfigure.placement_timeout_s
         in_flight = None
         for replica in list(self.replicas.values()):
-            if replica.phase is Phase.PLACING:
+            if replica.phase is ReplicaPhase.PLACING:
                 ready, _ = self.ray.wait([replica.placed], timeout=0)
                 if ready:
                     self._start_actor(replica)
@@ -248,7 +248,7 @@ class LiveFleet:
                         f"(free: GPU {free.get('GPU', 0):g}, CPU {free.get('CPU', 0):g})")
                     self._note(replica, str(err))
                     self._start_failed(replica)
-            elif replica.phase is Phase.LOADING:
+            elif replica.phase is ReplicaPhase.LOADING:
                 ready, _ = self.ray.wait([replica.starting], timeout=0)
                 if ready:
                     try:
@@ -258,14 +258,14 @@ class LiveFleet:
                         self._start_failed(replica)
                         continue
                     replica.metrics = self.call(replica.actor.metrics_address.remote())
-                    replica.phase = Phase.ACTIVE
+                    replica.phase = ReplicaPhase.ACTIVE
                     replica.since = now
                     self.backoff.succeeded((replica.node, replica.config.tp))
                     self._note(replica, f"serving on {replica.target}")
                 elif now - replica.since > timeout:
                     self._note(replica, f"not ready within {timeout:g} s: stopped")
                     self._start_failed(replica)
-            elif replica.phase is Phase.DRAINING:
+            elif replica.phase is ReplicaPhase.DRAINING:
                 if in_flight is None:
                     in_flight = self.call(self.router.in_flight.remote())
                 idle = in_flight.get(replica.replica_id, 0) == 0 and self._worker_idle(replica)
@@ -273,7 +273,7 @@ class LiveFleet:
                     self._note(replica, "drained: stopped" if idle else
                                "drain timeout: stopped (its requests are retried elsewhere)")
                     self._stop(replica)
-            if replica.phase in (Phase.ACTIVE, Phase.DRAINING) and \
+            if replica.phase in (ReplicaPhase.ACTIVE, ReplicaPhase.DRAINING) and \
                     replica.replica_id in self.replicas:
                 self._check_alive(replica)
         self._push()
@@ -306,7 +306,7 @@ class LiveFleet:
 
         return [ReplicaEndpoint(r.replica_id, r.target, r.config, r.node, r.state)
                 for r in sorted(self.replicas.values(), key=lambda r: r.replica_id)
-                if r.phase in (Phase.ACTIVE, Phase.DRAINING)]
+                if r.phase in (ReplicaPhase.ACTIVE, ReplicaPhase.DRAINING)]
 
     def _push(self) -> None:
         endpoints = self.endpoints()
@@ -323,7 +323,7 @@ class LiveFleet:
 
     def stop_all(self, grace_s: float) -> None:
         stops = [r.actor.stop.remote(grace_s) for r in self.replicas.values()
-                 if r.actor is not None and r.phase in (Phase.ACTIVE, Phase.DRAINING)]
+                 if r.actor is not None and r.phase in (ReplicaPhase.ACTIVE, ReplicaPhase.DRAINING)]
         if stops:
             self.ray.wait(stops, num_returns=len(stops), timeout=grace_s + 10)
         for r in list(self.replicas.values()):

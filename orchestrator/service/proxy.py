@@ -62,7 +62,7 @@ class Kind(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Outcome:
+class AttemptOutcome:
     kind: Kind
     details: str = ""
     code: grpc.StatusCode | None = None
@@ -217,10 +217,10 @@ class Proxy:
                    Ending.EXPIRED)
 
     async def _attempt(self, routed: RoutedRequest, replica_id: int, context: Sink,
-                       booking: _Booking) -> Outcome:
+                       booking: _Booking) -> AttemptOutcome:
         endpoint = self.pool.endpoint(replica_id)
         if endpoint is None or not self.pool.started(replica_id, endpoint.target):
-            return Outcome(Kind.UNREACHABLE, "it left the replica set")
+            return AttemptOutcome(Kind.UNREACHABLE, "it left the replica set")
         sent_at = self.clock()
         offset_ms = (sent_at - routed.arrival_s) * 1e3
         call = self.channels.stub(endpoint.target).Generate(
@@ -233,7 +233,7 @@ class Proxy:
             while True:
                 message = await call.read()
                 if message is grpc.aio.EOF:
-                    return Outcome(Kind.FAILED if streamed else Kind.UNREACHABLE,
+                    return AttemptOutcome(Kind.FAILED if streamed else Kind.UNREACHABLE,
                                    "its stream ended without a final message")
                 if message.HasField("partial"):
                     message.partial.elapsed_ms += offset_ms
@@ -241,17 +241,17 @@ class Proxy:
                     await context.write(message)
                 elif message.HasField("final"):
                     if message.final.finish_reason == pb.FINISH_REASON_CANCELLED:
-                        return Outcome(Kind.FAILED, "it stopped the request (shutting down)")
+                        return AttemptOutcome(Kind.FAILED, "it stopped the request (shutting down)")
                     booking.end(self._finish(routed, message.final, replica_id, offset_ms))
                     finished = True
                     await context.write(message)
-                    return Outcome(Kind.DONE)
+                    return AttemptOutcome(Kind.DONE)
         except grpc.aio.AioRpcError as err:
             return self._failure(attempt, replica_id, err.code(), err.details() or "", streamed)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if attempt.removed and task is not None and not task.cancelling():
-                return Outcome(Kind.FAILED, "it was removed from the replica set")
+                return AttemptOutcome(Kind.FAILED, "it was removed from the replica set")
             raise
         finally:
             self._attempts[replica_id].discard(attempt)
@@ -260,17 +260,17 @@ class Proxy:
                 call.cancel()
 
     def _failure(self, attempt: _Attempt, replica_id: int, code: grpc.StatusCode, details: str,
-                 streamed: bool) -> Outcome:
+                 streamed: bool) -> AttemptOutcome:
         if attempt.removed:
-            return Outcome(Kind.FAILED, "it was removed from the replica set")
+            return AttemptOutcome(Kind.FAILED, "it was removed from the replica set")
         if code is grpc.StatusCode.RESOURCE_EXHAUSTED and not streamed:
-            return Outcome(Kind.REFUSED, details)
+            return AttemptOutcome(Kind.REFUSED, details)
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
             # CANCELLED that the router did not ask for: the replica's server went away
             self.pool.mark_unhealthy(replica_id, f"{code.name}: {details}")
-            return Outcome(Kind.FAILED if streamed else Kind.UNREACHABLE,
+            return AttemptOutcome(Kind.FAILED if streamed else Kind.UNREACHABLE,
                            f"{code.name}: {details}")
-        return Outcome(Kind.ERROR, details, code)
+        return AttemptOutcome(Kind.ERROR, details, code)
 
     def _finish(self, routed: RoutedRequest, final: pb.Final, replica_id: int,
                 offset_ms: float) -> Ending:

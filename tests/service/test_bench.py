@@ -13,7 +13,7 @@ import pytest
 
 from tests.service.helpers import write_task_model_dir
 from worker.client.bench_metrics import highest_sustained_rate, percentile, summarize
-from worker.client.loadgen import Outcome, arrival_times
+from worker.client.loadgen import ReplayOutcome, arrival_times
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,10 +36,10 @@ def test_bad_arrivals():
 
 def test_summary_counts_rejected_and_late_as_misses():
     outcomes = [
-        Outcome("add", "p1", "met", 10.0, True, 0.9, 5),
-        Outcome("add", "p2", "late", 30.0, False, 0.7, 4),
-        Outcome("rev", "p3", "rejected", 0.0, False, 0.0, 0),
-        Outcome("rev", "p4", "expired", 0.0, False, 0.0, 0),
+        ReplayOutcome("add", "p1", "met", 10.0, True, 0.9, 5),
+        ReplayOutcome("add", "p2", "late", 30.0, False, 0.7, 4),
+        ReplayOutcome("rev", "p3", "rejected", 0.0, False, 0.0, 0),
+        ReplayOutcome("rev", "p4", "expired", 0.0, False, 0.0, 0),
     ]
     s = summarize(10.0, outcomes)
     assert s.attainment == 0.25 and s.rejected == 1 and s.late == 2 and s.errors == 0

@@ -22,7 +22,7 @@ from worker.client import WorkerClient, WorkerError
 from worker.service.events import FailedResult, Failure, FinalResult, PartialResult
 from worker.service.metrics import WorkerMetrics, serve_metrics
 from worker.service.server import ServerThread
-from worker.service.servicer import ReplicaState
+from worker.service.servicer import ControlState
 from worker.service.setup import load_worker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,7 +154,7 @@ def final(reason: str = "eos", met: bool = True, e2e_ms: float = 40.0) -> FinalR
 
 @pytest.fixture
 def metrics() -> WorkerMetrics:
-    return WorkerMetrics(StoppedLoop(), ReplicaState(ThresholdRange(0.5, 0.9)), ["a"])
+    return WorkerMetrics(StoppedLoop(), ControlState(ThresholdRange(0.5, 0.9)), ["a"])
 
 
 def value(m: WorkerMetrics, name: str) -> float:

@@ -8,7 +8,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from worker.client.loadgen import Outcome
+from worker.client.loadgen import ReplayOutcome
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class TrialSummary:
     errors: int  # any other ending (should be 0)
 
 
-def summarize(rate: float, outcomes: list[Outcome]) -> TrialSummary:
+def summarize(rate: float, outcomes: list[ReplayOutcome]) -> TrialSummary:
     finished = [o for o in outcomes if o.finished]
     latencies = sorted(o.e2e_ms for o in finished)
     tasks = sorted({o.task for o in finished})

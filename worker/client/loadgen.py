@@ -29,7 +29,7 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ReplayOutcome:
     task: str
     prompt: str
     status: str  # "met", "late" (finished after its deadline), "rejected", "expired", or a code
@@ -67,7 +67,7 @@ def arrival_times(rate: float, count: int, process: str, rng: random.Random, cv:
 
 async def replay(
     target: str, jobs: list[Job], max_new_tokens: int, slo_class: str = ""
-) -> list[Outcome]:
+) -> list[ReplayOutcome]:
     """Send every job at its time; returns one outcome per job, in job order."""
     async with AsyncWorkerClient(target) as client:
         loop = asyncio.get_running_loop()
@@ -81,7 +81,8 @@ async def replay(
         return list(await asyncio.gather(*tasks))
 
 
-async def _one(client: AsyncWorkerClient, job: Job, max_new_tokens: int, slo_class: str) -> Outcome:
+async def _one(client: AsyncWorkerClient, job: Job, max_new_tokens: int,
+               slo_class: str) -> ReplayOutcome:
     request = generate_request(
         job.prompt, max_new_tokens, deadline_ms=job.deadline_ms, slo_class=slo_class
     )
@@ -92,7 +93,7 @@ async def _one(client: AsyncWorkerClient, job: Job, max_new_tokens: int, slo_cla
                 restarts += 1
             elif message.HasField("final"):
                 final = message.final
-                return Outcome(
+                return ReplayOutcome(
                     job.task,
                     job.prompt,
                     "met" if final.deadline_met else "late",
@@ -108,5 +109,5 @@ async def _one(client: AsyncWorkerClient, job: Job, max_new_tokens: int, slo_cla
             grpc.StatusCode.RESOURCE_EXHAUSTED: "rejected",
             grpc.StatusCode.DEADLINE_EXCEEDED: "expired",
         }.get(err.code(), err.code().name)
-        return Outcome(job.task, job.prompt, status, 0.0, False, 0.0, 0)
-    return Outcome(job.task, job.prompt, "no-final", 0.0, False, 0.0, 0)
+        return ReplayOutcome(job.task, job.prompt, status, 0.0, False, 0.0, 0)
+    return ReplayOutcome(job.task, job.prompt, "no-final", 0.0, False, 0.0, 0)

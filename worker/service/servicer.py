@@ -41,7 +41,7 @@ class AsyncSink:
 
 
 @dataclass
-class ReplicaState:
+class ControlState:
     """What Control sets; read and written only on the event loop's thread."""
 
     threshold_range: ThresholdRange
@@ -53,7 +53,7 @@ class GenerateServicer(pb_grpc.GenerateServicer):
         self,
         loop: ServingLoop,
         validator: RequestValidator,
-        replica: ReplicaState,
+        replica: ControlState,
         model_name: str,
         on_drain: Callable[[bool], None] = lambda draining: None,
         metrics: WorkerMetrics | None = None,

@@ -32,7 +32,7 @@ from worker.models.transformer import DiffusionTransformer
 from worker.scheduler import Scheduler
 from worker.service.loop import ServingLoop
 from worker.service.metrics import WorkerMetrics
-from worker.service.servicer import ReplicaState
+from worker.service.servicer import ControlState
 from worker.service.validation import ModelFacts, RequestValidator
 
 ERROR_WINDOW = 1000  # recent steps the step-cost error in Stats is the median over
@@ -45,7 +45,7 @@ class Worker:
 
     loop: ServingLoop
     validator: RequestValidator
-    replica: ReplicaState
+    replica: ControlState
     model_name: str
     policy: Policy
     metrics: WorkerMetrics | None = None  # Prometheus (`metrics.serve_metrics`); None: off
@@ -87,7 +87,7 @@ def build_worker(
     )
     facts = ModelFacts(cfg.vocab_size, cfg.mask_token_id, loop.limits)
     validator = RequestValidator(policy, facts, tokenizer, quality)
-    return Worker(loop, validator, ReplicaState(settings.threshold_range), cfg.name, policy)
+    return Worker(loop, validator, ControlState(settings.threshold_range), cfg.name, policy)
 
 
 def check_tokenizer_fits(tokenizer: Tokenizer, vocab_size: int, mask_token_id: int) -> None:
