@@ -22,8 +22,9 @@ class Phase(enum.StrEnum):
 
 
 class FinishReason(enum.StrEnum):
-    EOS = "eos"
-    LENGTH = "length"
+    EOS = "eos"  # the model ended the answer (a stop token)
+    LENGTH = "length"  # the canvas filled up
+    CANCELLED = "cancelled"  # the server stopped it (shutdown past its grace); never the engine
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dilaserve.cli.main import main
+from dilaserve.core.steps import FinishReason
 from dilaserve.policy import ThresholdRange, load_policy
 from worker.client import WorkerClient, WorkerError
 from worker.service.events import FailedResult, Failure, FinalResult, PartialResult
@@ -149,7 +150,8 @@ class Inbox:
 
 
 def final(reason: str = "eos", met: bool = True, e2e_ms: float = 40.0) -> FinalResult:
-    return FinalResult("r", "", (), reason, met, 0, 0, e2e_ms, 0.9, 0.9, 0.9, 1, 32, "a", 100, 3)
+    return FinalResult("r", "", (), FinishReason(reason), met, 0, 0, e2e_ms, 0.9, 0.9, 0.9, 1,
+                       32, "a", 100, 3)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from dilaserve.core.limits import RequestLimits
+from dilaserve.core.steps import FinishReason
 from dilaserve.policy import ThresholdRange
 from proto import dilaserve_pb2 as pb
 from worker.service.events import Failure, FinalResult, LoopStats, PartialResult
@@ -17,9 +18,9 @@ STATUS = {
     Failure.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
 }
 FINISH_REASONS = {
-    "eos": pb.FINISH_REASON_EOS,
-    "length": pb.FINISH_REASON_LENGTH,
-    "cancelled": pb.FINISH_REASON_CANCELLED,
+    FinishReason.EOS: pb.FINISH_REASON_EOS,
+    FinishReason.LENGTH: pb.FINISH_REASON_LENGTH,
+    FinishReason.CANCELLED: pb.FINISH_REASON_CANCELLED,
 }
 
 

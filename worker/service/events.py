@@ -12,6 +12,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
+from dilaserve.core.steps import FinishReason
 from worker.scheduler.requests import RequestSpec
 
 
@@ -49,7 +50,7 @@ class FinalResult:
     request_id: str
     text: str
     token_ids: tuple[int, ...]
-    finish_reason: str  # "eos", "length" or "cancelled"
+    finish_reason: FinishReason
     deadline_met: bool
     queued_ms: float
     first_block_ms: float

@@ -28,7 +28,7 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from dilaserve.core.steps import Engine, EngineLimits, StepPlan, StepResult
+from dilaserve.core.steps import Engine, EngineLimits, FinishReason, StepPlan, StepResult
 from dilaserve.core.tokenizer import Tokenizer, cut_at_stop
 from worker.scheduler import Scheduler, TerminalEvent, TerminalKind, plan_has_work
 from worker.service.events import (
@@ -268,7 +268,7 @@ class ServingLoop:
                 continue
             if event.kind is TerminalKind.FINISHED:
                 self.counters.on_finished(tracked.slo_class, event.deadline_met)
-                reason = event.finish_reason.value if event.finish_reason else "length"
+                reason = event.finish_reason or FinishReason.LENGTH
                 tracked.sink.send(tracked.final(event, self._final_text(tracked, event), reason))
             elif event.kind is TerminalKind.EXPIRED:
                 self.counters.on_expired(tracked.slo_class)
@@ -285,7 +285,7 @@ class ServingLoop:
             else:
                 self.counters.cancelled += 1
                 if tracked.stopped_by_server:
-                    tracked.sink.send(tracked.final(event, "", "cancelled"))
+                    tracked.sink.send(tracked.final(event, "", FinishReason.CANCELLED))
 
     def _final_text(self, tracked: Tracked, event: TerminalEvent) -> str:
         """What the partials carried, concatenated (every block of the answer was streamed);

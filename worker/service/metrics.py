@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from dilaserve.core.steps import FinishReason
 from worker.service.events import (
     Event,
     FailedResult,
@@ -119,7 +120,7 @@ class MetricsSink:
     def _count(self, event: FinalResult | FailedResult) -> None:
         m, c = self._m, self._class
         if isinstance(event, FinalResult):
-            if event.finish_reason == "cancelled":  # stopped at shutdown
+            if event.finish_reason is FinishReason.CANCELLED:  # stopped at shutdown
                 m.cancelled.labels(c).inc()
                 return
             m.ended.labels(c).inc()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from dilaserve.core.steps import StepResult
+from dilaserve.core.steps import FinishReason, StepResult
 from dilaserve.profiles.step_cost import StepCostModel
 from worker.scheduler.requests import RequestSpec, TerminalEvent
 from worker.service.events import ClassCounts, FinalResult, PartialResult, RequestSink
@@ -56,7 +56,8 @@ class Tracked:
             self.request_id, self.blocks - 1, tokens, text, self.elapsed_ms(now), threshold
         )
 
-    def final(self, event: TerminalEvent, text: str, finish_reason: str) -> FinalResult:
+    def final(self, event: TerminalEvent, text: str,
+              finish_reason: FinishReason) -> FinalResult:
         now = event.at_s
         start = self.spec.settings.threshold
         return FinalResult(
