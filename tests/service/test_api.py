@@ -250,10 +250,10 @@ def test_a_cancel_from_another_submission_of_the_same_id_stops_nothing():
     with serving(make_worker(engine_class=SlowEngine)) as (server, client):
         worker = server.server.worker
         request = generate_request("abc", 16, request_id="same", **ONE_PER_STEP)
-        prepared = worker.validator.prepare(request, time_module.monotonic(), None,
-                                            worker.replica.threshold_range)
+        spec = worker.validator.prepare(request, time_module.monotonic(), None,
+                                        worker.replica.threshold_range)
         owner, other = Sink(), Sink()
-        worker.loop.submit(prepared, owner)
+        worker.loop.submit(spec, owner)
         worker.loop.cancel("same", other)
         events = []
         while not isinstance(event := owner.events.get(timeout=30), FinalResult):

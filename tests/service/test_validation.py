@@ -68,32 +68,33 @@ def test_both_prompts_is_an_error():
 
 
 def test_effective_settings():
-    prepared = prepare(generate_request("abc", 10))
-    spec = prepared.spec
+    spec = prepare(generate_request("abc", 10))
     assert spec.canvas_len == 16  # rounded up to the block size 8
     assert spec.settings.threshold == 0.9 and spec.floor == 0.5
     assert spec.deadline_s == pytest.approx(100.0 + 20.0)
-    assert prepared.deadline_ms == pytest.approx(20000.0)
+    assert spec.relative_deadline_s == pytest.approx(20.0)
     assert not spec.best_effort and spec.priority == 0
 
-    strict = prepare(generate_request("abc", 8, slo_class="strict", threshold=0.6)).spec
+    strict = prepare(generate_request("abc", 8, slo_class="strict", threshold=0.6))
     assert strict.floor == 0.8 and strict.settings.threshold == 0.8 and strict.priority == 1
 
-    own = prepare(generate_request("abc", 8, min_threshold=0.7, priority=-2)).spec
+    own = prepare(generate_request("abc", 8, min_threshold=0.7, priority=-2))
     assert own.floor == 0.7 and own.priority == -2
 
-    narrow = prepare(generate_request("abc", 8), replica=ThresholdRange(0.85, 0.95)).spec
+    narrow = prepare(generate_request("abc", 8), replica=ThresholdRange(0.85, 0.95))
     assert narrow.floor == 0.85 and narrow.settings.threshold == 0.95
 
     batch = prepare(generate_request("abc", 8, slo_class="batch"))
-    assert batch.spec.best_effort and math.isinf(batch.spec.deadline_s)
-    assert batch.deadline_ms == 0.0
+    assert batch.best_effort and math.isinf(batch.relative_deadline_s)
 
-    ranged = prepare(generate_request("abc", 20, block_size=4, max_block_size=8)).spec
+    ranged = prepare(generate_request("abc", 20, block_size=4, max_block_size=8))
     assert ranged.canvas_len == 20 and ranged.block_range == (4, 8)
 
 
 def test_grpc_deadline_wins_when_earlier():
-    assert prepare(generate_request("abc", 8), grpc_remaining_s=2.0).deadline_ms == 2000.0
-    assert prepare(generate_request("abc", 8, deadline_ms=500), 2.0).deadline_ms == 500.0
-    assert prepare(generate_request("abc", 8, slo_class="batch"), 3.0).deadline_ms == 3000.0
+    def relative(*args):
+        return prepare(*args).relative_deadline_s
+
+    assert relative(generate_request("abc", 8), 2.0) == 2.0
+    assert relative(generate_request("abc", 8, deadline_ms=500), 2.0) == 0.5
+    assert relative(generate_request("abc", 8, slo_class="batch"), 3.0) == 3.0

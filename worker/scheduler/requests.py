@@ -27,6 +27,11 @@ class RequestSpec:
     block_range: tuple[int, int] | None = None
     settings: DecodeSettings = field(default_factory=DecodeSettings)
 
+    @property
+    def relative_deadline_s(self) -> float:
+        """Arrival to the SLO deadline (inf: none)."""
+        return self.deadline_s - self.arrival_s
+
     def __post_init__(self) -> None:
         rid = self.request_id
         if not self.prompt_ids:

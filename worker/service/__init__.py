@@ -1,6 +1,6 @@
 """The worker's gRPC service: one model replica behind the `dilaserve.v1.Generate` API.
 
-    GenerateRequest --servicer--> validation --Prepared--> loop (thread) --> scheduler + engine
+    GenerateRequest --servicer--> validation --RequestSpec--> loop (thread) --> scheduler + engine
           ^                                                   |
           +--- Partial / Final / status  <--convert--  events via each request's sink
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import grpc
 
 from dilaserve.core.limits import RequestLimits
@@ -22,6 +24,11 @@ FINISH_REASONS = {
     FinishReason.LENGTH: pb.FINISH_REASON_LENGTH,
     FinishReason.CANCELLED: pb.FINISH_REASON_CANCELLED,
 }
+
+
+def wire_ms(seconds: float) -> float:
+    """A relative deadline as the API writes it: milliseconds, 0 for none."""
+    return seconds * 1e3 if math.isfinite(seconds) else 0.0
 
 
 def partial_message(p: PartialResult) -> pb.GenerateResponse:
@@ -55,7 +62,7 @@ def final_message(f: FinalResult, replica: str = "") -> pb.GenerateResponse:
             forwards=f.forwards,
             block_size=f.block_size,
             slo_class=f.slo_class,
-            deadline_ms=f.deadline_ms,
+            deadline_ms=wire_ms(f.deadline_s),
             replica=replica,
             prompt_tokens=f.prompt_tokens,
         )

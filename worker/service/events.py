@@ -27,15 +27,6 @@ class Failure(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class Prepared:
-    """A validated request, ready for the scheduler."""
-
-    spec: RequestSpec
-    slo_class: str
-    deadline_ms: float  # the relative SLO deadline in force (0: none)
-
-
-@dataclass(frozen=True)
 class PartialResult:
     request_id: str
     block_index: int
@@ -61,7 +52,7 @@ class FinalResult:
     forwards: int
     block_size: int
     slo_class: str
-    deadline_ms: float
+    deadline_s: float  # arrival to the SLO deadline (inf: none; the proto writes 0)
     prompt_tokens: int
 
 
@@ -131,7 +122,7 @@ class LoopStats:
 
 @dataclass(frozen=True)
 class Submit:
-    prepared: Prepared
+    spec: RequestSpec  # validated
     sink: RequestSink
 
 

@@ -30,14 +30,19 @@ from concurrent.futures import Future
 
 from dilaserve.core.steps import Engine, EngineLimits, FinishReason, StepPlan, StepResult
 from dilaserve.core.tokenizer import Tokenizer, cut_at_stop
-from worker.scheduler import Scheduler, TerminalEvent, TerminalKind, plan_has_work
+from worker.scheduler import (
+    RequestSpec,
+    Scheduler,
+    TerminalEvent,
+    TerminalKind,
+    plan_has_work,
+)
 from worker.service.events import (
     Cancel,
     Command,
     FailedResult,
     Failure,
     LoopStats,
-    Prepared,
     RequestSink,
     Stop,
     Submit,
@@ -88,9 +93,9 @@ class ServingLoop:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, prepared: Prepared, sink: RequestSink) -> None:
-        if not self._put(Submit(prepared, sink)):
-            rid = prepared.spec.request_id
+    def submit(self, spec: RequestSpec, sink: RequestSink) -> None:
+        if not self._put(Submit(spec, sink)):
+            rid = spec.request_id
             sink.send(FailedResult(rid, Failure.UNAVAILABLE, "worker is shutting down"))
 
     def cancel(self, request_id: str, sink: RequestSink) -> None:
@@ -174,7 +179,7 @@ class ServingLoop:
                 what = type(command).__name__.lower()
                 _log_error(f"serving loop: {what} failed", err)
                 if isinstance(command, Submit):
-                    rid = command.prepared.spec.request_id
+                    rid = command.spec.request_id
                     command.sink.send(FailedResult(rid, Failure.ENGINE_ERROR, f"{what}: {err}"))
             try:
                 command = self._inbox.get_nowait()
@@ -183,8 +188,8 @@ class ServingLoop:
 
     def _handle(self, command: Command) -> None:
         match command:
-            case Submit(prepared, sink):
-                self._submit(prepared, sink)
+            case Submit(spec, sink):
+                self._submit(spec, sink)
             case Cancel(request_id, sink):
                 tracked = self._tracked.get(request_id)
                 if tracked is not None and tracked.sink is sink:
@@ -196,8 +201,7 @@ class ServingLoop:
                 if self._stop_at is None:
                     self._stop_at = self.clock() + max(0.0, grace_s)
 
-    def _submit(self, prepared: Prepared, sink: RequestSink) -> None:
-        spec = prepared.spec
+    def _submit(self, spec: RequestSpec, sink: RequestSink) -> None:
         rid = spec.request_id
         if self._stop_at is not None:
             sink.send(FailedResult(rid, Failure.UNAVAILABLE, "worker is shutting down"))
@@ -209,12 +213,11 @@ class ServingLoop:
             return
         decision = self.scheduler.submit(spec, self.clock())
         if not decision.accepted:
-            self.counters.on_rejected(prepared.slo_class)
+            self.counters.on_rejected(spec.slo_class)
             sink.send(FailedResult(rid, Failure.REJECTED, decision.reason))
             return
         self.counters.accepted += 1
-        self._tracked[rid] = Tracked(spec, sink, prepared.slo_class, prepared.deadline_ms,
-                                     TextStream(self._tokenizer))
+        self._tracked[rid] = Tracked(spec, sink, TextStream(self._tokenizer))
         if math.isfinite(spec.deadline_s):
             heapq.heappush(self._deadlines, (spec.deadline_s, rid))
 
@@ -273,7 +276,7 @@ class ServingLoop:
             elif event.kind is TerminalKind.EXPIRED:
                 self.counters.on_expired(tracked.slo_class)
                 message = (
-                    f"SLO deadline of {tracked.deadline_ms:.1f} ms passed "
+                    f"SLO deadline of {tracked.spec.relative_deadline_s * 1e3:.1f} ms passed "
                     f"{tracked.elapsed_ms(event.at_s):.1f} ms after arrival "
                     f"({event.steps} steps done, class {tracked.slo_class} is not best-effort)"
                 )
@@ -323,7 +326,7 @@ class ServingLoop:
             except queue.Empty:
                 return
             if isinstance(command, Submit):
-                rid = command.prepared.spec.request_id
+                rid = command.spec.request_id
                 command.sink.send(FailedResult(rid, Failure.UNAVAILABLE, "worker is shutting down"))
             elif isinstance(command, TakeStats) and command.future.set_running_or_notify_cancel():
                 command.future.set_exception(RuntimeError("the serving loop has stopped"))

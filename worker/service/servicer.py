@@ -78,7 +78,7 @@ class GenerateServicer(pb_grpc.GenerateServicer):
                 grpc.StatusCode.UNAVAILABLE, "worker is draining: not admitting new requests"
             )
         try:
-            prepared = self.validator.prepare(
+            spec = self.validator.prepare(
                 request, arrival, context.time_remaining(), self.replica.threshold_range
             )
         except InvalidRequest as err:
@@ -86,8 +86,8 @@ class GenerateServicer(pb_grpc.GenerateServicer):
                 self.metrics.on_refused("invalid")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         sink = AsyncSink()
-        counted = self.metrics.observing(prepared.slo_class, sink) if self.metrics else None
-        self.loop.submit(prepared, counted or sink)
+        counted = self.metrics.observing(spec.slo_class, sink) if self.metrics else None
+        self.loop.submit(spec, counted or sink)
         ended = False
         try:
             while True:
@@ -103,7 +103,7 @@ class GenerateServicer(pb_grpc.GenerateServicer):
                     await context.abort(STATUS[event.failure], event.message)
         finally:
             if not ended:
-                self.loop.cancel(prepared.spec.request_id, counted or sink)
+                self.loop.cancel(spec.request_id, counted or sink)
                 if counted is not None:
                     counted.client_gone()
 

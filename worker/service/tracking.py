@@ -22,8 +22,6 @@ class Tracked:
 
     spec: RequestSpec
     sink: RequestSink
-    slo_class: str
-    deadline_ms: float
     text: TextStream  # the answer's text, released block by block
     admitted_at: float | None = None
     first_block_at: float | None = None
@@ -37,6 +35,10 @@ class Tracked:
     @property
     def request_id(self) -> str:
         return self.spec.request_id
+
+    @property
+    def slo_class(self) -> str:
+        return self.spec.slo_class
 
     def ran_at(self, threshold: float) -> None:
         self.steps += 1
@@ -77,7 +79,7 @@ class Tracked:
             forwards=self.steps,
             block_size=event.block_size or self.spec.settings.block_size,
             slo_class=self.slo_class,
-            deadline_ms=self.deadline_ms,
+            deadline_s=self.spec.relative_deadline_s,
             prompt_tokens=len(self.spec.prompt_ids),
         )
 

@@ -26,7 +26,6 @@ from dilaserve.policy import Policy, SloClass, ThresholdRange
 from dilaserve.profiles.quality import QualityProfile
 from proto import dilaserve_pb2 as pb
 from worker.scheduler import RequestSpec
-from worker.service.events import Prepared
 
 MAX_ID_CHARS = 128
 # sampling temperatures a request may ask (0: greedy). Outside it the logits / temperature
@@ -75,7 +74,7 @@ class RequestValidator:
         arrival_s: float,
         grpc_remaining_s: float | None,
         replica: ThresholdRange,
-    ) -> Prepared:
+    ) -> RequestSpec:
         limits = self.limits
         rid = request_id_of(req.request_id)
         prompt = prompt_ids_of(req, self.tokenizer, limits)
@@ -87,7 +86,7 @@ class RequestValidator:
         settings = self._settings(req, start, block)
         relative = relative_deadline_s(req, slo, grpc_remaining_s)
         priority = req.priority if req.HasField("priority") else slo.priority
-        spec = RequestSpec(
+        return RequestSpec(
             request_id=rid,
             prompt_ids=prompt,
             canvas_len=canvas,
@@ -100,8 +99,6 @@ class RequestValidator:
             block_range=self._block_range(req.quality, block, canvas),
             settings=settings,
         )
-        deadline_ms = relative * 1e3 if math.isfinite(relative) else 0.0
-        return Prepared(spec, slo.name, deadline_ms)
 
     # ---- one field at a time -----------------------------------------------------------------
 
