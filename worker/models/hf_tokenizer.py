@@ -13,29 +13,17 @@ chat end-of-turn tokens the vocabulary holds (LLaDA's <|eot_id|>, ChatML's <|im_
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from dilaserve.core.tokenizer import ChatMessage, TokenizerError, cut_at_stop
+from worker.models.tokenizer import read_json_object
 
 # end-of-turn tokens of the common chat templates (Llama 3 / LLaDA, ChatML, Phi, Gemma, GPT-2)
 END_OF_TURN_TOKENS = ("<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
 MASK_TOKENS = ("<|mdm_mask|>", "<|mask|>", "[MASK]", "<mask>")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise TokenizerError(f"{path}: not readable JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise TokenizerError(f"{path}: a JSON object was expected")
-    return data
 
 
 def _ids(value: Any) -> list[int]:
@@ -66,9 +54,9 @@ class HFTokenizer:
     def load(cls, directory: Path | str) -> HFTokenizer:
         directory = Path(directory)
         path = directory / "tokenizer.json"
-        config = _read_json(directory / "config.json")
-        generation = _read_json(directory / "generation_config.json")
-        _read_json(directory / "tokenizer_config.json")  # a broken one fails here, by name
+        config = read_json_object(directory / "config.json")
+        generation = read_json_object(directory / "generation_config.json")
+        read_json_object(directory / "tokenizer_config.json")  # a broken one fails here, by name
         try:
             from transformers import PreTrainedTokenizerFast
         except ImportError as err:  # pragma: no cover - a dependency of the package

@@ -90,6 +90,20 @@ def _char_index(chars: str) -> dict[str, int]:
     return {c: i + len(SPECIALS) for i, c in enumerate(chars)}
 
 
+def read_json_object(path: Path, what: str = "readable JSON") -> dict:
+    """A JSON object from a model directory's file ({} when the file is not there); a
+    TokenizerError naming the file when it is not one."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise TokenizerError(f"{path}: not {what} ({err})") from None
+    if not isinstance(data, dict):
+        raise TokenizerError(f"{path}: not {what} (a JSON object was expected)")
+    return data
+
+
 def load_tokenizer(directory: Path | str) -> Tokenizer | None:
     """The model directory's tokenizer: the char tokenizer, or the checkpoint's own Hugging Face
     tokenizer; None when the directory has no tokenizer.json (prompts then come as ids).
@@ -98,13 +112,7 @@ def load_tokenizer(directory: Path | str) -> Tokenizer | None:
     path = directory / "tokenizer.json"
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise TokenizerError(f"{path}: not a readable tokenizer file ({err})") from None
-    if not isinstance(data, dict):
-        raise TokenizerError(f"{path}: not a tokenizer file (a JSON object was expected)")
-    if data.get("type") == "char":
+    if read_json_object(path, "a readable tokenizer file").get("type") == "char":
         try:
             return CharTokenizer.load(path)
         except (ValueError, KeyError) as err:
