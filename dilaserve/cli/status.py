@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from dilaserve.cli.tables import CLASS_HEADER, class_rows, num, pct, table
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="show the running cluster", description=__doc__)
@@ -39,20 +41,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_summary(s: dict) -> str:
-    lines = [f"policy: {s['policy']}", f"cluster: {s['cluster']}", s["plan"] or "no plan yet",
-             "replicas:"]
-    router = {r.get("id"): r for r in s.get("router", {}).get("replicas", [])}
+    """The controller's summary as tables."""
+    lines = [f"policy: {s['policy']}", f"cluster: {s['cluster']}", s["plan"] or "no plan yet"]
+    router = s.get("router", {})
+    polled = {r.get("id"): r for r in router.get("replicas", [])}
+    rows = []
     for r in s["replicas"]:
-        load = router.get(r["id"], {})
-        extra = "".join(f" {k} {load[k]}" for k in ("queued", "running", "healthy") if k in load)
-        lines.append(f"  #{r['id']} {r['config']} node {r['node']} {r['phase']} "
-                     f"{r['target']}{extra}")
-    classes = s.get("router", {}).get("classes", {})
+        load = polled.get(r["id"], {})
+        rows.append([f"#{r['id']}", r["config"], str(r["node"]), r["phase"], r["target"] or "-",
+                     num(load.get("queued")), num(load.get("running")),
+                     num(load.get("healthy")) if "healthy" in load else "-"])
+    lines += ["replicas:", *table(("id", "layout", "node", "phase", "target", "queued",
+                                   "running", "healthy"), rows)]
+    classes = router.get("classes", {})
     if classes:
-        lines.append("attainment:")
-        for name, c in sorted(classes.items()):
-            lines.append(f"  {name}: {c}")
-    mismatches = s.get("router", {}).get("prompt_token_mismatches", 0)
+        lines += ["attainment (the router's count):", *table(CLASS_HEADER, class_rows(classes))]
+    mismatches = router.get("prompt_token_mismatches", 0)
     if mismatches:
         lines.append(f"warning: {mismatches} final message(s) counted another prompt length than "
                      f"the router did: the router's tokenizer is not the replicas' (check "
@@ -61,6 +65,45 @@ def format_summary(s: dict) -> str:
     lines.extend(f"  {line}" for line in s["log"][-12:])
     if s.get("error"):
         lines.append(f"controller error: {s['error']}")
+    return "\n".join(lines)
+
+
+def format_stats(r) -> str:
+    """A worker's or the router's StatsReply (`--target`) as tables."""
+    at_router = len(r.replicas) > 0
+    lines = [
+        f"{'router' if at_router else 'worker'}: model {r.model or '-'}, up {num(r.uptime_s)} s; "
+        f"queued {num(r.queued)}, running {num(r.running)} of {num(r.max_rows)} rows"
+        f"{', draining' if r.draining else ''}",
+        f"threshold range {num(r.min_threshold, 2)}-{num(r.max_threshold, 2)}; attainment "
+        f"{pct(r.attainment)} (met / finished + expired + refused)",
+        f"requests: {num(r.accepted)} accepted, {num(r.finished)} finished "
+        f"({num(r.deadline_met)} met), {num(r.rejected)} rejected, {num(r.expired)} expired, "
+        f"{num(r.cancelled)} cancelled, {num(r.failed)} failed"
+        + (f", {num(r.shed)} shed, {num(r.restarts)} restarted" if at_router else ""),
+    ]
+    if not at_router:
+        lines.append(f"steps: {num(r.steps)}, median {num(r.median_step_ms, 2)} ms; step-cost "
+                     f"model error {pct(r.step_cost_error)} over {num(r.step_cost_samples)} "
+                     f"steps (the profile's own {pct(r.step_cost_prior_error)})")
+    if r.HasField("limits"):
+        m = r.limits
+        lines.append(f"limits: max_new_tokens <= {num(m.max_new_tokens)}, prompt + canvas <= "
+                     f"{num(m.context_tokens)} tokens, block <= {num(m.max_block_size)}")
+    classes = {c.name: {"ended": c.ended, "met": c.met, "attainment": c.attainment,
+                        "target_attainment": c.target_attainment} for c in r.classes}
+    if classes:
+        lines += ["classes:", *table(("class", "ended", "met", "attain", "target"),
+                                     [row[:1] + row[2:6] for row in class_rows(classes)])]
+    if at_router:
+        rows = [[str(x.id), x.target, x.state, f"TP{x.tp}", str(x.block_size),
+                 f"{num(x.min_threshold, 2)}-{num(x.max_threshold, 2)}", num(x.queued),
+                 num(x.running), num(x.in_flight), num(x.load, 2), num(x.healthy),
+                 pct(x.attainment)] for x in r.replicas]
+        lines += ["replicas:", *table(("id", "target", "state", "tp", "block", "thresholds",
+                                       "queued", "running", "in flight", "load", "healthy",
+                                       "attain"), rows)]
+        lines += [f"  #{x.id}: {x.error}" for x in r.replicas if x.error]
     return "\n".join(lines)
 
 
@@ -75,5 +118,5 @@ def _from_router(args: argparse.Namespace) -> int:
             reply = client.stats(timeout=5.0)
     except WorkerError as err:
         raise ValueError(f"--target {args.target}: {err}") from None
-    print(json_format.MessageToJson(reply) if args.json else str(reply))
+    print(json_format.MessageToJson(reply) if args.json else format_stats(reply))
     return 0
