@@ -93,7 +93,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"dilaserve serve: OpenAI-compatible HTTP API on {handle.http_url}",
                   flush=True)
         end = time.monotonic() + args.duration if args.duration else None
+        seen = 0
         while not stopping.wait(1.0):
+            # what the controller does, as it happens: plans, replicas, policy reloads (applied,
+            # needing a restart, or rejected with the file, line and field)
+            seen, lines = handle.events(seen)
+            for line in lines:
+                print(f"dilaserve serve: {line}", file=sys.stderr, flush=True)
             if end is not None and time.monotonic() >= end:
                 break
     finally:

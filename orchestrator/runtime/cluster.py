@@ -37,6 +37,12 @@ class ClusterHandle:
 
         return ray.get(self.controller.summary.remote())
 
+    def events(self, since: int = 0) -> tuple[int, list[str]]:
+        """The controller's log lines after the first `since` (plans, replicas, reloads)."""
+        import ray
+
+        return ray.get(self.controller.events.remote(since))
+
     def stop(self, grace_s: float = 5.0) -> None:
         import ray
 

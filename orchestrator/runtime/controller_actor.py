@@ -59,6 +59,7 @@ class ControllerActor:
         self.planner_factory = planner_factory or LivePlanner
         self.host = host
         self.lines: collections.deque[str] = collections.deque(maxlen=LOG_LINES)
+        self.logged = 0  # lines logged since the start (the deque keeps the last LOG_LINES)
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -231,7 +232,16 @@ class ControllerActor:
     def _log(self, line: str) -> None:
         stamped = f"{time.strftime('%H:%M:%S')} {line}"
         self.lines.append(stamped)
+        self.logged += 1
         log.info(line)
+
+    def events(self, since: int = 0) -> tuple[int, list[str]]:
+        """The log lines after the first `since` ever logged (those still kept), and how many
+        have been logged: `dilaserve serve` prints them as they come."""
+        with self._lock:
+            kept = list(self.lines)
+            first_kept = self.logged - len(kept)
+            return self.logged, kept[max(0, since - first_kept):]
 
     def wait_ready(self, timeout_s: float = 120.0) -> bool:
         """True once no replica is being placed or loaded and at least one serves."""

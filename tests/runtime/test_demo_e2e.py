@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +47,26 @@ def test_serve_prints_the_router_and_stops_after_its_duration():
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert re.search(r"router listening on 127\.0\.0\.1:\d+$", proc.stdout, re.M), proc.stdout
     assert "dilaserve serve: stopped" in proc.stderr
+
+
+def test_serve_prints_what_the_controller_does_and_a_rejected_reload(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    shutil.copy(Path(__file__).resolve().parents[2] / "deploy" / "policies" / "default.yaml",
+                policy)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dilaserve.cli.main", "serve", "--policy", str(policy),
+         "--port", "0", "--duration", "8"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        ready = proc.stdout.readline()
+        assert "router listening" in ready, ready
+        policy.write_text(policy.read_text().replace("target_attainment: 0.95",
+                                                     "target_attainment: 1.5", 1))
+        out, err = proc.communicate(timeout=200)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    assert "dilaserve serve: " in err and "plan (cold start)" in err
+    rejected = [line for line in err.splitlines() if "policy reload rejected" in line]
+    assert rejected and "policy.yaml:" in rejected[0] and "target_attainment" in rejected[0], err
