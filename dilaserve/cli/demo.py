@@ -48,6 +48,7 @@ def make_jobs(rate: float, duration: float, seed: int):
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from dilaserve.cli.preflight import check_ports_free
     from dilaserve.cli.status import format_summary
     from dilaserve.policy.cluster_loader import load_cluster_policy
     from orchestrator.runtime.cluster import start_cluster
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"router_port": args.port} if args.port is not None else {}
     cluster_policy = dataclasses.replace(cluster_policy, cluster=dataclasses.replace(
         cluster_policy.cluster, **overrides))
+    check_ports_free(cluster_policy.cluster, {"router_port": "--port"})
     policy = cluster_policy.policy
     print(f"dilaserve demo: starting the embedded cluster ({args.policy})", flush=True)
     t0 = time.monotonic()

@@ -52,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from dilaserve.cli.preflight import check_ports_free, check_ray_address, one_line
     from dilaserve.policy.cluster_loader import load_cluster_policy
     from orchestrator.runtime.cluster import start_cluster
 
@@ -76,9 +77,18 @@ def run(args: argparse.Namespace) -> int:
             overrides[name] = getattr(args, name)
     cluster_policy = dataclasses.replace(cluster_policy, cluster=dataclasses.replace(
         cluster_policy.cluster, **overrides))
+    check_ports_free(cluster_policy.cluster, {"router_port": "--port",
+                                              "router_http_port": "--http-port"})
+    check_ray_address(args.address)
     where = args.address or "a local Ray on 127.0.0.1 (embedded default)"
     print(f"dilaserve serve: starting on {where} with {args.policy}", file=sys.stderr, flush=True)
-    handle = start_cluster(cluster_policy, args.address, str(args.policy), overrides=overrides)
+    try:
+        handle = start_cluster(cluster_policy, args.address, str(args.policy),
+                               overrides=overrides)
+    except (ValueError, FileNotFoundError):
+        raise
+    except Exception as err:  # a Ray task error around the actor's: its cause, in one line
+        raise ValueError(f"the cluster did not start: {one_line(err)}") from None
     if handle.attached:
         print("dilaserve serve: a controller was already running on this cluster; serving "
               "with it (its policy file stays the one it watches)", file=sys.stderr, flush=True)
