@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import time
 
 from dilaserve.cli.device_args import add_device_arguments, device_choice
@@ -156,4 +157,8 @@ def run_remote(args: argparse.Namespace) -> int:
                 f"{deadline}, {result.e2e_ms:.0f} ms, threshold {result.threshold_start:g}"
                 f"->{result.threshold_min:g}, class {result.slo_class}]"
             )
+            if args.threshold is not None and result.threshold_start > args.threshold + 1e-9:
+                print(f"warning: --threshold {args.threshold:g} is below the floor of class "
+                      f"{result.slo_class} or of the replica; it decoded from "
+                      f"{result.threshold_start:g}", file=sys.stderr)
     return 1 if failures else 0
