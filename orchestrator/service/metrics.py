@@ -15,6 +15,7 @@ source of truth with Stats); only latencies are observed as requests end.
                                                             (refused, or routed: first offered)
     dilaserve_router_replica_{in_flight,queued,running,threshold_min,threshold_max,healthy}
                                                             {replica,target,state}
+    dilaserve_router_replicas{node_type,tp,state}           replicas per layout and state
 """
 
 from __future__ import annotations
@@ -109,6 +110,16 @@ class _Collector:
                 ("healthy", "1 if its last poll succeeded"),
             )
         }
+        layouts = GaugeMetricFamily(f"{PREFIX}_replicas", "replicas per layout and state",
+                                    labels=["node_type", "tp", "state"])
+        counts: dict[tuple[str, str, str], int] = {}
+        for r in replicas:
+            layout = (r.endpoint.config.node_type, str(r.endpoint.config.tp),
+                      r.endpoint.state.value)
+            counts[layout] = counts.get(layout, 0) + 1
+        for layout, n in sorted(counts.items()):
+            layouts.add_metric(list(layout), n)
+        yield layouts
         for r in replicas:
             e = r.endpoint
             key = [str(e.replica_id), e.target, e.state.value]
