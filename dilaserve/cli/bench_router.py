@@ -5,7 +5,7 @@ client, router and worker are separate processes on 127.0.0.1. Rounds alternate 
 Three loads, each both ways: closed loop at --concurrency (throughput at saturation, where
 latency is concurrency / throughput by Little's law), closed loop at concurrency 1 (the hop alone),
 and open-loop Poisson arrivals at one fixed rate both ways carry (default: half the router's
-warm-up throughput): latency under load without saturation. Goals (issue 6): router throughput
+warm-up throughput): latency under load without saturation. Goals: router throughput
 >= 0.6x direct; <= 2 ms added p99.
 
 By default the processes share every CPU, so on a small machine the router's work is taken from

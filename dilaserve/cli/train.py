@@ -10,7 +10,8 @@ from worker.models import train as trainer
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the shipped model on the synthetic task mix",
-                       description=trainer.__doc__)
+                       description=trainer.__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, type=Path, help="checkpoint directory to write")
     p.add_argument("--stages", default="1,2,3",
                    help="recipe stages to run (default 1,2,3: the shipped model from scratch)")
