@@ -105,10 +105,11 @@ class DeadlineAwareRouter:
         self.set_routes(routes)
 
     def set_routes(self, routes: Sequence[Route]) -> None:
+        """Every route the plan lists, planned load or not (a plan lists its spare replicas for
+        the classes they may serve, with no planned load)."""
         self._configs: dict[str, set] = {}
         for r in routes:
-            if r.fraction > 0:
-                self._configs.setdefault(r.slo_class, set()).add(r.config)
+            self._configs.setdefault(r.slo_class, set()).add(r.config)
 
     def route(self, request: RouteRequest, replicas: Sequence[ReplicaView],
               now: float) -> RouteDecision:

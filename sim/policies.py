@@ -84,6 +84,11 @@ class PolicySpec:
 
 
 REFERENCE = Layout(1, 0.9)
+# A plan has to hold until the controller re-plans, which it does once a class's rate has moved
+# by `drift`: so the solver plans for the rate x (1 + drift). (Its capacities are for exactly
+# the planned rate; without this margin a plan made at the rate of a rising load is short
+# until the next one.)
+PLANNED = ControllerConfig(headroom=ControllerConfig().drift)
 
 POLICIES: dict[str, PolicySpec] = {
     "static": PolicySpec("static", "fcfs", False, "none", "round_robin", REFERENCE),
@@ -93,9 +98,9 @@ POLICIES: dict[str, PolicySpec] = {
     "best-static": PolicySpec("best-static", "edf", True, "none", "least_loaded",
                               hindsight=True),
     "dilaserve": PolicySpec("dilaserve", "edf", True, "threshold", "deadline_aware",
-                            controller=ControllerConfig()),
+                            controller=PLANNED),
     "dilaserve+sim": PolicySpec("dilaserve+sim", "edf", True, "threshold", "deadline_aware",
-                                controller=ControllerConfig(), evaluate_plans=True),
+                                controller=PLANNED, evaluate_plans=True),
 }
 
 

@@ -103,9 +103,9 @@ def _routing_lp(inst: Instance, counts: tuple[int, ...]) -> tuple[float, float]:
 
 def count_tiers(inst: Instance, counts: tuple[int, ...],
                 current: dict[tuple[int, int], int] | None) -> float:
-    """-W_rec * reconfiguration + W_spare * spare GPUs, both normalised as in solver.ilp."""
+    """-W_rec * reconfiguration + W_spare * spare capacity, both normalised as in solver.ilp."""
     pol, gpus = inst.policy, inst.cluster.gpus
-    spare = sum(k.tp * n for k, n in zip(inst.configs, counts, strict=True)) / gpus
+    spare = sum(inst.spare_value(k) * n for k, n in enumerate(counts)) / gpus
     value = pol.weights.spare * spare
     per_gpu = pol.reload_s + pol.drain_s
     if current is not None and per_gpu > 0:

@@ -17,10 +17,16 @@ def layout_reasons(inst: Instance, counts: dict[int, int],
             continue
         out.append(_capacities(inst, c, usable))
         best = max(usable, key=lambda k: _per_gpu(inst, k, c))
-        for k in sorted({k for (k, cc), r in rates.items() if cc == c and r > 0
-                         and counts[k] > 0}):
+        planned = {k for (k, cc), r in rates.items() if cc == c and r > 0 and counts[k] > 0}
+        for k in sorted(planned):
             out.append(f"class {cls.name} on {_name(inst, k)} x {counts[k]}: "
                        f"{_why(inst, c, k, best, usable, current)}")
+        loaded = {k for (k, _), r in rates.items() if r > 0}
+        for k in sorted(k for k in usable if counts[k] > 0 and k not in loaded):
+            out.append(f"class {cls.name} on {_name(inst, k)} x {counts[k]}: spare (no "
+                       f"planned load), {_per_gpu(inst, k, c):.3g} req/s per GPU; the router "
+                       f"spreads the class over it with the rest (the spare tier fills GPUs "
+                       f"with the most capacity per GPU)")
     return out
 
 

@@ -18,7 +18,8 @@ solvers' optimality tolerances, ~1e-7, up to ~10^4 GPUs):
     sum_c w_c sum_k x[k,c] / sum_c w_c rate_c                                       served
   - W_acc  * sum_{k,c} drop_k x[k,c] / (sum_c rate_c * max_k |drop_k|)               accuracy
   - W_rec  * sum_{p,t} t (reload_s up[p,t] + drain_s down[p,t]) / ((reload_s + drain_s) G)
-  + W_spare * sum_k t_k n[k] / G                                                    spare GPUs
+  + W_spare * sum_k spare_k n[k] / G          spare capacity (Instance.spare_value: GPUs x
+                                               capacity per GPU against the best)
 
 Constraints
     capacity   sum_c x[k,c] / cap[k,c] <= n[k]        (time share of a replica between classes)
@@ -104,7 +105,7 @@ def objective_terms(inst: Instance, v: Variables) -> dict[str, pulp.LpAffineExpr
                               / (per_gpu * gpus) for p, t in v.up)
     else:
         reconfig = pulp.LpAffineExpression()
-    spare = pulp.lpSum(inst.configs[k].tp / gpus * var for k, var in v.n.items())
+    spare = pulp.lpSum(inst.spare_value(k) / gpus * var for k, var in v.n.items())
     return {"served": served, "accuracy": accuracy, "reconfig": reconfig, "spare": spare}
 
 

@@ -60,6 +60,21 @@ class Instance:
         rate = self.capacity[k][c].rate if self.allowed[k][c] else 0.0
         return rate if rate >= MIN_CAPACITY else 0.0
 
+    def spare_value(self, k: int) -> float:
+        """What one replica of k is worth as headroom, in GPUs: its GPUs x its capacity per GPU
+        against the best per GPU, averaged over the classes by offered rate (all alike when
+        nothing is offered). The lowest tier of the objective: among plans equal in everything
+        else, the one with the most capacity to spare for bursts and growth."""
+        configs, classes = self.configs, self.classes
+        total = sum(c.rate for c in classes)
+        value = 0.0
+        for c, cls in enumerate(classes):
+            best = max(self.cap(j, c) / configs[j].tp for j in range(len(configs)))
+            if best > 0:
+                share = cls.rate / total if total > 0 else 1.0 / len(classes)
+                value += share * self.cap(k, c) / best
+        return value
+
 
 def step_profiles(cluster: Cluster, profiles: Profiles, policy: Policy,
                   ) -> tuple[dict[tuple[int, int], StepCostProfile], list[str]]:

@@ -20,7 +20,7 @@ from solver.explain import class_outcomes, plan_reasons
 from solver.explain_layouts import layout_reasons
 from solver.ilp import OBJ_SCALE, Model, Pair, build_model
 from solver.instance import Instance, build_instance
-from solver.plan import Plan, ReplicaGroup
+from solver.plan import Plan, ReplicaGroup, Route
 from solver.types import Cluster, Policy, Profiles, SolverOptions, Workload
 
 
@@ -129,6 +129,22 @@ def _cbc_gap(log: str, obj: float, status: str) -> float | None:
     return None
 
 
+def spare_routes(inst: Instance, counts: dict[int, int], group_of: dict[int, int],
+                 routes: list[Route]) -> list[Route]:
+    """Groups the plan puts no load on (the spare tier's headroom) serve every class they may,
+    as routes of no planned load: the router then spreads each class over them too, rather than
+    running its planned replicas at the target attainment while these idle."""
+    used = {r.group for r in routes}
+    out = []
+    for k, g in sorted(group_of.items(), key=lambda kv: kv[1]):
+        if g in used or counts[k] == 0:
+            continue
+        for c, cls in enumerate(inst.classes):
+            if inst.cap(k, c) > 0:
+                out.append(Route(cls.name, g, 0.0, 0.0, math.nan))
+    return out
+
+
 def extract(inst: Instance, model: Model, status: str, gap: float | None, gone_gpu_s: float,
             start: float) -> Plan:
     v = model.vars
@@ -147,6 +163,7 @@ def extract(inst: Instance, model: Model, status: str, gap: float | None, gone_g
                 max(cfg.threshold, inst.reference_threshold), cfg.block_size, counts[k],
                 cfg.extrapolated))
     routes, outcomes = class_outcomes(inst, counts, rates, group_of)
+    routes += spare_routes(inst, counts, group_of, routes)
     pol = inst.policy
     reconfig = gone_gpu_s
     if model.current is not None:

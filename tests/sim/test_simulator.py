@@ -78,7 +78,28 @@ def test_policies_differ_as_defined_under_overload():
     assert min(float(k) for k in results["static+edf+threshold"].thresholds) >= floor - 0.025
 
 
-def test_reconfiguration_takes_the_modelled_reload_time():
+class SurgePlanner:
+    """Stands in for the solver: TP1 replicas while the load is light, TP2 once it surges, so
+    that a re-plan must reload (the solver's own choice depends on its capacity model)."""
+
+    def __init__(self, cluster, profiles, policy, alternatives=False) -> None:
+        self.node = cluster.nodes[0]
+
+    def __call__(self, workload, current):
+        from solver.plan import Plan, ReplicaGroup, Route
+
+        rate = workload.classes[0].rate
+        tp = 2 if rate > 5.0 else 1
+        group = ReplicaGroup(self.node.name, self.node.gpu_type, tp, 0.9, 0.9, 32,
+                             self.node.gpus_per_node // tp)
+        return [Plan((group,), (Route(workload.classes[0].name, 0, rate, 1.0, 0.9),), (),
+                     "optimal", "fake", 0.0, 0.0, 1.0, 0.0, 0.0, group.gpus, group.gpus, 0.0)]
+
+
+def test_reconfiguration_takes_the_modelled_reload_time(monkeypatch):
+    import sim.simulator
+
+    monkeypatch.setattr(sim.simulator, "CandidatePlanner", SurgePlanner)
     quiet = synthetic_trace(1.0, duration_s=60.0, prompt=LogNormal(500, 0.8),
                             output=LogNormal(150, 0.8), seed=0)
     surge = synthetic_trace(14.0, duration_s=120.0, prompt=LogNormal(500, 0.8),
@@ -86,7 +107,7 @@ def test_reconfiguration_takes_the_modelled_reload_time():
     moved = tuple(replace(r, arrival_s=r.arrival_s + 60.0) for r in surge.requests)
     trace = Trace("step", quiet.requests + moved, duration_s=180.0)
     wl = build_workload(trace, (SimClass(slo_scale=8.0),), PROFILES)
-    policy = replace(POLICIES["dilaserve"], evaluate_plans=False,  # the solver's plan as is
+    policy = replace(POLICIES["dilaserve"], evaluate_plans=False,  # the planner's plan as is
                      controller=ControllerConfig(tick_s=5.0, window_s=30.0, min_interval_s=10.0))
     profiles = replace(PROFILES, reload_s=30.0)
     sim = Simulation(wl, CLUSTER, profiles, policy)

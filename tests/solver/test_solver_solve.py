@@ -35,7 +35,7 @@ def test_underloaded_classes_get_the_best_accuracy():
     wl = Workload((slo("a", 1.0, deadline_s=2.0),))
     plan = solve(cluster(1, 4), wl, profiles((1,)), policy())
     assert not plan.short_classes()
-    assert {plan.groups[r.group].threshold_min for r in plan.routes} == {0.99}
+    assert {plan.groups[r.group].threshold_min for r in plan.routes if r.rate > 0} == {0.99}
     assert plan.accuracy_drop < 0  # tau 0.99 is slightly better than the 0.9 reference
     assert plan.gpus_used == 4  # spare GPUs still become replicas (headroom)
 
