@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import pulp
 
 from solver.instance import MIN_RATE, Instance
+from solver.types import ObjectiveWeights
 
 Pair = tuple[int, int]
 OBJ_SCALE = 1e4  # the solver sees OBJ_SCALE x the normalised objective; plans report it unscaled
@@ -110,8 +111,9 @@ def objective_terms(inst: Instance, v: Variables) -> dict[str, pulp.LpAffineExpr
 
 
 def set_objective(prob: pulp.LpProblem, inst: Instance,
-                  terms: dict[str, pulp.LpAffineExpression]) -> None:
-    w = inst.policy.weights
+                  terms: dict[str, pulp.LpAffineExpression],
+                  weights: ObjectiveWeights | None = None) -> None:
+    w = weights or inst.policy.weights
     prob += OBJ_SCALE * (terms["served"] - w.accuracy * terms["accuracy"]
                          - w.reconfig * terms["reconfig"] + w.spare * terms["spare"])
 
@@ -145,10 +147,19 @@ def add_constraints(prob: pulp.LpProblem, inst: Instance, v: Variables,
             prob += v.down[p, t] >= cur - replicas, f"drain_{p}_{t}"
 
 
-def build_model(inst: Instance, current: dict[Pair, int] | None = None) -> Model:
+def build_model(inst: Instance, current: dict[Pair, int] | None = None,
+                weights: ObjectiveWeights | None = None,
+                slots: dict[Pair, int] | None = None) -> Model:
+    """`weights`: other tier weights than the policy's; `slots`: replicas per (pool, TP degree)
+    fixed in advance (the layout), the thresholds and routes left to choose."""
     prob = pulp.LpProblem("dilaserve_placement", pulp.LpMaximize)
     v = make_variables(prob, inst, current)
     terms = objective_terms(inst, v)
-    set_objective(prob, inst, terms)
+    set_objective(prob, inst, terms, weights)
     add_constraints(prob, inst, v, current)
+    if slots is not None:
+        for p, t in pool_tp_pairs(inst):
+            prob += (pulp.lpSum(v.n[i] for i, k in enumerate(inst.configs)
+                                if (k.pool, k.tp) == (p, t)) == slots.get((p, t), 0),
+                     f"layout_{p}_{t}")
     return Model(prob, v, terms, current)

@@ -178,7 +178,8 @@ def solver_policy(profiles: ProfileSet, cluster: Cluster,
     replicas between TP degrees for any small predicted gain, and every move idles GPUs for a
     minute. This puts reconfiguration above accuracy (1e-3): accuracy is what threshold ranges
     adjust, and those are free. `serving`: how the replicas serve (the capacity model's inputs;
-    default `ServingModel()`)."""
+    default `ServingModel()`). The layout comes first (`Policy.layout_first`): a TP layout is
+    chosen for the capacity load control can reach, and kept; thresholds follow the load."""
     quality = profiles.quality
     block = profiles.reference_block
     ref = quality.reference.threshold
@@ -188,4 +189,4 @@ def solver_policy(profiles: ProfileSet, cluster: Cluster,
     return Policy(tp_degrees=tuple(t for t in (1, 2, 4, 8) if t <= widest), thresholds=taus,
                   block_sizes=(block,), max_batch=profiles.max_rows, reload_s=profiles.reload_s,
                   drain_s=profiles.drain_s, weights=ObjectiveWeights(reconfig=reconfig),
-                  serving=serving or ServingModel())
+                  serving=serving or ServingModel(), layout_first=True)

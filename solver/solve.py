@@ -13,6 +13,7 @@ import re
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 
 import pulp
 
@@ -36,9 +37,28 @@ def solve(cluster: Cluster, workload: Workload, profiles: Profiles, policy: Poli
         raise ValueError(f"current must be a Plan or None, got {type(current).__name__}")
     inst = build_instance(cluster, workload, profiles, policy)
     cur, gone = current_counts(inst, current)
-    model = build_model(inst, cur)
+    slots = layout_first(inst, cur) if policy.layout_first else None
+    model = build_model(inst, cur, slots=slots)
     status, gap = run_solver(model.prob, policy.solver)
     return extract(inst, model, status, gap, gone, start)
+
+
+def layout_first(inst: Instance, current: dict[Pair, int] | None) -> dict[Pair, int] | None:
+    """Replicas per (pool, TP degree) chosen without the accuracy tier: the layout with the most
+    capacity at any threshold the classes allow (then the fewest reloads, then the most capacity
+    per GPU). A TP layout costs reloads to change while thresholds change for free, so it is
+    chosen for what load control can reach, not for the thresholds the current load needs; the
+    second solve picks thresholds and routes within it. None when that solve finds nothing."""
+    weights = replace(inst.policy.weights, accuracy=0.0)
+    model = build_model(inst, current, weights=weights)
+    status, _ = run_solver(model.prob, inst.policy.solver)
+    if status not in ("optimal", "feasible"):
+        return None
+    slots: dict[Pair, int] = {}
+    for i, k in enumerate(inst.configs):
+        count = round(model.vars.n[i].value() or 0)
+        slots[k.pool, k.tp] = slots.get((k.pool, k.tp), 0) + count
+    return slots
 
 
 def current_counts(inst: Instance, current: Plan | None) -> tuple[dict[Pair, int] | None, float]:

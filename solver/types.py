@@ -322,6 +322,7 @@ class Policy:
     weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)
     solver: SolverOptions = field(default_factory=SolverOptions)
     serving: ServingModel = field(default_factory=ServingModel)
+    layout_first: bool = False  # choose the TP layout for capacity, then thresholds (solve.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tp_degrees", tuple(self.tp_degrees))
