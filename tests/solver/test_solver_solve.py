@@ -208,3 +208,17 @@ def test_notes_give_each_layouts_capacity_and_why_a_group_was_chosen():
     for g in serving:
         assert any(f"class chat on TP={g.tp} tau={g.threshold_min:g} x {g.count}:" in r
                    for r in plan.reasons)
+
+
+def test_layout_first_keeps_the_capacity_layout_and_picks_thresholds_within_it():
+    from dataclasses import replace
+
+    from solver.types import ObjectiveWeights
+
+    wl = Workload((slo("a", 20.0, deadline_s=1.0), slo("b", 6.0, deadline_s=3.0)))
+    prof, pol = profiles((1, 2, 4)), policy(tp_degrees=(1, 2, 4))
+    blind = solve(cluster(1, 8), wl, prof, replace(pol, weights=ObjectiveWeights(accuracy=0.0)))
+    first = solve(cluster(1, 8), wl, prof, replace(pol, layout_first=True))
+    assert first.replicas() == blind.replicas()  # the layout of the accuracy-blind solve
+    assert first.served_norm >= blind.served_norm - 1e-9
+    assert first.accuracy_drop <= blind.accuracy_drop + 1e-9  # thresholds chosen within it
