@@ -11,6 +11,10 @@ _SAME = 1e-6  # relative: capacities per GPU closer than this are equal
 def layout_reasons(inst: Instance, counts: dict[int, int],
                    rates: dict[tuple[int, int], float], current: dict | None) -> list[str]:
     out = []
+    if inst.policy.layout_first:
+        out.append("layout first: the replicas per TP degree were chosen for the most capacity "
+                   "at any threshold the classes allow (then the fewest reloads, then the most "
+                   "capacity per GPU), the thresholds within that layout for accuracy")
     for c, cls in enumerate(inst.classes):
         usable = [k for k in range(len(inst.configs)) if inst.cap(k, c) > 0]
         if not usable or cls.rate <= 0:
