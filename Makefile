@@ -36,7 +36,8 @@ lint: $(STAMP)
 # its step-cost profiles written to worker/models/profiles_published/llada-8b/; here (no CUDA) a
 # tiny shape on CPU in seconds, written to runs/gpu-check/. A GPU machine has no .venv and no
 # package registry: there it runs that machine's python3 from the source tree, after installing
-# the wheels `make gpu-wheels` saved in .whl/ (git-ignored) into $(GPU_SITE).
+# the wheels `make gpu-wheels` saved in .whl/ (git-ignored) into $(GPU_SITE) when the worker's
+# packages do not import there as they are.
 GPU_PYTHON ?= $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,python3)
 GPU_SITE ?= /tmp/site
 GPU_CHECK_ARGS ?=
@@ -48,7 +49,8 @@ GPU_WHEELS := grpcio==1.85.1 grpcio-health-checking==1.85.1 grpcio-reflection==1
 	typing-inspection==0.4.5 typing-extensions==4.16.0
 
 gpu-check:
-	@if [ -d .whl ] && [ "$(GPU_PYTHON)" != "$(VENV)/bin/python" ]; then \
+	@if [ -d .whl ] && ! PYTHONPATH=$(CURDIR) $(GPU_PYTHON) -c \
+	    'import dilaserve.policy, worker.client' 2>/dev/null; then \
 	  $(GPU_PYTHON) -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
 	    --upgrade --target $(GPU_SITE) .whl/*.whl || exit 1; \
 	  export PYTHONPATH=$(GPU_SITE)$${PYTHONPATH:+:$$PYTHONPATH}; \
