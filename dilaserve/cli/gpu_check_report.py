@@ -47,10 +47,10 @@ def report(summary: dict) -> str:
 
 def _build(p: dict, summary: dict) -> list[str]:
     peak = p["device_peak_over_weights"]
+    device_peak = "" if peak is None else f"device peak {peak:.2f}x the weights; "
     return [f"  {p['parameters']:,} parameters, {_bytes(p['weight_bytes'])} of weights "
-            f"made on {summary['device']['device']} in {p['build_seconds']:.2f} s; device peak "
-            f"{'-' if peak is None else f'{peak:.2f}x'} the weights; host peak grew "
-            f"{p['host_peak_growth_bytes'] / MIB:,.0f} MiB",
+            f"made on {summary['device']['device']} in {p['build_seconds']:.2f} s; {device_peak}"
+            f"host peak grew {p['host_peak_growth_bytes'] / MIB:,.0f} MiB",
             f"  {p['layers']} layers, hidden {p['hidden']:,}, vocab {p['vocab']:,}; tokenizer "
             f"{p['tokenizer_vocab']:,} ids, mask {p['mask_id']}, EOS {p['eos_id']}"]
 
@@ -80,7 +80,7 @@ def _steps(p: dict, summary: dict) -> list[str]:
 
 
 def _kernels(p: dict, summary: dict) -> list[str]:
-    fused = "triton" if p["triton"] else "planned (triton does not run here)"
+    fused = "triton" if p["triton"] else "planned from its tiles: triton does not run here"
     lines = [f"  masked LM head, torch vs fused ({fused}):"]
     header = ["batch", "torch MiB", "fused MiB", "torch ms", "fused ms", "tokens agree"]
     rows = [[str(r["batch"]), num(r["torch_bytes"] / MIB, 2), num(r["fused_bytes"] / MIB, 2),
