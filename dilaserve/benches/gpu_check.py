@@ -80,6 +80,7 @@ class Check:
         self.phases: dict[str, dict] = {}
         self.written: list[Path] = []
         self.model = self.tokenizer = None
+        self.model_dir: Path | None = None  # the shape's config and tokenizer files (temporary)
         self.modes: dict[str, ModeResult] = {}
         self.facts = device_facts(options.device, options.bandwidth_tbs)
         self.engine_kernels = _engine_kernels(options.device)
@@ -253,7 +254,8 @@ class Check:
             for name in PHASES:
                 self.phase(name, getattr(self, name))
         finally:
-            shutil.rmtree(getattr(self, "model_dir", ""), ignore_errors=True)
+            if self.model_dir is not None:
+                shutil.rmtree(self.model_dir, ignore_errors=True)
         summary = self.summary()
         path = self.o.out / summary_file(self.facts, self.o.dtype)
         self.written.append(path)
