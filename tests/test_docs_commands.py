@@ -24,7 +24,7 @@ from dilaserve.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDERS = {"DIR", "FILE", "F", "N", "D", "R", "K", "S:E", "POLICY", "ROUTER", "W.yaml",
-                "HOST:PORT", "PATH", "HEAD:50051", "CLUSTER.yaml"}
+                "TRACE", "HOST:PORT", "PATH", "HEAD:50051", "CLUSTER.yaml"}
 
 # run in this order (later ones use what earlier ones made); /tmp/tiny-llada is a temp dir here
 RUN = [
