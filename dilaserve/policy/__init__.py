@@ -2,7 +2,6 @@
 worker's settings with its scheduler's (`scheduler_config`), and the cluster's (`cluster`).
 Bottom layer: validated YAML at the boundary (`schema`, `loader`), frozen dataclasses inside."""
 
-from dilaserve.policy.loader import load_policy, parse_policy
 from dilaserve.policy.types import (
     Policy,
     SloClass,
@@ -11,6 +10,17 @@ from dilaserve.policy.types import (
     default_policy,
     profiled_block,
 )
+
+
+def __getattr__(name: str):
+    """The YAML loader (pydantic, yaml) loads on first use: the scheduler and the serving loop
+    read only the types, and run where pydantic is not installed."""
+    if name in ("load_policy", "parse_policy"):
+        from dilaserve.policy import loader
+
+        return getattr(loader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Policy",
