@@ -25,6 +25,7 @@ refresh share, each forward padded to the longest row the replica holds (its own
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -96,8 +97,9 @@ def max_moments(values: np.ndarray, probs: np.ndarray, kmax: int,
     return pmf @ v, pmf @ (v * (v + 1))
 
 
+@lru_cache(maxsize=256)
 def binomial_table(n: int, p: float) -> np.ndarray:
-    """[r, k] = P(k of r rows), r, k = 0..n."""
+    """[r, k] = P(k of r rows), r, k = 0..n (cached: read only)."""
     table = np.zeros((n + 1, n + 1))
     table[0, 0] = 1.0
     for r in range(1, n + 1):
