@@ -29,7 +29,8 @@ LIVE_PREFIXES = ("classes", "default_class", "cluster.thresholds", "cluster.max_
                  "cluster.reconfigure.")
 # the ClusterSettings fields that keep their running value until a restart
 RESTART_CLUSTER_FIELDS = ("model", "profiles", "nodes", "cpu_slots", "cpu_threads", "router_host",
-                          "router_port", "router_http_port", "metrics_port", "device", "dtype")
+                          "router_port", "router_http_port", "router_max_calls", "metrics_port",
+                          "device", "dtype")
 _CLASS_PATHS = {
     "deadline_ms": "deadline.ms",
     "deadline_per_token_ms": "deadline.per_token_ms",
@@ -37,7 +38,8 @@ _CLASS_PATHS = {
     "max_accuracy_drop": "quality_floor.max_accuracy_drop",
 }
 _CLUSTER_PATHS = {"router_host": "router.host", "router_port": "router.port",
-                  "router_http_port": "router.http_port"}
+                  "router_http_port": "router.http_port",
+                  "router_max_calls": "router.max_concurrent_calls"}
 _ABSENT = "(absent)"
 _DEFINED = "(defined)"  # a class's own entry: it exists
 

@@ -71,6 +71,9 @@ class ClusterSettings:
     router_port: int = 50051  # 0: any free port
     # the router's OpenAI-compatible HTTP API (docs/http.md); None: off; 0: any free port
     router_http_port: int | None = None
+    # calls the router takes at once; past it gRPC answers RESOURCE_EXHAUSTED before any handler
+    # runs, so an overload is refused in milliseconds instead of queueing (docs/reliability.md)
+    router_max_calls: int = 512
     metrics_port: int | None = None  # the router's Prometheus endpoint; None: off
     # how the router picks a replica; the policy file has no field for it (always the default):
     # `dilaserve bench --mode live` sets it to run the baselines' routers
@@ -90,6 +93,8 @@ class ClusterSettings:
                              f"{self.dtype!r}")
         if not 0 <= self.router_port < 65536:
             raise ValueError("cluster.router_port must be in [0, 65535]")
+        if self.router_max_calls < 1:
+            raise ValueError(f"cluster.router_max_calls must be >= 1, got {self.router_max_calls}")
         http = self.router_http_port
         if http is not None and not 0 <= http < 65536:
             raise ValueError(f"cluster.router_http_port must be in [0, 65535], got {http}")

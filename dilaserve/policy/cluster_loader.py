@@ -41,6 +41,7 @@ def to_cluster_settings(c: ClusterModel) -> ClusterSettings:
         router_host=c.router.host,
         router_port=c.router.port,
         router_http_port=c.router.http_port,
+        router_max_calls=c.router.max_concurrent_calls,
         metrics_port=c.metrics_port,
         reconfigure=ReconfigureSettings(
             period_s=r.period_s,

@@ -51,6 +51,12 @@ class RouterModel(StrictModel):
         le=65535,
         description="the OpenAI-compatible HTTP API (docs/http.md); 0: any free port; null: off",
     )
+    max_concurrent_calls: int = Field(
+        _CLUSTER.router_max_calls,
+        ge=1,
+        description="gRPC calls in flight at once; past it a call is refused at once "
+        "(RESOURCE_EXHAUSTED) instead of queueing (docs/reliability.md)",
+    )
 
     @model_validator(mode="after")
     def _distinct(self) -> RouterModel:

@@ -73,7 +73,8 @@ def cluster_lines(c: ClusterSettings) -> list[str]:
     return [
         f"cluster: model {model}; profiles {profiles}; replicas on {c.device} in {c.dtype}",
         f"  nodes: {shape}; max TP {c.max_tp}; threshold levels {levels}",
-        f"  router: {c.router_host}:{c.router_port}; HTTP API: {http}; router metrics: {metrics}",
+        f"  router: {c.router_host}:{c.router_port}, at most {c.router_max_calls} calls at once; "
+        f"HTTP API: {http}; router metrics: {metrics}",
         "  " + reconfigure_line(c.reconfigure),
     ]
 

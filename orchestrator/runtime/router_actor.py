@@ -20,7 +20,8 @@ class RouterActor:
         self.server = RouterServer(policy, tokenizer, make_router(cluster.router_kind),
                                    host=cluster.router_host,
                                    port=cluster.router_port, metrics_port=cluster.metrics_port,
-                                   http_port=cluster.router_http_port)
+                                   http_port=cluster.router_http_port,
+                                   max_calls=cluster.router_max_calls)
 
     def start(self) -> str:
         self.server.start()

@@ -48,7 +48,7 @@ class RouterServer:
                  router: Router | None = None, host: str = "127.0.0.1", port: int = 0,
                  stats_period_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
                  metrics_port: int | None = None, keepalive: Keepalive = DEFAULT_KEEPALIVE,
-                 http_port: int | None = None) -> None:
+                 http_port: int | None = None, max_calls: int | None = None) -> None:
         if stats_period_s <= 0:
             raise ValueError(f"stats_period_s must be > 0, got {stats_period_s}")
         self.host = host
@@ -56,6 +56,7 @@ class RouterServer:
         self.port = 0
         self.metrics_port = metrics_port
         self.http_port = http_port  # None: no HTTP API; 0: any free port (the bound one once up)
+        self.max_calls = max_calls  # gRPC calls at once (None: no limit); past it, refused
         self.stats_period_s = stats_period_s
         self.clock = clock
         self._policy = policy
@@ -247,7 +248,7 @@ class RouterServer:
         self.metrics.stop()
 
     async def _start_grpc(self, servicer: RouterServicer):
-        server = grpc.aio.server(options=SERVER_OPTIONS)
+        server = grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=self.max_calls)
         add_generate_service(servicer, server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

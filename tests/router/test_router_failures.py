@@ -200,3 +200,27 @@ def test_a_restarted_request_is_not_shed_and_if_every_replica_refuses_it_is_unav
         assert "refused it: replica 1:" in err.value.details()
         with WorkerClient(servers[1].target) as one:
             assert one.stats().rejected == 1
+
+
+def test_calls_past_the_routers_limit_are_refused_at_once():
+    """`max_calls` (the policy's router.max_concurrent_calls): a call past it is answered
+    RESOURCE_EXHAUSTED by gRPC before any handler runs, not queued."""
+    with workers(slow_worker()) as servers, routing(servers, max_calls=1) as (router, client):
+        runner = threading.Thread(
+            target=lambda: client.generate("abc", 64, deadline_ms=20_000, **ONE_PER_STEP))
+        runner.start()
+        wait_for(lambda: router.in_flight()[0] == 1)
+        with pytest.raises(WorkerError) as err:
+            client.generate("abc", 8, deadline_ms=20_000)
+        assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED, err.value
+        assert runner.is_alive()  # answered while the first call still ran: not queued behind it
+        runner.join(30)
+
+        def room_again() -> bool:  # the server frees the first call's slot just after its end
+            try:
+                return client.generate("abc", 8, deadline_ms=20_000).text is not None
+            except WorkerError as refused:
+                assert refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+                return False
+
+        wait_for(room_again, 10.0)
