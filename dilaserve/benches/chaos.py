@@ -19,6 +19,7 @@ client's count and by the router's, and the time to a refusal (p50/p99) at the c
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections import Counter
@@ -131,7 +132,7 @@ class ChaosRun:
 
                 async def one(i: int) -> Call:
                     async with gate:
-                        sent = fuzzed(rng, self.classes, i)
+                        sent = self._with_deadline(fuzzed(rng, self.classes, i))
                         if i % 50 == 0:  # a string field whose bytes are not UTF-8
                             return await _raw_call(raw, sent, t0)
                         return await call(client, sent, t0)
@@ -199,6 +200,17 @@ class ChaosRun:
         return scenario
 
     # -- accounting ---------------------------------------------------------------------------
+
+    def _with_deadline(self, sent: Sent) -> Sent:
+        """The deadline the server applies to a fuzzed request (its own deadline_ms, else its
+        class's), so that the client's clock judges it by the same one."""
+        r = sent.request
+        deadline = math.inf
+        if r.HasField("deadline_ms") and math.isfinite(r.deadline_ms) and r.deadline_ms > 0:
+            deadline = r.deadline_ms / 1e3
+        elif r.slo_class in self.classes and r.max_new_tokens > 0:
+            deadline = self.prompts.policy.slo_class(r.slo_class).deadline_s(r.max_new_tokens)
+        return Sent(r, r.slo_class, deadline)
 
     def _scored(self, name: str, run, notes: list[str] | None = None) -> Scenario:
         before, decided = self._router_books(), decision_buckets(self.metrics_url)
