@@ -14,7 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "deploy" / "policies" / "default.yaml"
+from dilaserve.cli.serve import DEFAULT_POLICY
+
 READY_S = 300.0
 
 
