@@ -28,7 +28,7 @@ def test_demo_serves_a_client_workload_and_stops():
     assert int(m.group(2)) == 20 and float(m.group(1)) >= 50.0, m.group(0)
     assert "0 other errors" in out
     assert re.search(r"\[ok \] \S+", out)  # answers are shown, and right
-    assert re.search(r"#\d+ TP1 .* active 127\.0\.0\.1:\d+", out)  # status lists replicas
+    assert re.search(r"#\d+\s+TP1 .* active\s+127\.0\.0\.1:\d+", out)  # status lists replicas
     assert "stopping the cluster" in out
 
 
