@@ -58,6 +58,7 @@ class ReplicaPool:
         self._lock = threading.Lock()
         self._replicas: dict[int, _Replica] = {}
         self._typical = TypicalRequest()
+        self._limits: RequestLimits | None = None  # recomputed when a poll or the set changes
         self.cache_mode = cache_mode
         self.clock = clock
 
@@ -82,6 +83,7 @@ class ReplicaPool:
                         gone.append(old.endpoint)
             gone += [r.endpoint for rid, r in self._replicas.items() if rid not in fresh]
             self._replicas = fresh
+            self._limits = self._tightest_limits()
         return gone
 
     def endpoints(self) -> list[ReplicaEndpoint]:
@@ -122,6 +124,7 @@ class ReplicaPool:
             replica.error = error
             if stats is not None:
                 replica.stats = stats
+                self._limits = self._tightest_limits()
 
     def mark_unhealthy(self, replica_id: int, error: str) -> None:
         """A call to it failed the way a dead replica fails; the next good poll clears it."""
@@ -146,10 +149,12 @@ class ReplicaPool:
             ]
 
     def request_limits(self) -> RequestLimits | None:
-        """What every replica that reported its limits accepts (None before any did)."""
-        with self._lock:
-            reported = [limits_of(r.stats) for r in self._replicas.values()
-                        if r.stats is not None]
+        """What every replica that reported its limits accepts (None before any did): read on
+        every request, so kept up to date as polls come in rather than computed here."""
+        return self._limits
+
+    def _tightest_limits(self) -> RequestLimits | None:
+        reported = (limits_of(r.stats) for r in self._replicas.values() if r.stats is not None)
         return tightest(x for x in reported if x is not None)
 
     def in_flight(self) -> dict[int, int]:
