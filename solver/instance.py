@@ -15,7 +15,7 @@ from dilaserve.profiles.step_cost import StepCostProfile
 from solver.batch_model import alone_s, rows_of
 from solver.capacity import Capacity, CapacityQuery, capacity_table
 from solver.length_mix import LengthMix
-from solver.tp_extrapolation import extrapolate
+from solver.tp_extrapolation import extrapolate, link_overhead
 from solver.types import Cluster, NodeType, Policy, Profiles, SloClass, Workload
 
 # Below these the solver treats a class as idle / a configuration as unable to serve it: tiny
@@ -91,6 +91,9 @@ def step_profiles(cluster: Cluster, profiles: Profiles, policy: Policy,
             raise ValueError(f"cluster.nodes[{i}].gpu_type {node.gpu_type!r}: no step-cost "
                              f"profile for this hardware (profiled: {profiles.hardware()})")
         extrapolated, skipped = [], []
+        # the TP model is NVLink's all-reduce: a CPU's TP cost is only what was measured there
+        # (docs/parallel.md: TP=2 on two shared cores is ~2x slower than TP=1, not faster)
+        may_extrapolate = policy.extrapolate_tp and not node.gpu_type.lower().startswith("cpu")
         for tp in sorted(policy.tp_degrees):
             if tp > node.gpus_per_node:
                 continue
@@ -98,17 +101,19 @@ def step_profiles(cluster: Cluster, profiles: Profiles, policy: Policy,
                 out[i, tp] = have[tp]
                 continue
             base = max((t for t in have if t < tp), default=None)
-            if base is None or not policy.extrapolate_tp:
+            if base is None or not may_extrapolate:
                 skipped.append(tp)
                 continue
-            out[i, tp] = extrapolate(have[base], tp, profiles.tp_overhead)
+            overhead = link_overhead(have[base], profiles.tp_overhead)
+            out[i, tp] = extrapolate(have[base], tp, overhead)
             extrapolated.append(f"TP={tp} from TP={base}")
         if extrapolated:
             notes.append(f"{node.name}: step cost extrapolated for {', '.join(extrapolated)}: "
-                         f"{profiles.tp_overhead.describe()}")
+                         f"{overhead.describe()}")
         if skipped:
-            notes.append(f"{node.name}: TP={skipped} not considered (no profile to "
-                         f"extrapolate from)")
+            why = ("no profile to extrapolate from" if may_extrapolate or base is None
+                   else "not profiled: measure with dilaserve profile --tp N")
+            notes.append(f"{node.name}: TP={skipped} not considered ({why})")
         if not any(key[0] == i for key in out):
             raise ValueError(f"cluster.nodes[{i}] ({node.name}): no allowed TP degree fits "
                              f"{node.gpus_per_node} GPUs per node with a profile "

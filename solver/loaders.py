@@ -14,7 +14,7 @@ Errors are ValueErrors naming the field, e.g. "workload.classes[1] (chat): rate 
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import yaml
@@ -118,7 +118,9 @@ def load_workload(path: Path | str) -> tuple[Workload, dict]:
     return Workload(tuple(out)), policy
 
 
-def make_policy(section: dict, **overrides) -> tuple[Policy, TpOverhead | None]:
+def make_policy(section: dict, base: Policy | None = None,
+                **overrides) -> tuple[Policy, TpOverhead | None]:
+    """The workload file's `policy` section over `base` (default: the solver's defaults)."""
     section = dict(section)
     overhead = section.pop("tp_overhead", None)
     for key in ("tp_degrees", "thresholds", "block_sizes"):
@@ -127,7 +129,7 @@ def make_policy(section: dict, **overrides) -> tuple[Policy, TpOverhead | None]:
                 raise ValueError(f"workload.policy.{key}: expected a list")
             section[key] = tuple(section[key])
     try:
-        policy = Policy(**section, **overrides)
+        policy = replace(base, **section, **overrides) if base else Policy(**section, **overrides)
         tp = TpOverhead(**_check_keys(overhead, {f.name for f in fields(TpOverhead)},
                                       "workload.policy.tp_overhead")) if overhead else None
     except TypeError as err:

@@ -22,7 +22,7 @@ from dilaserve.profiles.quality import QUALITY_SCHEMA, QualityProfile
 from dilaserve.profiles.step_cost import STEP_COST_SCHEMA, StepCostModel, StepCostProfile
 from solver.capacity import service_affine
 from solver.published import LladaAssumptions, assumptions_from
-from solver.tp_extrapolation import TpOverhead, extrapolate
+from solver.tp_extrapolation import TpOverhead, extrapolate, link_overhead
 from solver.types import Cluster, ObjectiveWeights, Policy, Profiles, ServingModel
 
 DEFAULT_RELOAD_S = 5.0  # a small model on one host: weights from the page cache
@@ -66,7 +66,7 @@ class ProfileSet:
         base = max((t for t in have if t < tp), default=None)
         if base is None:
             raise ValueError(f"no step-cost profile at or below TP={tp} on {hardware}")
-        return extrapolate(have[base], tp, self.tp_overhead)
+        return extrapolate(have[base], tp, link_overhead(have[base], self.tp_overhead))
 
     def cost(self, hardware: str, tp: int) -> StepCostModel:
         return self.step_profile(hardware, tp).cost
@@ -160,6 +160,8 @@ def resolve_profiles(name: str) -> ProfileSet:
         return load_profile_set(PUBLISHED_PROFILES_DIR)
     if name == "shipped":
         return load_profile_set(SHIPPED_PROFILES_DIR)
+    if not Path(name).is_dir():
+        raise ValueError(f"profiles: {name!r} is neither llada-8b, shipped nor a directory")
     return load_profile_set(name)
 
 

@@ -28,7 +28,7 @@ all-reduce and the 10% efficiency loss are assumed. docs/parallel.md has the mod
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from dilaserve.profiles.step_cost import StepCostModel, StepCostProfile
 
@@ -96,3 +96,13 @@ def extrapolate(base: StepCostProfile, tp: int, overhead: TpOverhead) -> StepCos
         provenance={"source": "modelled", "extrapolated_from_tp": base.tp,
                     "tp_overhead": asdict(overhead), "model": overhead.describe()},
     )
+
+
+def link_overhead(profile: StepCostProfile, default: TpOverhead) -> TpOverhead:
+    """`default` with the GPU link of a profile derived for another GPU
+    (`dilaserve.profiles.roofline` records the target's link in the provenance): an L40S on PCIe
+    must not be planned with the A100's NVLink."""
+    recorded = profile.provenance.get("assumed", {}).get("tp_overhead", {})
+    if "derived" not in profile.provenance or "link_gbytes_per_s" not in recorded:
+        return default
+    return replace(default, link_gbytes_per_s=float(recorded["link_gbytes_per_s"]))

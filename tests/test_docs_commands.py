@@ -36,6 +36,9 @@ RUN = [
     "dilaserve policy validate deploy/policies/ray-cluster.yaml",
     "dilaserve bench-kernels",
     "dilaserve bench-kernels --dtype bfloat16",
+    "dilaserve plan --cluster 4x8:H100 --workload deploy/workloads/llada-8b-chat.yaml",
+    "dilaserve plan --cluster 1x4:cpu --profiles shipped --workload deploy/workloads/embedded.yaml"
+    " --json",
 ]
 EXEMPT = {
     "dilaserve serve": "runs until stopped (tests/runtime/test_demo_e2e.py runs it)",

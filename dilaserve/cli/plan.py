@@ -1,6 +1,6 @@
 """`dilaserve plan`: what-if placement of a workload on a cluster, or the solver's benchmark.
 
-dilaserve plan --cluster 4x8:H100 --workload workload.yaml --profiles profiles/ [--json]
+dilaserve plan --cluster 4x8:H100 --workload deploy/workloads/llada-8b-chat.yaml [--json]
 dilaserve plan --bench [--json]
 """
 
@@ -24,9 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workload", metavar="FILE", help="YAML/JSON: SLO classes (+ policy)")
     p.add_argument(
         "--profiles",
-        metavar="DIR_OR_FILE",
-        nargs="+",
-        help="a directory of profile JSONs, or the files",
+        metavar="NAME_OR_DIR",
+        default="llada-8b",
+        help="llada-8b (default: LLaDA-8B's published A100 profile and those derived from it for "
+        "H100, H200, L40S), shipped (the shipped model's, measured on CPU), or a directory of "
+        "profile JSONs (one quality profile, step-cost profiles per GPU and TP degree)",
     )
     p.add_argument(
         "--current",
@@ -70,33 +72,70 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from solver.loaders import load_cluster, load_profiles, load_workload, make_policy, read_data
+    from dilaserve.profiles.roofline import provenance_line
+    from solver.loaders import load_cluster, load_workload, make_policy, read_data
     from solver.plan import Plan
+    from solver.profile_set import resolve_profiles, solver_policy
     from solver.solve import solve
     from solver.types import SolverOptions
 
-    for name in ("cluster", "workload", "profiles"):
+    for name in ("cluster", "workload"):
         if not getattr(args, name):
             raise ValueError(f"--{name} is required (or use --bench)")
-    cluster = load_cluster(args.cluster)
+    profile_set = resolve_profiles(args.profiles)
+    cluster = _on_profiled_hardware(load_cluster(args.cluster), profile_set.hardware,
+                                    args.profiles)
     workload, section = load_workload(args.workload)
     opts = {"solver": args.solver}
     if args.time_limit is not None:
         opts["time_limit_s"] = args.time_limit
     if args.gap is not None:
         opts["gap_rel"] = args.gap
-    policy, overhead = make_policy(section)
+    # what the live controller plans with (solver_policy), then the workload file's overrides
+    policy, overhead = make_policy(section, solver_policy(profile_set, cluster))
     policy = replace(policy, solver=SolverOptions(**opts))
-    profiles = load_profiles(args.profiles, overhead)
+    profiles = profile_set.solver_profiles()
+    if overhead is not None:
+        profiles = replace(profiles, tp_overhead=overhead)
     current = None
     if args.current:
         data = read_data(args.current, "current")
         if not isinstance(data, dict):
             raise ValueError("current: expected a plan (the output of dilaserve plan --json)")
+        data.pop("profiles", None)  # what this command adds to the plan's own fields
         current = Plan.from_dict(data)
     plan = solve(cluster, workload, profiles, policy, current)
-    print(json.dumps(plan.to_dict(), indent=1) if args.json else plan.summary())
+    used = {n.gpu_type.lower() for n in cluster.nodes}
+    sources = {p.hardware: provenance_line(p) for p in profile_set.step_costs
+               if p.hardware.lower() in used}
+    if args.json:
+        print(json.dumps({**plan.to_dict(), "profiles": {"name": profile_set.name,
+                                                         "provenance": sources}}, indent=1))
+    else:
+        print(plan.summary())
+        for hardware, line in sorted(sources.items()):
+            print(f"profile {profile_set.name} {hardware}: {line}")
     return 0
+
+
+def _on_profiled_hardware(cluster, profiled: tuple[str, ...], name: str):
+    """`cluster` with `cpu` node types named as the profiles' CPU (`cpu-x86-64-1threads`); a
+    GPU type without a profile is an error that says how to make one."""
+    from dilaserve.profiles.roofline import GPUS
+
+    cpus = [h for h in profiled if h.lower().startswith("cpu")]
+    nodes = []
+    for node in cluster.nodes:
+        kind = node.gpu_type
+        if kind.lower() == "cpu" and len(cpus) == 1:
+            node = replace(node, gpu_type=cpus[0])
+        elif kind.lower() not in {h.lower() for h in profiled}:
+            hint = (f"; derive one by roofline: dilaserve profile --derive {kind} --from DIR"
+                    if kind.upper() in GPUS else "")
+            raise ValueError(f"--cluster: no step-cost profile for {kind!r} in profiles "
+                             f"{name!r} (profiled: {', '.join(profiled)}){hint}")
+        nodes.append(node)
+    return replace(cluster, nodes=tuple(nodes))
 
 
 def _bench(args: argparse.Namespace) -> int:

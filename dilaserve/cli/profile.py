@@ -57,6 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: an embedded-default CPU replica has one core)")
     p.add_argument("--quick", action="store_true", help="a small grid, for smoke runs")
+    p.add_argument("--derive", metavar="GPU",
+                   help="measure nothing: derive step-cost profiles for this GPU (A100, H100, "
+                   "H200, L40S) from measured ones by roofline (dilaserve/profiles/roofline.py)")
+    p.add_argument("--from", dest="derive_from", type=Path, metavar="FILE_OR_DIR",
+                   help="with --derive: the measured profile(s) (default: the published "
+                   "LLaDA-8B A100 profile); the output goes beside them unless --out")
     p.set_defaults(func=run)
 
 
@@ -65,6 +71,10 @@ def _log(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.derive:
+        from dilaserve.cli import profile_derive
+
+        return profile_derive.run(args)
     if args.tp < 1:
         raise ValueError(f"--tp: must be >= 1, got {args.tp}")
     what = set((args.what or ("step-cost,quality" if args.tp == 1 else "step-cost")).split(","))

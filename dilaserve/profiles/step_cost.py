@@ -128,7 +128,9 @@ class StepCostProfile:
             "fit": {
                 "features": list(FEATURES),
                 "coef": list(self.cost.coef),
-                "median_rel_error": self.median_rel_error,
+                # null where nothing was fitted (a derived profile): JSON has no NaN
+                "median_rel_error": (None if math.isnan(self.median_rel_error)
+                                     else self.median_rel_error),
             },
             "provenance": self.provenance,
             "samples": list(self.samples),
@@ -151,7 +153,7 @@ class StepCostProfile:
             tp=int(data["tp"]),
             cache_mode=data["cache_mode"],
             cost=StepCostModel(tuple(float(c) for c in fit["coef"])),
-            median_rel_error=float(fit.get("median_rel_error", float("nan"))),
+            median_rel_error=_number_or_nan(fit.get("median_rel_error")),
             provenance=data.get("provenance", {}),
             samples=tuple(data.get("samples", ())),
         )
@@ -163,6 +165,10 @@ class StepCostProfile:
     @classmethod
     def load(cls, path: Path | str) -> StepCostProfile:
         return cls.from_json(json.loads(Path(path).read_text()))
+
+
+def _number_or_nan(value: object) -> float:
+    return math.nan if value is None else float(value)
 
 
 def sample_to_json(sample: StepSample, **extra) -> dict:

@@ -42,7 +42,7 @@ def test_the_published_llada_profile_is_found_as_bf16_on_an_a100():
 
 @pytest.mark.parametrize(("key", "missing"), [
     (("dual", 1, "float32", "A100"), "A100 float32 TP=1 dual"),     # float32 was the old default
-    (("dual", 1, "bfloat16", "H100"), "H100 bfloat16 TP=1 dual"),   # another GPU
+    (("dual", 1, "bfloat16", "V100"), "V100 bfloat16 TP=1 dual"),   # a GPU with no profile
     (("prefix", 1, "bfloat16", "A100"), "A100 bfloat16 TP=1 prefix"),
     (("dual", 2, "bfloat16", "A100"), "A100 bfloat16 TP=2 dual"),
 ])

@@ -57,8 +57,7 @@ def test_plan_table(files, capsys):
 
 def test_plan_json_compact_spec_highs_and_current(files, capsys):
     prof = files / "profiles"
-    common = ["--workload", str(files / "workload.yaml"), "--profiles",
-              str(prof / "step_cost_tp1.json"), str(prof / "quality.json"), "--json"]
+    common = ["--workload", str(files / "workload.yaml"), "--profiles", str(prof), "--json"]
     assert run(["--cluster", "1x4:H100", "--solver", "highs", *common]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["status"] == "optimal" and data["solver"] == "highs"
@@ -91,7 +90,7 @@ def test_bad_workload_exits_2_naming_the_field(files, capsys, edit, message):
 
 @pytest.mark.parametrize("cluster, message", [
     ("4x0:H100", "gpus_per_node"), ("banana", "neither a file nor a spec"),
-    ("1x4:A100", r"gpu_type 'A100'"),
+    ("1x4:A100", r"no step-cost profile for 'A100'"),
 ])
 def test_bad_cluster(files, capsys, cluster, message):
     rc = run(["--cluster", cluster, "--workload", str(files / "workload.yaml"),
@@ -105,12 +104,12 @@ def test_missing_arguments_and_profiles(files, capsys):
     assert "--workload is required" in capsys.readouterr().err
     assert run(["--cluster", "1x4:H100", "--workload", str(files / "workload.yaml"),
                 "--profiles", str(files / "nope")]) == 2
-    assert "no such file or directory" in capsys.readouterr().err
+    assert "is neither llada-8b, shipped nor a directory" in capsys.readouterr().err
     (files / "only_step").mkdir()
     profiles((1,)).step_costs[0].save(files / "only_step" / "s.json")
     assert run(["--cluster", "1x4:H100", "--workload", str(files / "workload.yaml"),
                 "--profiles", str(files / "only_step")]) == 2
-    assert "exactly one quality profile" in capsys.readouterr().err
+    assert "no quality profile" in capsys.readouterr().err
 
 
 def test_bench_small(capsys):
@@ -119,3 +118,33 @@ def test_bench_small(capsys):
     assert {r["solver"] for r in rows} == {"cbc", "highs"}
     assert all(r["gpus"] == 8 and r["primary_gap"] <= 0.01 for r in rows)
     assert run(["--bench", "--bench-sizes", "7"]) == 2
+
+
+def test_the_documented_plan_runs_on_published_and_derived_profiles(capsys):
+    """The README's line: the default profiles (LLaDA-8B) on a GPU only derived by roofline; the
+    plan says where its numbers come from."""
+    assert run(["--cluster", "4x8:H100", "--workload", "deploy/workloads/llada-8b-chat.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "profile llada-8b H100: derived from A100 by roofline" in out
+    assert run(["--cluster", "2x4:L40S", "--workload", "deploy/workloads/llada-8b-chat.yaml",
+                "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["profiles"]["provenance"] == {"L40S": "derived from A100 by roofline "
+                                                      "(datasheet ratios)"}
+    assert "at 16 GB/s" in " ".join(data["reasons"])  # PCIe, not the A100's NVLink
+
+
+def test_cpu_plans_only_measured_tp_degrees(capsys):
+    assert run(["--cluster", "1x4:cpu", "--profiles", "shipped", "--workload",
+                "deploy/workloads/embedded.yaml", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {g["tp"] for g in data["groups"]} == {1}
+    assert any("not profiled: measure with dilaserve profile --tp N" in n for n in data["reasons"])
+
+
+def test_a_gpu_without_a_profile_names_the_derive_command(capsys):
+    assert run(["--cluster", "1x8:A100", "--workload", "deploy/workloads/llada-8b-chat.yaml",
+                "--profiles", "shipped"]) == 2
+    err = capsys.readouterr().err
+    assert "no step-cost profile for 'A100' in profiles 'shipped'" in err
+    assert "dilaserve profile --derive A100 --from DIR" in err
