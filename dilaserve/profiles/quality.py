@@ -19,6 +19,7 @@ class QualityPoint:
     answer_tokens_per_step: float  # answer content committed per forward (trailing EOS apart)
     tokens_per_step: float  # every committed canvas token per forward, trailing EOS included
     forwards_per_request: float
+    interpolated: bool = False  # blended between measured neighbours, not measured itself
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,20 @@ class QualityProfile:
     def accuracy_drop(self, threshold: float, block_size: int) -> float:
         return self.reference.accuracy - self.at(threshold, block_size).accuracy
 
+    def grid(self, block_size: int, step: float) -> list[QualityPoint]:
+        """The measured points plus, every `step` between them, interpolated ones (marked
+        `interpolated`): the settings a threshold ladder of that step lands on."""
+        measured = self.threshold_points(block_size)
+        if not measured:
+            return []
+        points = {round(p.threshold, 6): p for p in measured}
+        lo, hi = measured[0].threshold, measured[-1].threshold
+        k = 0
+        while (t := round(hi - k * step, 6)) >= lo - 1e-9:
+            points.setdefault(t, self.at(t, block_size))
+            k += 1
+        return [points[t] for t in sorted(points)]
+
     def lowest_threshold(self, max_drop: float, block_size: int) -> float:
         """The lowest measured threshold whose accuracy drop vs the reference is <= max_drop."""
         ok = [
@@ -65,10 +80,10 @@ class QualityProfile:
         return {
             "schema": QUALITY_SCHEMA,
             "model": self.model,
-            "reference": asdict(self.reference),
+            "reference": _point_json(self.reference),
             "heldout": self.heldout,
             "provenance": self.provenance,
-            "points": [asdict(p) for p in self.points],
+            "points": [_point_json(p) for p in self.points],
         }
 
     @classmethod
@@ -94,10 +109,19 @@ class QualityProfile:
         return cls.from_json(json.loads(Path(path).read_text()))
 
 
+def _point_json(point: QualityPoint) -> dict:
+    data = asdict(point)
+    if not point.interpolated:
+        del data["interpolated"]  # measured points keep the file format they always had
+    return data
+
+
 def _blend(lo: QualityPoint, hi: QualityPoint, w: float, threshold: float) -> QualityPoint:
     def mix(a: float, b: float) -> float:
         return a + (b - a) * w
 
+    if w <= 0.0 or w >= 1.0:
+        return lo if w <= 0.0 else hi
     return QualityPoint(
         rule=lo.rule,
         threshold=threshold,
@@ -107,4 +131,5 @@ def _blend(lo: QualityPoint, hi: QualityPoint, w: float, threshold: float) -> Qu
         answer_tokens_per_step=mix(lo.answer_tokens_per_step, hi.answer_tokens_per_step),
         tokens_per_step=mix(lo.tokens_per_step, hi.tokens_per_step),
         forwards_per_request=mix(lo.forwards_per_request, hi.forwards_per_request),
+        interpolated=True,
     )
