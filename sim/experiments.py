@@ -27,6 +27,7 @@ from solver.types import Cluster
 from traces.jobs import CanvasPolicy
 from traces.records import Trace
 from traces.transform import scale_rate
+from worker.scheduler import SchedulerConfig
 
 
 @dataclass(frozen=True)
@@ -78,14 +79,24 @@ def _build_workload(setup: BenchSetup, rate_scale: float, slo_scale: float) -> S
 
 
 def static_layouts(setup: BenchSetup) -> list[Layout]:
-    """Every fixed layout best-static may pick: TP degrees that fit a node x the profiled
-    thresholds from the strictest class floor up to the quality reference (above the reference
-    a tenth of a point costs several times the steps: never the best for attainment)."""
+    """Every fixed layout best-static may pick: TP degrees that fit a node x the range tops from
+    the strictest class floor up to the quality reference (above the reference a tenth of a point
+    costs several times the steps: never the best for attainment); each layout's range runs from
+    the floor to its top. Without an accuracy budget the tops are the profiled thresholds; with
+    one, every top on the load-control ladder (measured or interpolated) whose own drop fits the
+    tightest budget (a top that does not could only overspend)."""
     quality = setup.profiles.quality
     block = setup.profiles.reference_block
     floor = max(c.floor(quality, block) for c in setup.classes)
     ref = quality.reference.threshold
-    taus = [p.threshold for p in quality.threshold_points(block) if floor <= p.threshold <= ref]
+    budgets = [c.accuracy_budget for c in setup.classes if c.accuracy_budget is not None]
+    if budgets:
+        step = SchedulerConfig().threshold_step
+        taus = [p.threshold for p in quality.grid(block, step) if floor <= p.threshold <= ref
+                and quality.accuracy_drop(p.threshold, block) <= min(budgets) + 1e-9]
+    else:
+        taus = [p.threshold for p in quality.threshold_points(block)
+                if floor <= p.threshold <= ref]
     widest = max(n.gpus_per_node for n in setup.cluster.nodes)
     return [Layout(tp, tau) for tp in TP_SWEEP if tp <= widest for tau in taus]
 
@@ -137,9 +148,10 @@ def run_grid(setup: BenchSetup, policies: Iterable[PolicySpec], rate_scales: Ite
 
 
 def best_of_sweep(runs: list[RunSummary]) -> RunSummary:
-    """best-static's pick: the highest attainment; ties: the more accurate, then the fewer GPUs
-    per replica."""
-    return max(runs, key=lambda s: (round(s.attainment, 6), s.mean_accuracy, -_tp_of(s.layout)))
+    """best-static's pick: among the layouts whose spent accuracy budget fits (all when none
+    does), the highest attainment; ties: the more accurate, then the fewer GPUs per replica."""
+    fits = [s for s in runs if s.within_budget] or runs
+    return max(fits, key=lambda s: (round(s.attainment, 6), s.mean_accuracy, -_tp_of(s.layout)))
 
 
 def _tp_of(layout: str) -> int:

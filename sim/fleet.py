@@ -63,6 +63,8 @@ class Fleet:
         self.ready_at: dict[int, float] = {}  # replica id -> when it began to serve
         self._stopped_steps = 0
         self._stopped_scheduler_s = 0.0
+        # a planned policy's budgeted classes start from this threshold up (see SpecFactory)
+        self.budget_start: float | None = None
 
     # -- GPUs --------------------------------------------------------------------------------------
 
@@ -94,7 +96,8 @@ class Fleet:
             self.profiles.cost(info.gpu_type, config.tp), self.profiles.limits(config.tp),
             self.quality, self.workload.truths, self.cache_mode,
             seed=hash((self.seed, self._next_id)) & 0xFFFFFFFF, step_jitter=self.step_jitter,
-            state=state, step_scale=self.step_scale, loop_s_per_request=self.loop_s_per_request)
+            state=state, step_scale=self.step_scale, loop_s_per_request=self.loop_s_per_request,
+            budget_start=self.budget_start)
         self._next_id += 1
         self.ready_at[replica.replica_id] = ready_at
         self.used[node] += config.tp

@@ -80,10 +80,20 @@ class RunSummary:
     scheduler_s: float
     planning_s: float = 0.0  # wall time in the controller (solver, plan evaluations)
     notes: tuple[str, ...] = field(default=())
+    accuracy_budget: float | None = None  # the classes' (tightest) mean drop allowed, 0..1
+    class_drops: dict[str, float] = field(default_factory=dict)  # class -> its spent, points
 
     @property
     def accuracy_drop_points(self) -> float:
         return 100.0 * (self.reference_accuracy - self.mean_accuracy)
+
+    @property
+    def within_budget(self) -> bool:
+        """Whether every class spent no more than the budget (none: always)."""
+        if self.accuracy_budget is None:
+            return True
+        spent = self.class_drops.values() or [self.accuracy_drop_points]
+        return all(d <= 100.0 * self.accuracy_budget + 1e-6 for d in spent)
 
     @property
     def steps_per_s(self) -> float:
@@ -103,7 +113,9 @@ def summarize(records: Records, *, policy: str, layout: str, arrivals: np.ndarra
               draws: np.ndarray, duration_s: float, reference_accuracy: float,
               reconfigurations: dict[str, int], replica_steps: int, wall_s: float,
               sim_s: float, scheduler_s: float, planning_s: float = 0.0,
-              notes: tuple[str, ...] = ()) -> RunSummary:
+              notes: tuple[str, ...] = (), classes: np.ndarray | None = None,
+              accuracy_budget: float | None = None) -> RunSummary:
+    """`classes`: each request's class name (for the drop each class spent)."""
     n = len(records.outcome)
     if n and (records.outcome == Outcome.PENDING).any():
         raise RuntimeError(f"{int((records.outcome == Outcome.PENDING).sum())} requests never "
@@ -119,6 +131,11 @@ def summarize(records: Records, *, policy: str, layout: str, arrivals: np.ndarra
         rounded = np.round(thr / 0.05) * 0.05
         for value in np.unique(rounded):
             hist[f"{value:.2f}"] = float((rounded == value).mean())
+    class_drops: dict[str, float] = {}
+    if classes is not None:
+        for name in np.unique(classes[finished]):
+            mine = acc[classes[finished] == name]
+            class_drops[str(name)] = float(100.0 * (reference_accuracy - mine.mean()))
     return RunSummary(
         policy=policy, layout=layout, requests=n, duration_s=duration_s,
         request_rate=n / duration_s if duration_s > 0 else math.nan,
@@ -132,4 +149,5 @@ def summarize(records: Records, *, policy: str, layout: str, arrivals: np.ndarra
         reference_accuracy=reference_accuracy,
         mean_threshold=float(thr.mean()) if thr.size else math.nan, thresholds=hist,
         reconfigurations=dict(reconfigurations), replica_steps=replica_steps, wall_s=wall_s,
-        sim_s=sim_s, scheduler_s=scheduler_s, planning_s=planning_s, notes=notes)
+        sim_s=sim_s, scheduler_s=scheduler_s, planning_s=planning_s, notes=notes,
+        accuracy_budget=accuracy_budget, class_drops=class_drops)

@@ -4,11 +4,15 @@
   Fast-dLLM would be served today; a client gives up at its deadline, so late requests end as
   expired rather than hold a slot for ever);
 - `static+edf`: + least-slack-first scheduling and admission control;
-- `static+edf+threshold`: + threshold control (load control lowers a late request's threshold
-  toward its class's floor);
-- `best-static`: the strong baseline: one fixed TP x tau layout for the whole run, the best of a
-  sweep over every TP degree and every threshold the class floor allows, chosen in hindsight on
-  the very workload it is scored on; least-slack scheduling, admission, least-loaded routing;
+- `static+edf+threshold`: + threshold control (each request starts at the threshold the
+  predicted load calls for and load control lowers a late one toward its class's floor, both
+  within the class's accuracy budget when it has one);
+- `best-static`: the strong baseline: one fixed TP x threshold range for the whole run, the best
+  of a sweep over every TP degree and every range top the class allows (down to its floor; with
+  an accuracy budget, every top on the 0.05 ladder whose own drop fits the budget), chosen in
+  hindsight on the very workload it is scored on among the runs whose spent budget fits;
+  least-slack scheduling, admission, threshold control under the same budget, least-loaded
+  routing;
 - `dilaserve`: ILP placement (`solver.solve`, its capacity model) re-planned by the controller
   as load moves, with modelled reloads; deadline-aware routing; least-slack scheduling,
   admission, threshold control within each replica's planned range;
@@ -95,7 +99,7 @@ POLICIES: dict[str, PolicySpec] = {
     "static+edf": PolicySpec("static+edf", "edf", True, "none", "round_robin", REFERENCE),
     "static+edf+threshold": PolicySpec("static+edf+threshold", "edf", True, "threshold",
                                        "round_robin", REFERENCE),
-    "best-static": PolicySpec("best-static", "edf", True, "none", "least_loaded",
+    "best-static": PolicySpec("best-static", "edf", True, "threshold", "least_loaded",
                               hindsight=True),
     "dilaserve": PolicySpec("dilaserve", "edf", True, "threshold", "deadline_aware",
                             controller=PLANNED),

@@ -36,7 +36,8 @@ class SimReplica:
                  scheduler_config: SchedulerConfig, cost: StepCostModel, limits: EngineLimits,
                  quality: QualityTable, truths: Mapping[str, RequestTruth], cache_mode: str,
                  seed: int, step_jitter: float = 0.0, state: ReplicaState = ReplicaState.ACTIVE,
-                 step_scale: float = 1.0, loop_s_per_request: float = 0.0) -> None:
+                 step_scale: float = 1.0, loop_s_per_request: float = 0.0,
+                 budget_start: float | None = None) -> None:
         self.replica_id = replica_id
         self.node = node
         self.state = state
@@ -49,6 +50,7 @@ class SimReplica:
         self.engine = SimulatedEngine(cost, quality, limits, truths, seed, step_jitter,
                                       step_scale)
         self.loop_s_per_request = loop_s_per_request
+        self.budget_start = budget_start
         self.busy = False
         self._result: StepResult | None = None
         self._masked: dict[str, int] = {}
@@ -63,14 +65,15 @@ class SimReplica:
         self.config = config
         lowers = self.scheduler_config.lowers_threshold
         self.specs = SpecFactory(config.threshold_max, config.threshold_min if lowers else None,
-                                 config.block_size, self.cache_mode)
+                                 config.block_size, self.cache_mode, self.budget_start)
         self._start_rate = self.quality.at(config.threshold_max, config.block_size)[0]
         self._view: ReplicaView | None = None
 
     # -- the scheduler's loop ---------------------------------------------------------------------
 
-    def submit(self, job: Job, class_floor: float | None, now: float) -> AdmissionDecision:
-        spec = self.specs.spec(job, class_floor)
+    def submit(self, job: Job, class_floor: float | None, now: float,
+               budget: float | None = None) -> AdmissionDecision:
+        spec = self.specs.spec(job, class_floor, budget)
         t0 = time.perf_counter()
         decision = self.scheduler.submit(spec, now)
         self.scheduler_s += time.perf_counter() - t0

@@ -33,7 +33,7 @@ def point_table(results: list[PointResult], bound: float | None = None,
     head = (f"{'policy':<21} {'attain':>6} {'goodput':>8} {'met':>6} {'late':>5} {'expir':>6} "
             f"{'reject':>6} {'shed':>5} {'p50 ' + unit:>6} {'p90 ' + unit:>6} "
             f"{'p99 ' + unit:>6} {'acc %':>6} "
-            f"{'drop':>5}  {'thresholds':<22} {'reconfig':<14} layout")
+            f"{'drop':>5} {'budget':>6}  {'thresholds':<22} {'reconfig':<14} layout")
     lines = [head]
     for r in results:
         s = r.summary
@@ -43,7 +43,8 @@ def point_table(results: list[PointResult], bound: float | None = None,
             f"{s.policy:<21} {s.attainment:>6.1%} {s.goodput:>8.2f} {s.met:>6} {s.late:>5} "
             f"{s.expired:>6} {s.rejected:>6} {s.shed:>5} {_f(p50, '6.1f'):>6} "
             f"{_f(p90, '6.1f'):>6} {_f(p99, '6.1f'):>6} "
-            f"{_f(100 * s.mean_accuracy, '6.2f'):>6} {_f(s.accuracy_drop_points, '5.2f'):>5}  "
+            f"{_f(100 * s.mean_accuracy, '6.2f'):>6} {_f(s.accuracy_drop_points, '5.2f'):>5} "
+            f"{_budget(s):>6}  "
             f"{_thresholds(s.thresholds):<22} {_reconfig(s.reconfigurations):<14} {s.layout}")
     if bound is not None:
         lines.append(f"{'upper bound':<21} {bound:>6.1%}   (GPU-seconds at the cheapest batching "
@@ -51,10 +52,19 @@ def point_table(results: list[PointResult], bound: float | None = None,
     return "\n".join(lines)
 
 
+def _budget(s) -> str:
+    """The class budget in points, marked ! when a class spent more (- : no budget)."""
+    if s.accuracy_budget is None:
+        return "-"
+    return f"{100 * s.accuracy_budget:.2f}{'' if s.within_budget else '!'}"
+
+
 def legend() -> str:
     return ("attain = met / all requests (late, expired, rejected and shed are misses); goodput "
             "= met req/s; latency over finished requests; acc = mean expected accuracy of "
-            "finished requests (quality profile), drop = points below the reference threshold; "
+            "finished requests (quality profile), drop = points below the reference threshold "
+            "(the accuracy budget spent); budget = the class's mean drop allowed, points (! = "
+            "overspent); "
             "thresholds = token-weighted threshold per request, share of finished; reconfig = "
             "plans +added -removed ~threshold changes")
 

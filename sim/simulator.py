@@ -89,10 +89,13 @@ class Simulation:
         self.fleet = Fleet(cluster, profiles, workload, policy.scheduler_config(profiles.max_rows),
                            options.seed, options.step_jitter, options.step_scale,
                            options.loop_s_per_request)
+        if policy.planned:
+            self.fleet.budget_start = profiles.quality.reference.threshold
         self.router = policy.make_router()
         self.records = Records(len(workload.jobs))
         self.block = profiles.reference_block
         self.floors = {c.name: c.floor(profiles.quality, self.block) for c in workload.classes}
+        self.budgets = {c.name: c.accuracy_budget for c in workload.classes}
         self._index = {j.request_id: j.index for j in workload.jobs}
         self._back = self._ways_back(len(workload.jobs))
         self._heap: list[tuple[float, int, int, SimReplica | None]] = []
@@ -208,9 +211,10 @@ class Simulation:
             self.records.end(job.index, Outcome.SHED, now)
             return
         floor = self.floors[job.slo_class]
+        budget = self.budgets[job.slo_class]
         for replica_id in (decision.replica_id, *decision.fallbacks):
             replica = self.fleet.replicas[replica_id]
-            if replica.submit(job, floor, now).accepted:
+            if replica.submit(job, floor, now, budget).accepted:
                 break
         else:
             self.records.end(job.index, Outcome.REJECTED, now)
@@ -303,7 +307,10 @@ class Simulation:
                          duration_s=self.workload.duration_s,
                          reference_accuracy=self.profiles.quality.reference.accuracy,
                          reconfigurations=counters, replica_steps=steps, wall_s=wall,
-                         sim_s=now, scheduler_s=sched, planning_s=self.planning_s)
+                         sim_s=now, scheduler_s=sched, planning_s=self.planning_s,
+                         classes=np.array([j.slo_class for j in jobs]),
+                         accuracy_budget=min((b for b in self.budgets.values()
+                                              if b is not None), default=None))
 
     def _plans_described(self) -> str:
         if self.controller is None or not self.controller.history:

@@ -33,6 +33,7 @@ class SimClass:
     min_threshold: float | None = None
     target_attainment: float = 0.9
     priority: int = 0
+    accuracy_budget: float | None = None  # the mean drop (0..1) its finished requests may take
 
     def to_slo_class(self) -> SloClass:
         return SloClass(self.name, 0.0, LengthDist(1.0), LengthDist(1.0),
@@ -117,24 +118,39 @@ def workload_from_jobs(jobs: tuple[Job, ...], classes: tuple[SimClass, ...], dur
 
 class SpecFactory:
     """RequestSpecs for one replica configuration; prompts and settings are shared objects (a
-    prompt is only ever measured, never read, by the scheduler and the simulated engine)."""
+    prompt is only ever measured, never read, by the scheduler and the simulated engine).
+
+    Given `reference` (a planned policy's replicas), a class with an accuracy budget (and load
+    control on) gets the whole range from its floor to the reference threshold on every replica,
+    whatever the plan's range: the budget, not the plan, then decides how far each request goes
+    down (the scheduler starts it at the threshold the predicted load calls for, within what the
+    budget has room for)."""
 
     _prompts: dict[int, tuple[int, ...]] = {}
 
     def __init__(self, threshold_start: float, threshold_floor: float | None, block_size: int,
-                 cache_mode: str) -> None:
+                 cache_mode: str, reference: float | None = None) -> None:
         self.settings = DecodeSettings(threshold=threshold_start, block_size=block_size,
                                        cache_mode=cache_mode)
         self.floor = threshold_floor
+        start = threshold_start if reference is None else max(threshold_start, reference)
+        self.budget_settings = (self.settings if start == threshold_start else
+                                DecodeSettings(threshold=start, block_size=block_size,
+                                               cache_mode=cache_mode))
 
-    def spec(self, job: Job, class_floor: float | None) -> RequestSpec:
+    def spec(self, job: Job, class_floor: float | None,
+             budget: float | None = None) -> RequestSpec:
         prompt = self._prompts.get(job.prompt_len)
         if prompt is None:
             prompt = self._prompts[job.prompt_len] = (1,) * job.prompt_len
-        start = self.settings.threshold
+        settings = self.settings
         floor = None
         if self.floor is not None and class_floor is not None:
-            floor = min(start, max(self.floor, class_floor))
+            if budget is None:
+                floor = min(settings.threshold, max(self.floor, class_floor))
+            else:
+                settings = self.budget_settings
+                floor = min(settings.threshold, class_floor)
         return RequestSpec(job.request_id, prompt, job.canvas_len, job.arrival_s,
                            deadline_s=job.deadline_s, slo_class=job.slo_class,
-                           quality_floor=floor, settings=self.settings)
+                           quality_floor=floor, accuracy_budget=budget, settings=settings)

@@ -78,6 +78,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "directory; live: the served model's")
     p.add_argument("--max-accuracy-drop", type=float, default=0.03, metavar="F",
                    help="the class's quality floor vs the reference threshold (fraction)")
+    p.add_argument("--accuracy-budget", type=float, default=None, metavar="F",
+                   help="the class's accuracy budget: the mean drop (fraction, 0.01 = 1 point) "
+                        "its finished requests may take; --max-accuracy-drop stays the hard "
+                        "per-request floor (default: no budget)")
     p.add_argument("--target-attainment", type=float, default=0.9)
     p.add_argument("--canvas", default="known", metavar="known|fixed:N",
                    help="known: output length rounded up (an oracle); fixed:N: canvas N with "

@@ -83,7 +83,11 @@ def make_setup(args: argparse.Namespace):
     else:
         raise ValueError(f"--canvas: expected known or fixed:N, got {args.canvas!r}")
     trace = load_base_trace(args)
-    classes = tuple(SimClass(name, 1.0, args.max_accuracy_drop, None, args.target_attainment)
+    budget = getattr(args, "accuracy_budget", None)
+    if budget is not None and not 0 <= budget <= 1:
+        raise ValueError(f"--accuracy-budget: a fraction in [0, 1] (0.01 = 1 point), got {budget}")
+    classes = tuple(SimClass(name, 1.0, args.max_accuracy_drop, None, args.target_attainment,
+                             accuracy_budget=budget)
                     for name in trace.classes())
     options = SimOptions(seed=args.seed, progress=not args.no_progress and args.jobs <= 1)
     return BenchSetup(trace, classes, cluster, profiles, canvas, args.seed, args.scale_mode,

@@ -78,6 +78,7 @@ def to_slo_class(c: SloClassModel) -> SloClass:
         target_attainment=c.target_attainment,
         min_threshold=floor.min_threshold if floor else None,
         max_accuracy_drop=floor.max_accuracy_drop if floor else None,
+        mean_accuracy_drop=floor.mean_accuracy_drop if floor else None,
         priority=c.priority,
         best_effort=c.best_effort,
     )

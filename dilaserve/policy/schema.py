@@ -5,7 +5,7 @@
       - name: standard
         deadline: {ms: 500, per_token_ms: 10}
         target_attainment: 0.95
-        quality_floor: {min_threshold: 0.7, max_accuracy_drop: 0.01}
+        quality_floor: {min_threshold: 0.7, max_accuracy_drop: 0.03, mean_accuracy_drop: 0.01}
         priority: 1
         best_effort: false
     worker:
@@ -56,6 +56,14 @@ class QualityFloorModel(StrictModel):
         le=1,
         description="the largest accuracy drop (0..1) against the quality profile's reference "
         "setting; the floor is the lowest profiled threshold within it",
+    )
+    mean_accuracy_drop: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="the class's accuracy budget: the mean accuracy drop (0..1) its finished "
+        "requests may take; the scheduler spends it where it buys attainment (None: no budget, "
+        "every request may go down to the floor)",
     )
 
 

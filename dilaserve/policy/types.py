@@ -6,6 +6,8 @@ A request's class gives it a deadline, a quality floor, a priority and whether i
   a best-effort class may have neither: no deadline);
 - quality floor: the strictest (highest) of `min_threshold` and the lowest profiled threshold whose
   accuracy drop against the quality profile's reference setting is at most `max_accuracy_drop`;
+- accuracy budget (`mean_accuracy_drop`): the mean drop the class's finished requests may take
+  together; each request may still go no lower than its floor (the scheduler's `budget`);
 - priority: the scheduler orders requests by priority tier before arrival (fcfs) or slack (edf)
   among requests that are not demoted, so a higher priority waits less and is the last to be made
   late when the worker is overloaded;
@@ -31,6 +33,7 @@ class SloClass:
     target_attainment: float = 0.9
     min_threshold: float | None = None
     max_accuracy_drop: float | None = None
+    mean_accuracy_drop: float | None = None
     priority: int = 0
     best_effort: bool = False
 

@@ -19,7 +19,7 @@ def test_infeasible_request_is_rejected_at_once_and_best_effort_is_admitted() ->
     scheduler = make_scheduler()
     rejected = scheduler.submit(spec("tight", deadline=0.005, floor=0.6), 0.0)
     assert rejected.verdict is Verdict.REJECTED and not rejected.accepted
-    assert "infeasible even at its quality floor" in rejected.reason
+    assert "infeasible even at the lowest threshold its floor and budget allow" in rejected.reason
     assert "0.6" in rejected.reason and scheduler.state("tight") is None
     soft = scheduler.submit(spec("soft", deadline=0.005, floor=0.6, best_effort=True), 0.0)
     assert soft.verdict is Verdict.BEST_EFFORT and soft.accepted

@@ -1,16 +1,22 @@
-"""Admission: refuse at arrival what cannot meet its deadline, rather than time it out late.
+"""Admission: refuse at arrival what cannot meet its deadline, rather than time it out late, and
+start what it accepts at the threshold the predicted load calls for.
 
 The rule. An arrival is feasible when now + (wait + service) x step time x (1 + headroom) <= its
 deadline, where
-  service = its predicted steps at its floor threshold (what load control could bring it to; with
-            load control off, its starting threshold) and its starting block size,
+  service = its predicted steps at its starting threshold (and starting block size),
   wait    = when a row slot frees up for it: the work ahead of it (the resident rows' steps left
             at their current settings, which load control keeps unless they run late, and the
-            floor steps of every queued request the ordering puts before it) list-scheduled onto
+            planned steps of every queued request the ordering puts before it) list-scheduled onto
             the row slots it can have (max_rows, fewer when its length limits it by max_tokens),
   step time = the predicted step time of the current batch with it added, filled to as many rows
             as the work ahead will keep busy or as recent steps have had (the arrivals that will
             join during its service), whichever is more.
+The starting threshold (with load control on): the highest rung of its ladder at which it is
+predicted to finish with load control's slack margin to spare (slack >= slack_margin x its
+service time), among the rungs its class's accuracy budget allows (`budget`); when none has the
+margin, the lowest rung the budget allows, and the rule above decides. So admission predicts with
+the threshold the request will run at: it neither counts on a floor the request would only reach
+once late, nor refuses what a lower allowed threshold serves in time.
 With `admission_protects_queue`, an arrival is also infeasible when it would push a queued request
 behind it (edf puts an urgent arrival ahead of others) from meeting its deadline to missing it:
 the same list schedule is run with and without the arrival. Resident requests are not re-examined
@@ -27,6 +33,7 @@ from operator import itemgetter
 
 from dilaserve.core.steps import EngineLimits
 from dilaserve.policy.scheduler_config import SchedulerConfig
+from worker.scheduler.budget import Budget
 from worker.scheduler.ordering import order_key
 from worker.scheduler.predictor import BatchShape, Predictor
 from worker.scheduler.requests import AdmissionDecision, RequestSpec, RequestState, Verdict
@@ -48,10 +55,17 @@ def shape_problem(spec: RequestSpec, limits: EngineLimits) -> str | None:
 
 
 class Admission:
-    def __init__(self, config: SchedulerConfig, limits: EngineLimits, predictor: Predictor) -> None:
+    def __init__(
+        self,
+        config: SchedulerConfig,
+        limits: EngineLimits,
+        predictor: Predictor,
+        budget: Budget | None = None,
+    ) -> None:
         self.config = config
         self.limits = limits
         self.predictor = predictor
+        self.budget = budget or Budget(predictor.quality)
 
     def decide(
         self,
@@ -90,16 +104,16 @@ class Admission:
         free_at = [0.0] * (slots - len(free_at)) + free_at
         heapq.heapify(free_at)
         for q in ahead:
-            heapq.heappush(free_at, heapq.heappop(free_at) + q.floor_steps)
+            heapq.heappush(free_at, heapq.heappop(free_at) + q.planned_steps)
         without = list(free_at)
         wait_steps = heapq.heappop(free_at)
-        service_steps = state.floor_steps
+        service_steps = self._start(state, now, wait_steps, step_s, stretch)
         heapq.heappush(free_at, wait_steps + service_steps)
         finish = now + (wait_steps + service_steps) * stretch
         detail = (
             f"predicted finish in {(finish - now) * 1e3:.1f} ms (wait {wait_steps:.0f} + "
             f"service {service_steps:.0f} steps of {step_s * 1e3:.2f} ms at threshold "
-            f"{state.threshold_rungs[-1]:g}) against a deadline in "
+            f"{state.threshold:g}) against a deadline in "
             f"{(spec.deadline_s - now) * 1e3:.1f} ms"
         )
         if finish > spec.deadline_s:
@@ -112,10 +126,31 @@ class Admission:
                 )
         return AdmissionDecision(rid, Verdict.ACCEPTED, f"accepted: {detail}", finish)
 
-    def floor_steps(self, state: RequestState) -> float:
-        """Steps left at the floor threshold (block sizes as they are: a larger block can only be
-        reached at aligned block starts, so it is a bonus, not counted on)."""
-        steps, _ = self.predictor.work(state, state.threshold_rungs[-1])
+    def _start(
+        self, state: RequestState, now: float, wait_steps: float, step_s: float, stretch: float
+    ) -> float:
+        """Set the arrival's starting rung (see the module's rule); returns its service steps.
+        Block sizes as they are: a larger block can only be reached at aligned block starts, so
+        it is a bonus, not counted on."""
+        rungs = state.threshold_rungs
+        if len(rungs) == 1:
+            return state.planned_steps
+        margin = self.config.slack_margin
+        chosen = 0
+        steps = state.planned_steps
+        for rung, threshold in enumerate(rungs):
+            if rung and not self.budget.allows(state, threshold):
+                break
+            chosen = rung
+            steps, _ = self.predictor.work(state, threshold)
+            service_s = steps * step_s
+            if state.deadline_s - now - (wait_steps + steps) * stretch >= margin * service_s:
+                break
+        if chosen:
+            state.threshold_rung = chosen
+            state.threshold = rungs[chosen]
+            self.predictor.update(state)
+            state.planned_steps = steps
         return steps
 
     def _infeasible(
@@ -132,7 +167,8 @@ class Admission:
         return AdmissionDecision(
             spec.request_id,
             Verdict.REJECTED,
-            f"rejected: infeasible even at its quality floor: {detail}",
+            "rejected: infeasible even at the lowest threshold its floor and budget allow: "
+            f"{detail}",
             finish,
         )
 
@@ -149,12 +185,12 @@ def _first_victim(
     for q in behind:
         start_with = heapq.heappop(with_new)
         start_without = heapq.heappop(without_new)
-        heapq.heappush(with_new, start_with + q.floor_steps)
-        heapq.heappush(without_new, start_without + q.floor_steps)
+        heapq.heappush(with_new, start_with + q.planned_steps)
+        heapq.heappush(without_new, start_without + q.planned_steps)
         if q.spec.best_effort or q.deadline_s == math.inf:
             continue  # nothing to protect, but its work still holds a slot
-        late_with = now + (start_with + q.floor_steps) * stretch > q.deadline_s
-        late_without = now + (start_without + q.floor_steps) * stretch > q.deadline_s
+        late_with = now + (start_with + q.planned_steps) * stretch > q.deadline_s
+        late_without = now + (start_without + q.planned_steps) * stretch > q.deadline_s
         if late_with and not late_without:
             return q.request_id
     return None

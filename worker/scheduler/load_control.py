@@ -8,6 +8,9 @@ sizes inside the request's block range that divide its canvas. Lowering pulls th
 the block size (it acts only from the next block start). Raising releases them in reverse order:
 block size first, then threshold.
 
+Budget: a rung down is taken only when the class's accuracy budget has room for it (`budget`);
+a rung up always is, and gives room back.
+
 When: a request is late when its predicted slack is below `slack_margin` times its predicted
 remaining time (a noise margin: aiming at zero slack would miss half the deadlines it aims at);
 a late request goes down one rung per plan. It goes back up one rung only when its predicted
@@ -26,6 +29,7 @@ import functools
 
 from dilaserve.core.steps import SettingsChange
 from dilaserve.policy.scheduler_config import SchedulerConfig
+from worker.scheduler.budget import Budget
 from worker.scheduler.predictor import Predictor
 from worker.scheduler.requests import RequestSpec, RequestState
 
@@ -73,9 +77,12 @@ def block_change_possible(state: RequestState, new_block: int) -> bool:
 
 
 class LoadController:
-    def __init__(self, config: SchedulerConfig, predictor: Predictor) -> None:
+    def __init__(
+        self, config: SchedulerConfig, predictor: Predictor, budget: Budget | None = None
+    ) -> None:
         self.config = config
         self.predictor = predictor
+        self.budget = budget or Budget(predictor.quality)
         self._raise_margin = config.slack_margin + config.hysteresis
 
     def decide(self, state: RequestState, now: float, step_s: float) -> SettingsChange | None:
@@ -91,8 +98,11 @@ class LoadController:
     def settle_before_admission(self, state: RequestState, now: float, step_s: float) -> None:
         """Start a request as low on the threshold ladder as its slack needs (it is not resident
         yet, so its settings go straight into its AdmitRow)."""
-        while state.threshold_rung + 1 < len(state.threshold_rungs) and self._late(
-            state, now, step_s
+        rungs = state.threshold_rungs
+        while (
+            state.threshold_rung + 1 < len(rungs)
+            and self._late(state, now, step_s)
+            and self.budget.allows(state, rungs[state.threshold_rung + 1])
         ):
             self._set_threshold(state, state.threshold_rung + 1)
 
@@ -101,7 +111,10 @@ class LoadController:
         return state.deadline_s - now - remaining < self.config.slack_margin * remaining
 
     def _lower(self, state: RequestState) -> SettingsChange | None:
-        if state.threshold_rung + 1 < len(state.threshold_rungs):
+        rungs = state.threshold_rungs
+        if state.threshold_rung + 1 < len(rungs):
+            if not self.budget.allows(state, rungs[state.threshold_rung + 1]):
+                return None
             self._set_threshold(state, state.threshold_rung + 1)
             return SettingsChange(state.request_id, threshold=state.threshold)
         if state.block_rung + 1 < len(state.block_rungs):
@@ -135,6 +148,7 @@ class LoadController:
         state.threshold_rung = rung
         state.threshold = state.threshold_rungs[rung]
         self._changed(state)
+        self.budget.retarget(state)
 
     def _set_block(self, state: RequestState, rung: int) -> None:
         state.block_rung = rung

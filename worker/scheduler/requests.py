@@ -13,7 +13,9 @@ from dilaserve.core.steps import DecodeSettings, FinishReason, Phase, validate_t
 class RequestSpec:
     """A request as the server hands it over. `settings` carries the starting threshold and block
     size; `quality_floor` is the lowest threshold load control may use (the class's effective floor,
-    None: the starting threshold, i.e. no degradation); `block_range` bounds the block size."""
+    None: the starting threshold, i.e. no degradation); `block_range` bounds the block size;
+    `accuracy_budget` is the mean accuracy drop (0..1) its class's finished requests may take
+    together (None: no budget, load control may take any request to its floor)."""
 
     request_id: str
     prompt_ids: tuple[int, ...]
@@ -25,6 +27,7 @@ class RequestSpec:
     best_effort: bool = False
     quality_floor: float | None = None
     block_range: tuple[int, int] | None = None
+    accuracy_budget: float | None = None
     settings: DecodeSettings = field(default_factory=DecodeSettings)
 
     @property
@@ -117,8 +120,10 @@ class RequestState:
         "steps_left",
         "refresh_left",
         "seq",
-        "floor_steps",
+        "planned_steps",
         "refreshes",
+        "drop_committed",
+        "planned_drop",
     )
 
     def __init__(
@@ -157,7 +162,12 @@ class RequestState:
         # the predictor's cached estimate of the work left, refreshed whenever the state changes
         self.steps_left = 0.0
         self.refresh_left = 0.0
-        self.floor_steps = 0.0  # steps at the lowest rungs, kept while queued for admission checks
+        # steps left at the settings it was admitted with, kept while queued for admission checks
+        self.planned_steps = 0.0
+        # the accuracy budget's ledger (`budget`): committed tokens x their accuracy drop, and the
+        # drop the whole request is expected to end with at its current threshold
+        self.drop_committed = 0.0
+        self.planned_drop = 0.0
 
     @property
     def next_block(self) -> int:

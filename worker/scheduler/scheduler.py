@@ -44,6 +44,7 @@ from dilaserve.profiles.quality import QualityProfile
 from dilaserve.profiles.step_cost import StepCost
 from worker.scheduler.admission import Admission, shape_problem
 from worker.scheduler.batching import fill_step
+from worker.scheduler.budget import Budget
 from worker.scheduler.load_control import LoadController, ladders
 from worker.scheduler.ordering import order_key, refresh_order
 from worker.scheduler.predictor import BatchShape, Predictor
@@ -77,8 +78,9 @@ class Scheduler:
         self.limits = limits
         self.step_cost = step_cost
         self.predictor = Predictor(quality, step_cost, config.rate_prior_tokens)
-        self.load_control = LoadController(config, self.predictor)
-        self.admission = Admission(config, limits, self.predictor)
+        self.budget = Budget(quality)
+        self.load_control = LoadController(config, self.predictor, self.budget)
+        self.admission = Admission(config, limits, self.predictor, self.budget)
         self._active: dict[str, RequestState] = {}
         self._queued: dict[str, RequestState] = {}
         self._resident: dict[str, RequestState] = {}
@@ -106,7 +108,7 @@ class Scheduler:
         self._seq += 1
         state = RequestState(spec, *ladders(spec, self.config), seq=self._seq)
         self.predictor.update(state)
-        state.floor_steps = self.admission.floor_steps(state)
+        state.planned_steps = state.steps_left
         if self._resident_shape is None:
             self._resident_shape = self.predictor.shape_of(self._resident.values())
         decision = self.admission.decide(
@@ -120,6 +122,7 @@ class Scheduler:
         if not decision.accepted:
             return decision
         state.demoted = decision.verdict is Verdict.BEST_EFFORT
+        self.budget.admit(state)
         self._active[rid] = self._queued[rid] = state
         if math.isfinite(spec.deadline_s):
             heapq.heappush(self._deadlines, (spec.deadline_s, state.seq, rid))
@@ -214,6 +217,7 @@ class Scheduler:
             state = self._resident[outcome.request_id]
             state.steps += 1
             state.refreshes += outcome.phase is Phase.REFRESH
+            self.budget.commit(state, outcome.committed)
             state.committed += outcome.committed
             state.expected_committed += self.predictor.prior_rate(
                 state.threshold, state.block_size, state
@@ -224,7 +228,7 @@ class Scheduler:
                 events.append(terminal_event(state, TerminalKind.FAILED, now, outcome.error))
                 continue
             if outcome.done:  # the engine frees the row itself
-                self._forget(state)
+                self._forget(state, finished=True)
                 events.append(
                     terminal_event(
                         state,
@@ -309,8 +313,9 @@ class Scheduler:
         (self._evicting if was_resident else self._outbox).append(event)
         return was_resident
 
-    def _forget(self, state: RequestState) -> None:
+    def _forget(self, state: RequestState, finished: bool = False) -> None:
         rid = state.request_id
+        self.budget.end(state, finished)
         del self._active[rid]
         self._queued.pop(rid, None)
         self._resident.pop(rid, None)

@@ -97,6 +97,7 @@ class RequestValidator:
             best_effort=slo.best_effort,
             quality_floor=floor,
             block_range=self._block_range(req.quality, block, canvas),
+            accuracy_budget=slo.mean_accuracy_drop,
             settings=settings,
         )
 
