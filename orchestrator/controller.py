@@ -8,8 +8,11 @@ actions (`orchestrator.types`) that the runtime executes: the simulator here, Ra
 
 When to re-plan: at the first tick with any load; then when some class's estimated rate has moved
 more than `drift` (relative) from the rate the plan was made for, or a class appeared, and at least
-`min_interval_s` after the last plan. The plan is made for the estimated rate x (1 + headroom),
-with the running plan as `current`, so that the solver weighs reloads against gains.
+`min_interval_s` after the last plan. A change counts only when it is sustained: measured over at
+least `min_requests` requests (the larger of the rates, old and new, over the window: one request
+and then none is not a load change) and still there `sustain_s` after it was first seen. The plan is made for the estimated rate x
+(1 + headroom), with the running plan as `current`, so that the solver weighs reloads against
+gains.
 
 Choosing among candidates: the planner may offer several plans (the solver's own first, then e.g.
 the best plan that keeps the running TP layout). With an evaluator (AlpaServe's approach: score a
@@ -50,12 +53,16 @@ class ControllerConfig:
     headroom: float = 0.0  # plan for rate x (1 + headroom)
     max_draining_fraction: float = 0.25  # of the cluster's GPUs draining at once
     min_gain: float = 0.02  # attainment a TP-layout change must add over keeping the layout
+    min_requests: int = 0  # a rate change counts only when seen over this many requests
+    sustain_s: float = 0.0  # ... and only once it has lasted this long
 
     def __post_init__(self) -> None:
         if min(self.tick_s, self.window_s) <= 0:
             raise ValueError("ControllerConfig: tick_s and window_s must be > 0")
-        if self.drift < 0 or self.min_interval_s < 0 or self.headroom < 0:
-            raise ValueError("ControllerConfig: drift, min_interval_s, headroom must be >= 0")
+        if min(self.drift, self.min_interval_s, self.headroom, self.min_requests,
+               self.sustain_s) < 0:
+            raise ValueError("ControllerConfig: drift, min_interval_s, headroom, min_requests, "
+                             "sustain_s must be >= 0")
         if not 0 < self.max_draining_fraction <= 1:
             raise ValueError("ControllerConfig: max_draining_fraction must be in (0, 1]")
 
@@ -122,6 +129,7 @@ class Controller:
         self.recent: deque[Arrival] = deque()  # arrivals within the window, for the evaluator
         self.history: list[PlanRecord] = []
         self._pending_reason = ""  # a re-plan asked for from outside (a policy reload)
+        self._drift_since: dict[str, float] = {}  # when each drifting class was first seen so
 
     @property
     def plan(self) -> Plan | None:
@@ -232,14 +240,30 @@ class Controller:
         if self._pending_reason:
             return self._take_pending()
         last = self.history[-1]
-        if now - last.at_s < self.config.min_interval_s:
-            return ""
+        reason = ""
         for name, load in sorted(loads.items()):
-            planned = last.rates.get(name)
-            if planned is None:
-                return f"class {name} appeared"
-            if abs(load.rate - planned) > self.config.drift * max(planned, 1e-9):
-                return f"class {name}: rate {planned:.3g} -> {load.rate:.3g} req/s"
+            change = self._rate_change(name, load, last.rates.get(name))
+            if not change:
+                self._drift_since.pop(name, None)
+                continue
+            since = self._drift_since.setdefault(name, now)
+            if not reason and now - since >= self.config.sustain_s:
+                reason = change
+        if not reason or now - last.at_s < self.config.min_interval_s:
+            return ""
+        self._drift_since.clear()
+        return reason
+
+    def _rate_change(self, name: str, load: ClassLoad, planned: float | None) -> str:
+        """Why this class's load differs from the plan's ("" when it does not, or when too few
+        requests show it)."""
+        seen = max(load.rate, planned or 0.0) * self.config.window_s
+        if seen < self.config.min_requests:
+            return ""
+        if planned is None:
+            return f"class {name} appeared"
+        if abs(load.rate - planned) > self.config.drift * max(planned, 1e-9):
+            return f"class {name}: rate {planned:.3g} -> {load.rate:.3g} req/s"
         return ""
 
     def _take_pending(self) -> str:

@@ -43,13 +43,17 @@ class ReconfigureSettings:
     drain_timeout_s: float = 60.0  # a draining replica's requests get this long, then it stops
     placement_timeout_s: float = 60.0  # waiting for a placement group / a replica to load
     max_draining_fraction: float = 0.5  # of the cluster's devices draining at once
+    min_requests: int = 10  # a rate change re-plans only when seen over this many requests
+    sustain_s: float = 15.0  # ... and once it has lasted this long
 
     def __post_init__(self) -> None:
         for name in ("period_s", "window_s", "drain_timeout_s", "placement_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"reconfigure.{name} must be > 0")
-        if min(self.drift, self.min_interval_s, self.headroom) < 0:
-            raise ValueError("reconfigure: drift, min_interval_s and headroom must be >= 0")
+        if min(self.drift, self.min_interval_s, self.headroom, self.min_requests,
+               self.sustain_s) < 0:
+            raise ValueError("reconfigure: drift, min_interval_s, headroom, min_requests and "
+                             "sustain_s must be >= 0")
         if not 0 < self.max_draining_fraction <= 1:
             raise ValueError("reconfigure.max_draining_fraction must be in (0, 1]")
 

@@ -52,6 +52,8 @@ def to_cluster_settings(c: ClusterModel) -> ClusterSettings:
             drain_timeout_s=r.drain_timeout_s,
             placement_timeout_s=r.placement_timeout_s,
             max_draining_fraction=r.max_draining_fraction,
+            min_requests=r.min_requests,
+            sustain_s=r.sustain_s,
         ),
     )
 

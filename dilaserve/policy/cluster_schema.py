@@ -89,6 +89,13 @@ class ReconfigureModel(StrictModel):
         le=1,
         description="of the cluster's devices draining at once",
     )
+    min_requests: int = Field(
+        _RECONFIGURE.min_requests, ge=0,
+        description="a rate change re-plans only when seen over this many requests",
+    )
+    sustain_s: float = Field(
+        _RECONFIGURE.sustain_s, ge=0, description="... and only once it has lasted this long"
+    )
 
 
 class ClusterModel(StrictModel):

@@ -81,7 +81,8 @@ def cluster_lines(c: ClusterSettings) -> list[str]:
 
 def reconfigure_line(r: ReconfigureSettings) -> str:
     return (
-        f"reconfigure: tick every {r.period_s:g} s; re-plan on {r.drift:.0%} rate drift, at most "
+        f"reconfigure: tick every {r.period_s:g} s; re-plan on {r.drift:.0%} rate drift "
+        f"sustained {r.sustain_s:g} s over >= {r.min_requests} requests, at most "
         f"every {r.min_interval_s:g} s (rates over {r.window_s:g} s, headroom {r.headroom:.0%}); "
         f"drain timeout {r.drain_timeout_s:g} s; placement timeout {r.placement_timeout_s:g} s; "
         f"at most {r.max_draining_fraction:.0%} of devices draining"

@@ -36,7 +36,8 @@ def controller_config(settings: ClusterSettings) -> ControllerConfig:
     r = settings.reconfigure
     return ControllerConfig(tick_s=r.period_s, window_s=r.window_s, drift=r.drift,
                             min_interval_s=r.min_interval_s, headroom=r.headroom,
-                            max_draining_fraction=r.max_draining_fraction)
+                            max_draining_fraction=r.max_draining_fraction,
+                            min_requests=r.min_requests, sustain_s=r.sustain_s)
 
 
 def describe_plan(record: PlanRecord) -> str:

@@ -96,7 +96,10 @@ def test_a_gpu_runs_files_beside_the_published_ones_leave_the_a100_profile_set_a
     assert find_step_cost(published, "dual", 1, "bfloat16", "A100").name.startswith("step_cost.a1")
     assert find_step_cost(published, "dual", 1, "bfloat16", "H200").name.startswith("step_cost.h2")
     profiles = load_profile_set(published)
-    assert profiles.hardware == ("A100", "H200")
+    assert profiles.hardware == ("A100", "H100", "H200", "L40S")
+    # the measured H200 profile took the place of the one derived by roofline
+    h200 = [p for p in profiles.step_costs if p.hardware == "H200"]
+    assert len(h200) == 1 and "derived" not in h200[0].provenance
     assert {p.cache_mode for p in profiles.step_costs} == {"dual"}
     assert profiles.reload_s == load_profile_set(PUBLISHED_PROFILES_DIR).reload_s
 

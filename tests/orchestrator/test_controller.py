@@ -124,3 +124,35 @@ def test_evaluator_picks_candidates_and_guards_layout_changes():
     scores[id(move)] = 0.85
     ctl.tick(Observation(180.0, arrivals(120.0, 180.0, 8.0), (), (8,)))
     assert ctl.history[-1].plan is move
+
+
+def test_a_single_request_and_a_brief_blip_do_not_replan():
+    """Re-planning only on a sustained change: seen over `min_requests` requests and still
+    there `sustain_s` after it was first seen (the embedded cluster re-planned on one request,
+    `rate 0.0333 -> 0 req/s`, before this)."""
+    planner = RecordingPlanner(make_plan())
+    cfg = ControllerConfig(tick_s=5.0, window_s=30.0, drift=0.25, min_interval_s=0.0,
+                           min_requests=10, sustain_s=5.0)
+    ctl = Controller([CHAT], planner, ["n"], [8], cfg)
+    ctl.tick(Observation(5.0, (Arrival(1.0, "chat", 10, 32),), (), (8,)))  # the first plan
+    for now in (10.0, 40.0, 45.0, 80.0):  # the one request ages out of the window: rate -> 0
+        ctl.tick(Observation(now, (), (), (8,)))
+    assert len(planner.calls) == 1
+
+    busy = Controller([CHAT], RecordingPlanner(make_plan()), ["n"], [8], cfg)
+    busy.tick(Observation(30.0, arrivals(0.0, 30.0, 2.0), (), (8,)))  # planned at ~2 req/s
+    busy.tick(Observation(35.0, arrivals(30.0, 35.0, 20.0), (), (8,)))  # a surge: first seen
+    assert len(busy.history) == 1
+    busy.tick(Observation(40.0, arrivals(35.0, 40.0, 20.0), (), (8,)))  # still there: re-plan
+    assert len(busy.history) == 2 and "rate 2" in busy.history[-1].reason
+
+    blip = Controller([CHAT], RecordingPlanner(make_plan()), ["n"], [8], cfg)
+    blip.tick(Observation(30.0, arrivals(0.0, 30.0, 2.0), (), (8,)))
+    blip.tick(Observation(35.0, arrivals(30.0, 35.0, 20.0), (), (8,)))  # drift first seen
+    blip.tick(Observation(100.0, arrivals(70.0, 100.0, 2.0), (), (8,)))  # back to the plan's
+    assert len(blip.history) == 1
+
+
+def test_negative_sustain_settings_are_refused():
+    with pytest.raises(ValueError, match="min_requests"):
+        ControllerConfig(min_requests=-1)

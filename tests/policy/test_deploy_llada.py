@@ -79,7 +79,7 @@ def test_a_gpu_node_finds_its_replicas_profile_and_whole_weights(tmp_path, capsy
     model = fake_node_copy(tmp_path)
     code, out, err = check_node(capsys, model)  # this machine: no GPU
     assert code == 0, err
-    assert "with 1 step-cost profile(s) is on this machine (6 weight file(s)" in out
+    assert "with 4 step-cost profile(s) is on this machine (6 weight file(s)" in out
     assert "no GPU on this machine" in out
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *_: "NVIDIA A100-SXM4-80GB")
@@ -88,8 +88,11 @@ def test_a_gpu_node_finds_its_replicas_profile_and_whole_weights(tmp_path, capsy
     assert ("this machine's replicas: cuda bfloat16 (GPU default: no torch_dtype in "
             "config.json) on A100, profile step_cost.a100.bfloat16.tp1.dual.json") in out
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *_: "NVIDIA H100 80GB HBM3")
+    code, out, err = check_node(capsys, model)  # the profile derived by roofline
+    assert code == 0 and "profile step_cost.h100.bfloat16.tp1.dual.json" in out, err
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *_: "Tesla V100-SXM2-32GB")
     code, _, err = check_node(capsys, model)
-    assert code == 2 and "no step-cost profile for H100 bfloat16 TP=1 dual" in err
+    assert code == 2 and "no step-cost profile for V100 bfloat16 TP=1 dual" in err
     assert "dilaserve profile --model" in err and "--device cuda --dtype bfloat16" in err
 
 
