@@ -101,6 +101,12 @@ def static_layouts(setup: BenchSetup) -> list[Layout]:
     return [Layout(tp, tau) for tp in TP_SWEEP if tp <= widest for tau in taus]
 
 
+def run_one(setup: BenchSetup, policy: PolicySpec, rate_scale: float, slo_scale: float,
+            label: str) -> RunSummary:
+    """One policy (a fixed layout for best-static) at one point."""
+    return _run((setup, policy, rate_scale, slo_scale, label))
+
+
 def _run(args: tuple[BenchSetup | None, PolicySpec, float, float, str]) -> RunSummary:
     setup, policy, rate_scale, slo_scale, label = args
     setup = setup or _SETUP

@@ -46,8 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("sim", "live", "compare"), default="sim",
                    help="sim: simulated cluster; live: the embedded cluster (or --target); "
                         "compare: the same requests live and simulated, over --seeds")
-    p.add_argument("--trace", required=True, metavar="PATH|poisson|gamma",
-                   help="an Azure CSV / Mooncake JSONL trace, or synthetic arrivals")
+    p.add_argument("--trace", metavar="PATH|poisson|gamma",
+                   help="an Azure CSV / Mooncake JSONL trace, or synthetic arrivals (required "
+                        "but with --sweep)")
     p.add_argument("--window", metavar="START:END", help="seconds of the trace to replay")
     p.add_argument("--request-rate", type=float, default=4.0, metavar="R",
                    help="synthetic: requests per second (default 4)")
@@ -115,6 +116,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(default 20)")
     p.add_argument("--seeds", default=None, metavar="S[,S..]",
                    help="compare: seeds of the request lists (default 0,1,2)")
+    p.add_argument("--sweep", metavar="NAME",
+                   help="sim: a named sweep instead of one trace: accuracy-budget (every policy "
+                        "at budgets 0.5/1/2 points on the Azure conversation and code traces; "
+                        "docs/simulator.md)")
+    p.add_argument("--traces-dir", default="../shared/traces", metavar="DIR",
+                   help="--sweep: where the Azure 2023 traces are (default ../shared/traces)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="--sweep: where each run's result is written as it ends, and read back "
+                        "on a rerun (default runs/NAME)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=1, help="parallel simulation processes")
     p.add_argument("--json", metavar="FILE", help="write every number to this JSON file")
@@ -141,6 +151,14 @@ def _fill_mode_defaults(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _fill_mode_defaults(args)
+    if args.sweep is not None:
+        if args.mode != "sim":
+            raise ValueError("--sweep: only with --mode sim")
+        from dilaserve.cli.bench_sweep import run_sweep
+
+        return run_sweep(args, lambda msg: print(msg, file=sys.stderr, flush=True))
+    if args.trace is None:
+        raise ValueError("--trace: required (a trace file, poisson or gamma), but with --sweep")
     if args.mode != "sim":
         return _run_live(args)
     from sim.experiments import (
