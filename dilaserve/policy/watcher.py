@@ -89,6 +89,9 @@ class PolicyWatcher:
         self.stat = stat
         self.settle_s = settle_s
         self.running: ClusterPolicy | None = None
+        # `running` as the file alone would have it: the command line may override some of the
+        # file's settings (`serve --port 0`), and those are not changes of the file
+        self._from_file: ClusterPolicy | None = None
         self._seen: Stamp | None = None  # the stat last observed
         self._seen_at = 0.0  # since when
         self._pending = False  # the stat moved and the content has not been read since
@@ -100,7 +103,7 @@ class PolicyWatcher:
         digest = self._content_digest()
         policy = self.loader(self.path)
         self._seen, self._seen_at, self._pending = stamp, self.clock(), False
-        self._digest, self.running = digest, policy
+        self._digest, self.running, self._from_file = digest, policy, policy
         return policy
 
     def poll(self) -> ReloadResult | None:
@@ -131,9 +134,10 @@ class PolicyWatcher:
         except (ValueError, OSError) as err:
             return ReloadResult(source, now, None, str(err))
         if self.running is None:
-            self.running = written
+            self.running = self._from_file = written
             return ReloadResult(source, now, written, as_written=written)
-        changes = policy_changes(self.running, written)
+        changes = policy_changes(self._from_file or self.running, written)
+        self._from_file = live_policy(self._from_file or self.running, written)
         self.running = live_policy(self.running, written)
         return ReloadResult(source, now, self.running, changes=changes, as_written=written)
 

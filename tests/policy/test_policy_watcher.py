@@ -232,3 +232,22 @@ def test_classes_added_or_removed_are_one_change_each():
 )
 def test_which_settings_apply_live(path, live):
     assert Change(path, 1, 2).live is live
+
+
+def test_command_line_overrides_are_not_reported_as_changes_of_the_file(setup):
+    """`serve --port 0` runs the file with the router's port overridden: a reload that edits a
+    deadline reports the deadline, not `cluster.router.port 50051 -> 0` (or back), and the
+    override stays in what runs."""
+    import dataclasses
+
+    f, clock, watcher = setup
+    running = watcher.running
+    watcher.running = dataclasses.replace(
+        running, cluster=dataclasses.replace(running.cluster, router_port=0))
+    f.write(POLICY.replace("ms: 100", "ms: 80"))
+    result = settled_poll(watcher, clock)
+    assert [str(c) for c in result.changes] == ["classes[chat].deadline.ms: 100.0 -> 80.0"]
+    assert result.policy.cluster.router_port == 0
+    f.write(POLICY.replace("ms: 100", "ms: 80").replace("port: 50051", "port: 50052"))
+    result = settled_poll(watcher, clock)
+    assert [str(c) for c in result.restart_needed] == ["cluster.router.port: 50051 -> 50052"]
