@@ -10,9 +10,9 @@ When to re-plan: at the first tick with any load; then when some class's estimat
 more than `drift` (relative) from the rate the plan was made for, or a class appeared, and at least
 `min_interval_s` after the last plan. A change counts only when it is sustained: measured over at
 least `min_requests` requests (the larger of the rates, old and new, over the window: one request
-and then none is not a load change) and still there `sustain_s` after it was first seen. The plan is made for the estimated rate x
-(1 + headroom), with the running plan as `current`, so that the solver weighs reloads against
-gains.
+and then none is not a load change) and still there `sustain_s` after it was first seen. The
+plan is made for the estimated rate x (1 + headroom), with the running plan as `current`, so
+that the solver weighs reloads against gains.
 
 Choosing among candidates: the planner may offer several plans (the solver's own first, then e.g.
 the best plan that keeps the running TP layout). With an evaluator (AlpaServe's approach: score a
@@ -31,6 +31,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from dilaserve.core.checks import check_ranges
 from orchestrator.load import Arrival, ClassLoad, LoadEstimator
 from orchestrator.reconcile import reconcile
 from orchestrator.types import Action, ReplicaConfig, ReplicaView, Route, SetRoutes
@@ -57,14 +58,10 @@ class ControllerConfig:
     sustain_s: float = 0.0  # ... and only once it has lasted this long
 
     def __post_init__(self) -> None:
-        if min(self.tick_s, self.window_s) <= 0:
-            raise ValueError("ControllerConfig: tick_s and window_s must be > 0")
-        if min(self.drift, self.min_interval_s, self.headroom, self.min_requests,
-               self.sustain_s) < 0:
-            raise ValueError("ControllerConfig: drift, min_interval_s, headroom, min_requests, "
-                             "sustain_s must be >= 0")
-        if not 0 < self.max_draining_fraction <= 1:
-            raise ValueError("ControllerConfig: max_draining_fraction must be in (0, 1]")
+        check_ranges(self, "ControllerConfig", positive=("tick_s", "window_s"),
+                     non_negative=("drift", "min_interval_s", "headroom", "min_requests",
+                                   "sustain_s"),
+                     fraction=("max_draining_fraction",))
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dilaserve.core.checks import check_ranges
 from dilaserve.policy.types import Policy
 
 CPU_NODE_TYPE = "cpu"
@@ -47,15 +48,11 @@ class ReconfigureSettings:
     sustain_s: float = 15.0  # ... and once it has lasted this long
 
     def __post_init__(self) -> None:
-        for name in ("period_s", "window_s", "drain_timeout_s", "placement_timeout_s"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"reconfigure.{name} must be > 0")
-        if min(self.drift, self.min_interval_s, self.headroom, self.min_requests,
-               self.sustain_s) < 0:
-            raise ValueError("reconfigure: drift, min_interval_s, headroom, min_requests and "
-                             "sustain_s must be >= 0")
-        if not 0 < self.max_draining_fraction <= 1:
-            raise ValueError("reconfigure.max_draining_fraction must be in (0, 1]")
+        check_ranges(self, "reconfigure",
+                     positive=("period_s", "window_s", "drain_timeout_s", "placement_timeout_s"),
+                     non_negative=("drift", "min_interval_s", "headroom", "min_requests",
+                                   "sustain_s"),
+                     fraction=("max_draining_fraction",))
 
 
 @dataclass(frozen=True)
