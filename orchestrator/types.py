@@ -50,7 +50,8 @@ class ReplicaView:
 
     A step of r rows is predicted to take `step_base_s + r * row_step_s`; `backlog_steps` is the
     steps its active requests still need (each at the start threshold's rate); `tokens_per_step`
-    is the rate a new request starts at."""
+    is the rate a new request starts at; `machine_scale` is the factor the worker scales its
+    step-cost profile by (its Stats: 1 within 10% or not calibrated; nan: not polled yet)."""
 
     replica_id: int
     config: ReplicaConfig
@@ -63,6 +64,7 @@ class ReplicaView:
     step_base_s: float
     row_step_s: float
     tokens_per_step: float
+    machine_scale: float = math.nan
 
     @property
     def accepting(self) -> bool:

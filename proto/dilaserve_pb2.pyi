@@ -171,7 +171,7 @@ class ClassStats(_message.Message):
     def __init__(self, name: _Optional[str] = ..., ended: _Optional[int] = ..., met: _Optional[int] = ..., attainment: _Optional[float] = ..., target_attainment: _Optional[float] = ...) -> None: ...
 
 class StatsReply(_message.Message):
-    __slots__ = ("model", "uptime_s", "queued", "running", "max_rows", "draining", "min_threshold", "max_threshold", "accepted", "rejected", "finished", "deadline_met", "expired", "cancelled", "failed", "attainment", "classes", "predicted_step_ms", "predicted_drain_ms", "load", "step_cost_error", "step_cost_samples", "step_cost_coef", "median_step_ms", "steps", "step_cost_prior_error", "backlog_steps", "tokens_per_step", "block_size", "replicas", "shed", "restarts", "step_seconds", "step_prior_seconds", "busy_seconds", "limits")
+    __slots__ = ("model", "uptime_s", "queued", "running", "max_rows", "draining", "min_threshold", "max_threshold", "accepted", "rejected", "finished", "deadline_met", "expired", "cancelled", "failed", "attainment", "classes", "predicted_step_ms", "predicted_drain_ms", "load", "step_cost_error", "step_cost_samples", "step_cost_coef", "median_step_ms", "steps", "step_cost_prior_error", "backlog_steps", "tokens_per_step", "block_size", "replicas", "shed", "restarts", "step_seconds", "step_prior_seconds", "busy_seconds", "limits", "machine_scale", "machine_scale_measured")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     UPTIME_S_FIELD_NUMBER: _ClassVar[int]
     QUEUED_FIELD_NUMBER: _ClassVar[int]
@@ -208,6 +208,8 @@ class StatsReply(_message.Message):
     STEP_PRIOR_SECONDS_FIELD_NUMBER: _ClassVar[int]
     BUSY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    MACHINE_SCALE_FIELD_NUMBER: _ClassVar[int]
+    MACHINE_SCALE_MEASURED_FIELD_NUMBER: _ClassVar[int]
     model: str
     uptime_s: float
     queued: int
@@ -244,7 +246,9 @@ class StatsReply(_message.Message):
     step_prior_seconds: float
     busy_seconds: float
     limits: RequestLimits
-    def __init__(self, model: _Optional[str] = ..., uptime_s: _Optional[float] = ..., queued: _Optional[int] = ..., running: _Optional[int] = ..., max_rows: _Optional[int] = ..., draining: _Optional[bool] = ..., min_threshold: _Optional[float] = ..., max_threshold: _Optional[float] = ..., accepted: _Optional[int] = ..., rejected: _Optional[int] = ..., finished: _Optional[int] = ..., deadline_met: _Optional[int] = ..., expired: _Optional[int] = ..., cancelled: _Optional[int] = ..., failed: _Optional[int] = ..., attainment: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassStats, _Mapping]]] = ..., predicted_step_ms: _Optional[float] = ..., predicted_drain_ms: _Optional[float] = ..., load: _Optional[float] = ..., step_cost_error: _Optional[float] = ..., step_cost_samples: _Optional[int] = ..., step_cost_coef: _Optional[_Iterable[float]] = ..., median_step_ms: _Optional[float] = ..., steps: _Optional[int] = ..., step_cost_prior_error: _Optional[float] = ..., backlog_steps: _Optional[float] = ..., tokens_per_step: _Optional[float] = ..., block_size: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStats, _Mapping]]] = ..., shed: _Optional[int] = ..., restarts: _Optional[int] = ..., step_seconds: _Optional[float] = ..., step_prior_seconds: _Optional[float] = ..., busy_seconds: _Optional[float] = ..., limits: _Optional[_Union[RequestLimits, _Mapping]] = ...) -> None: ...
+    machine_scale: float
+    machine_scale_measured: float
+    def __init__(self, model: _Optional[str] = ..., uptime_s: _Optional[float] = ..., queued: _Optional[int] = ..., running: _Optional[int] = ..., max_rows: _Optional[int] = ..., draining: _Optional[bool] = ..., min_threshold: _Optional[float] = ..., max_threshold: _Optional[float] = ..., accepted: _Optional[int] = ..., rejected: _Optional[int] = ..., finished: _Optional[int] = ..., deadline_met: _Optional[int] = ..., expired: _Optional[int] = ..., cancelled: _Optional[int] = ..., failed: _Optional[int] = ..., attainment: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassStats, _Mapping]]] = ..., predicted_step_ms: _Optional[float] = ..., predicted_drain_ms: _Optional[float] = ..., load: _Optional[float] = ..., step_cost_error: _Optional[float] = ..., step_cost_samples: _Optional[int] = ..., step_cost_coef: _Optional[_Iterable[float]] = ..., median_step_ms: _Optional[float] = ..., steps: _Optional[int] = ..., step_cost_prior_error: _Optional[float] = ..., backlog_steps: _Optional[float] = ..., tokens_per_step: _Optional[float] = ..., block_size: _Optional[int] = ..., replicas: _Optional[_Iterable[_Union[ReplicaStats, _Mapping]]] = ..., shed: _Optional[int] = ..., restarts: _Optional[int] = ..., step_seconds: _Optional[float] = ..., step_prior_seconds: _Optional[float] = ..., busy_seconds: _Optional[float] = ..., limits: _Optional[_Union[RequestLimits, _Mapping]] = ..., machine_scale: _Optional[float] = ..., machine_scale_measured: _Optional[float] = ...) -> None: ...
 
 class RequestLimits(_message.Message):
     __slots__ = ("max_new_tokens", "max_block_size", "context_tokens", "vocab_size", "mask_token_id")
@@ -261,7 +265,7 @@ class RequestLimits(_message.Message):
     def __init__(self, max_new_tokens: _Optional[int] = ..., max_block_size: _Optional[int] = ..., context_tokens: _Optional[int] = ..., vocab_size: _Optional[int] = ..., mask_token_id: _Optional[int] = ...) -> None: ...
 
 class ReplicaStats(_message.Message):
-    __slots__ = ("id", "target", "state", "node", "node_type", "tp", "block_size", "min_threshold", "max_threshold", "queued", "running", "max_rows", "load", "in_flight", "healthy", "error", "attainment", "predicted_step_ms")
+    __slots__ = ("id", "target", "state", "node", "node_type", "tp", "block_size", "min_threshold", "max_threshold", "queued", "running", "max_rows", "load", "in_flight", "healthy", "error", "attainment", "predicted_step_ms", "machine_scale")
     ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -280,6 +284,7 @@ class ReplicaStats(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ATTAINMENT_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_STEP_MS_FIELD_NUMBER: _ClassVar[int]
+    MACHINE_SCALE_FIELD_NUMBER: _ClassVar[int]
     id: int
     target: str
     state: str
@@ -298,7 +303,8 @@ class ReplicaStats(_message.Message):
     error: str
     attainment: float
     predicted_step_ms: float
-    def __init__(self, id: _Optional[int] = ..., target: _Optional[str] = ..., state: _Optional[str] = ..., node: _Optional[int] = ..., node_type: _Optional[str] = ..., tp: _Optional[int] = ..., block_size: _Optional[int] = ..., min_threshold: _Optional[float] = ..., max_threshold: _Optional[float] = ..., queued: _Optional[int] = ..., running: _Optional[int] = ..., max_rows: _Optional[int] = ..., load: _Optional[float] = ..., in_flight: _Optional[int] = ..., healthy: _Optional[bool] = ..., error: _Optional[str] = ..., attainment: _Optional[float] = ..., predicted_step_ms: _Optional[float] = ...) -> None: ...
+    machine_scale: float
+    def __init__(self, id: _Optional[int] = ..., target: _Optional[str] = ..., state: _Optional[str] = ..., node: _Optional[int] = ..., node_type: _Optional[str] = ..., tp: _Optional[int] = ..., block_size: _Optional[int] = ..., min_threshold: _Optional[float] = ..., max_threshold: _Optional[float] = ..., queued: _Optional[int] = ..., running: _Optional[int] = ..., max_rows: _Optional[int] = ..., load: _Optional[float] = ..., in_flight: _Optional[int] = ..., healthy: _Optional[bool] = ..., error: _Optional[str] = ..., attainment: _Optional[float] = ..., predicted_step_ms: _Optional[float] = ..., machine_scale: _Optional[float] = ...) -> None: ...
 
 class ThresholdRange(_message.Message):
     __slots__ = ("min", "max")

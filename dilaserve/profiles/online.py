@@ -100,6 +100,22 @@ class OnlineStepCost:
         self.updates += 1
         return error
 
+    def rescale_prior(self, prior: StepCostModel) -> None:
+        """A new prior (the profile scaled to this machine), the measured steps' evidence kept.
+        The prior's part of b is held at exactly `_prior_rhs` (what forgetting removes is topped
+        up), so it is swapped for the new one's and the coefficients solved again."""
+        self.prior = prior
+        if not self._info:
+            self._coef = tuple(max(0.0, float(c)) for c in prior.coef)
+            return
+        new_rhs = [p * max(0.0, float(c)) / s for p, c, s
+                   in zip(self._prior_diag, prior.coef, self._scale, strict=True)]
+        self._rhs = [b - old + new for b, old, new in zip(self._rhs, self._prior_rhs, new_rhs,
+                                                          strict=True)]
+        self._prior_rhs = new_rhs
+        scaled = _solve_nonnegative(self._info, self._rhs)
+        self._coef = tuple(u * s for u, s in zip(scaled, self._scale, strict=True))
+
     def _start(self, x: tuple[float, ...], elapsed_s: float) -> None:
         # prior spread of coefficient i: its own size, or for a zero prior coefficient the value
         # that would explain the whole first step alone (a weak prior: the data decides)

@@ -18,12 +18,14 @@ def replica_stats(r: ReplicaSnapshot) -> pb.ReplicaStats:
         node_type=e.config.node_type, tp=e.config.tp, block_size=e.config.block_size,
         min_threshold=e.config.threshold_min, max_threshold=e.config.threshold_max,
         in_flight=r.in_flight, healthy=r.healthy, error=r.error,
+        machine_scale=1.0,
     )
     if s is not None:
         message.min_threshold, message.max_threshold = s.min_threshold, s.max_threshold
         message.queued, message.running, message.max_rows = s.queued, s.running, s.max_rows
         message.load, message.attainment = s.load, s.attainment
         message.predicted_step_ms = s.predicted_step_ms
+        message.machine_scale = s.machine_scale or 1.0  # 0: a worker from before the field
         message.block_size = s.block_size or e.config.block_size
     return message
 
@@ -105,5 +107,6 @@ def _replica_summary(r: ReplicaSnapshot) -> dict:
         "queued": m.queued, "running": m.running, "max_rows": m.max_rows, "load": m.load,
         "in_flight": m.in_flight, "healthy": m.healthy, "error": m.error,
         "attainment": m.attainment, "predicted_step_ms": m.predicted_step_ms,
+        "machine_scale": m.machine_scale,
         "polled": r.stats is not None,
     }

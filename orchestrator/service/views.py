@@ -7,7 +7,8 @@
 - backlog_steps: active x the worker's steps left per request (its Stats: backlog_steps over
   queued + running), or a typical request's steps when it reported none;
 - step time: `orchestrator.step_model` (as the simulator) from the worker's online step-cost
-  coefficients, its tokens per step at its max threshold and a typical request's length;
+  coefficients (its profile's scaled by its machine factor, then refined online), its tokens per
+  step at its max threshold and a typical request's length;
 - before a first poll nothing is known: no step time, so it is predicted to be quick.
 """
 
@@ -64,6 +65,8 @@ def replica_view(endpoint, stats: pb.StatsReply | None, in_flight: int, healthy:
         per_request = math.ceil(typical.canvas_len / block) * max(1.0, block / rate)
     seq = typical.seq_len or float(block)
     base, row = step_time_model(tuple(stats.step_cost_coef), block, rate, seq, cache_mode)
+    scale = stats.machine_scale if math.isfinite(stats.machine_scale) else 0.0
+    # 0: a worker built before the field (unscaled)
     return ReplicaView(endpoint.replica_id, config, state, endpoint.node, in_flight,
                        min(in_flight, max_rows), max_rows, in_flight * per_request, base, row,
-                       rate)
+                       rate, scale if scale > 0 else 1.0)

@@ -129,6 +129,21 @@ class _Prober:
         return out
 
 
+def time_pure_steps(
+    model: DiffusionTransformer,
+    cache_mode: str,
+    grid: ProbeGrid,
+    seed: int = 0,
+    engine_class: EngineClass = DenoisingEngine,
+) -> list[StepSample]:
+    """The fitting grid's pure-phase steps alone (a worker's startup calibration): each the
+    median of `grid.repeats`, after a discarded warm-up."""
+    prober = _Prober(model, cache_mode, grid, seed, engine_class)
+    prober.pure(1, min(grid.seq_lens), min(grid.block_sizes))
+    return [sample for batch in grid.batch_sizes for seq_len in grid.seq_lens
+            for block in grid.block_sizes for sample, _ in prober.pure(batch, seq_len, block)]
+
+
 def probe(
     model: DiffusionTransformer,
     cache_mode: str,

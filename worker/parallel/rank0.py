@@ -91,7 +91,8 @@ def build_tp_worker(
     strict_hardware: bool = False,
     **options,
 ) -> TpWorker:
-    """Rank 0's serving worker; `options` go to build_worker (online_step_cost, clock).
+    """Rank 0's serving worker; `options` go to build_worker (online_step_cost, clock,
+    calibrate: on unless turned off, as for `load_worker`).
     hardware, strict_hardware: the step-cost profile's key, as for `load_worker`."""
     directory = resolve_model_dir(model_path)
     # profiles first: a missing file should fail before the followers are kept waiting
@@ -112,7 +113,7 @@ def build_tp_worker(
             quality,
             step_cost,
             engine_class=tp_engine_class(rank0.leader),
-            **options,
+            **{"calibrate": True, **options},
         )
     except BaseException:
         rank0.close()

@@ -118,6 +118,8 @@ def stats_message(
         step_seconds=s.step_seconds,
         busy_seconds=s.busy_seconds,
         step_prior_seconds=s.step_prior_seconds,
+        machine_scale=s.machine_scale,
+        machine_scale_measured=s.machine_scale_measured,
         backlog_steps=s.backlog_steps,
         tokens_per_step=tokens_per_step,
         block_size=block_size,

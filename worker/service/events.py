@@ -8,6 +8,7 @@ threads; its `send` must be safe to call from the loop thread.
 from __future__ import annotations
 
 import enum
+import math
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
@@ -110,6 +111,8 @@ class LoopStats:
     step_seconds: float = 0.0  # measured time of every step since the start
     step_prior_seconds: float = 0.0  # the offline profile's prediction of those steps
     busy_seconds: float = 0.0  # the serving loop's time in turns that stepped (steps included)
+    machine_scale: float = 1.0  # the factor the step-cost profile is scaled by
+    machine_scale_measured: float = math.nan  # the measured one (nan: not measured)
 
     @property
     def attainment(self) -> float:

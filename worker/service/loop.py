@@ -30,6 +30,7 @@ from concurrent.futures import Future
 
 from dilaserve.core.steps import Engine, EngineLimits, FinishReason, StepPlan, StepResult
 from dilaserve.core.tokenizer import Tokenizer, cut_at_stop
+from dilaserve.profiles.machine_scale import ScaledStepCost
 from worker.scheduler import (
     RequestSpec,
     Scheduler,
@@ -345,6 +346,7 @@ class ServingLoop:
         steps_left = [s.steps_left for s in states]
         drain_steps = max(max(steps_left, default=0.0), sum(steps_left) / max_rows)
         cost = scheduler.step_cost
+        machine = cost.machine if isinstance(cost, ScaledStepCost) else None
         c = self.counters
         return LoopStats(
             queued=len(queued),
@@ -373,6 +375,8 @@ class ServingLoop:
             step_seconds=c.step_seconds,
             busy_seconds=c.busy_seconds,
             step_prior_seconds=c.step_prior_seconds,
+            machine_scale=machine.applied if machine else 1.0,
+            machine_scale_measured=machine.measured if machine else math.nan,
         )
 
 

@@ -2,6 +2,10 @@
 
 The step-cost model starts from the profile `dilaserve profile` wrote for this cache mode and is
 refined online from every measured step (OnlineStepCost); the scheduler calls its `update`.
+With `calibrate` (a worker loading its own model and profiles does), a short calibration first
+checks the profile against this machine and the profile is scaled by the machine's factor when it
+is more than 10% off, and kept scaled by the factor its live steps show
+(`dilaserve.profiles.machine_scale`).
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from dilaserve.core.locations import resolve_model_dir
 from dilaserve.core.steps import EngineLimits
 from dilaserve.core.tokenizer import Tokenizer
 from dilaserve.policy import Policy
+from dilaserve.profiles.machine_scale import MachineScale, ScaledStepCost
 from dilaserve.profiles.online import OnlineStepCost
 from dilaserve.profiles.quality import QualityProfile
 from dilaserve.profiles.step_cost import StepCostModel, StepCostProfile
 from worker.engine.engine import DenoisingEngine, EngineConfig
+from worker.measure.calibration import calibrate as run_calibration
 from worker.measure.profile_files import (
     QUALITY_FILE,
     choose_step_cost,
@@ -60,6 +66,7 @@ def build_worker(
     engine_class: EngineClass = DenoisingEngine,
     online_step_cost: bool = True,
     clock: Callable[[], float] = time.monotonic,
+    calibrate: bool = False,
 ) -> Worker:
     policy.check_against(quality)
     settings = policy.worker
@@ -69,7 +76,10 @@ def build_worker(
     stop_ids = frozenset((cfg.eos_token_id, *(tokenizer.stop_ids if tokenizer else ())))
     engine_config = EngineConfig(max_rows=settings.max_rows, max_tokens=settings.max_tokens,
                                  stop_token_ids=tuple(sorted(stop_ids)))
-    cost = OnlineStepCost(step_cost, error_window=ERROR_WINDOW) if online_step_cost else step_cost
+    online = OnlineStepCost(step_cost, error_window=ERROR_WINDOW) if online_step_cost else None
+    cost = online if online is not None else step_cost
+    if calibrate:  # before the serving engine is made: a TP replica's ranks follow the newest
+        cost = calibrated_step_cost(model, step_cost, online, settings.cache_mode, engine_class)
 
     def make_engine() -> DenoisingEngine:
         return engine_class(model, engine_config)
@@ -88,6 +98,22 @@ def build_worker(
     facts = ModelFacts(cfg.vocab_size, cfg.mask_token_id, loop.limits)
     validator = RequestValidator(policy, facts, tokenizer, quality)
     return Worker(loop, validator, ControlState(settings.threshold_range), cfg.name, policy)
+
+
+def calibrated_step_cost(model: DiffusionTransformer, step_cost: StepCostModel,
+                         online: OnlineStepCost | None, cache_mode: str,
+                         engine_class: EngineClass) -> ScaledStepCost:
+    """The step-cost model scaled by this machine's factor, measured now and kept measured."""
+    cost = ScaledStepCost(step_cost, MachineScale(), online)
+    calibration = run_calibration(model, cache_mode, engine_class)
+    cost.calibrate(calibration.ratios(step_cost))
+    machine = cost.machine
+    verdict = (f"the step-cost model is scaled by {machine.applied:.2f}" if machine.applied != 1.0
+               else "within 10%: the profile is used as it is")
+    print(f"dilaserve worker: step-cost calibration: {machine.calibration_steps} timed shapes in "
+          f"{calibration.seconds:.2f} s stepped x{machine.calibration:.2f} the profile's "
+          f"prediction (median); {verdict}", file=sys.stderr, flush=True)
+    return cost
 
 
 def check_tokenizer_fits(tokenizer: Tokenizer, vocab_size: int, mask_token_id: int) -> None:
@@ -144,4 +170,5 @@ def load_worker(
         hardware or hardware_name(device), strict_hardware, directory,
     )
     model, tokenizer, directory = load(directory, dtype=torch_dtype(dtype), device=device)
+    options.setdefault("calibrate", True)
     return build_worker(model, tokenizer, policy, quality, step_cost, **options)
