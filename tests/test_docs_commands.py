@@ -51,6 +51,9 @@ EXEMPT = {
     "dilaserve bench --mode compare": "minutes of live runs (tests/livebench runs a short one)",
     "dilaserve bench --mode live": "minutes of live runs (tests/livebench runs a short one)",
     "dilaserve bench --trace ../shared": "minutes of simulation on the Azure trace",
+    "dilaserve bench --mode sim --sweep accuracy-budget":
+        "about an hour of simulation on both Azure traces (tests/sim/test_bench_sweep.py runs "
+        "it on tiny traces)",
     "dilaserve bench-chaos": "minutes of faults against a cluster (docs/reliability.md)",
     "dilaserve bench-loading": "builds and loads a 309M-parameter checkpoint (~1 min)",
     "dilaserve bench-router": "a minute of load through a router",

@@ -112,6 +112,15 @@ def test_policy_check_fails_at_start_without_a_profile():
         policy.check_against(None)
 
 
+def test_a_class_states_its_accuracy_budget_beside_its_floor():
+    floor = "    quality_floor: {max_accuracy_drop: 0.03, mean_accuracy_drop: 0.01}\n"
+    policy = parse_policy(MINIMAL + floor)
+    assert policy.slo_class("a").mean_accuracy_drop == 0.01
+    assert policy.slo_class("a").max_accuracy_drop == 0.03
+    with pytest.raises(ValueError, match="mean_accuracy_drop"):
+        parse_policy(MINIMAL + "    quality_floor: {mean_accuracy_drop: 2}\n")
+
+
 def test_default_policy_is_one_best_effort_class():
     policy = default_policy()
     assert policy.slo_class("").best_effort and not policy.slo_class("").has_deadline

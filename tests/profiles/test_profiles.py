@@ -77,3 +77,19 @@ def test_profiles_round_trip_and_reject_other_schemas(tmp_path):
     (tmp_path / "s.json").write_text(json.dumps(data))
     with pytest.raises(ValueError, match="schema"):
         StepCostProfile.load(tmp_path / "s.json")
+
+
+def test_the_ladder_grid_marks_the_points_it_interpolates():
+    profile = QualityProfile(
+        "m",
+        _point(0.9, 0.95, 2.0),
+        (_point(0.5, 0.85, 6.0), _point(0.7, 0.93, 4.0), _point(0.9, 0.95, 2.0)),
+    )
+    grid = profile.grid(32, 0.05)
+    assert [p.threshold for p in grid] == [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9]
+    assert [p.interpolated for p in grid] == [False, True, True, True, False, True, True, True,
+                                              False]
+    assert grid[7].accuracy == pytest.approx(0.945)  # between 0.93 and 0.95
+    # measured points keep the file format; an interpolated one says so
+    assert "interpolated" not in profile.to_json()["points"][0]
+    assert profile.at(0.8, 32).interpolated and not profile.at(0.7, 32).interpolated

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
 from sim.experiments import (
     BenchSetup,
     PointResult,
+    best_of_sweep,
     run_grid,
     static_layouts,
     sustained_rate,
@@ -49,6 +51,21 @@ def test_static_layouts_respect_the_floor_and_node_size():
     layouts = static_layouts(setup())
     assert {lay.tp for lay in layouts} == {1, 2, 4}
     assert {lay.threshold for lay in layouts} == {0.7, 0.8, 0.9}  # floor: 3 points of accuracy
+
+
+def test_with_a_budget_best_static_tops_its_ranges_where_the_budget_fits():
+    s = setup()
+    budgeted = replace(s, classes=(SimClass(slo_scale=1.0, accuracy_budget=0.01),))
+    # LLaDA-8B: 0.85 (interpolated) costs 0.75 points, 0.8 costs 1.5
+    assert {lay.threshold for lay in static_layouts(budgeted)} == {0.85, 0.9}
+
+
+def test_best_static_picks_among_the_runs_that_kept_the_budget():
+    kept = replace(summary("best-static", 1.0, 0.8), mean_accuracy=0.785, accuracy_budget=0.01)
+    overspent = replace(kept, attainment=0.9, mean_accuracy=0.77)
+    assert not overspent.within_budget and kept.within_budget
+    assert best_of_sweep([overspent, kept]) is kept
+    assert best_of_sweep([overspent]) is overspent  # none kept it: the best, shown as overspent
 
 
 def test_best_static_is_the_best_of_its_sweep_and_bound_holds():
