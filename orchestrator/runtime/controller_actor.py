@@ -6,6 +6,10 @@ replicas' load, and executes the actions it returns on the fleet (`fleet.LiveFle
 ticks it advances the fleet (placement, loading, draining, dead replicas) every `POLL_S`, and
 re-reads the policy file when it changed (hot reload: a bad file is reported and the running
 policy stays). Every new plan is logged with its reason and its predicted effect.
+
+The planner plans on the model's step-cost profiles scaled to the machines the replicas run on:
+when a hardware's replicas report that they step more than 10% off their profile
+(`orchestrator.profile_scale`), the planner is rebuilt on the scaled profiles and re-plans.
 """
 
 from __future__ import annotations
@@ -22,6 +26,12 @@ from dilaserve.policy.cluster import ClusterPolicy, ClusterSettings
 from orchestrator.controller import Controller, ControllerConfig, Observation, PlanRecord
 from orchestrator.load import Arrival
 from orchestrator.planning import LivePlanner, class_templates
+from orchestrator.profile_scale import (
+    describe_scales,
+    measured_scales,
+    planning_scales,
+    scaled_profiles,
+)
 
 CONTROLLER_NAME = "dilaserve-controller"
 POLL_S = 0.5
@@ -69,6 +79,7 @@ class ControllerActor:
         self.controller: Controller | None = None
         self.watcher = None
         self.error = ""
+        self.machine_scales: dict[str, float] = {}  # hardware -> factor the planner plans with
         self._target = ""
         self._http_url = ""
 
@@ -129,7 +140,8 @@ class ControllerActor:
                 ray.get(self.router.stop.remote(grace_s))
 
     def _planner(self, cluster_policy: ClusterPolicy):
-        return self.planner_factory(self.shape.solver_cluster(), self.profiles,
+        profiles = scaled_profiles(self.profiles, self.machine_scales)
+        return self.planner_factory(self.shape.solver_cluster(), profiles,
                                     cluster_policy.policy, cluster_policy.cluster)
 
     # -- the loop ---------------------------------------------------------------------------
@@ -165,9 +177,20 @@ class ControllerActor:
         arrivals = tuple(Arrival(a.at_s + offset, a.slo_class, a.prompt_len, a.canvas_len)
                          for a in raw)
         obs = Observation(now, arrivals, self.fleet.views(), self.fleet.free_devices())
+        self._follow_machine_scales(obs)
         plans = len(self.controller.history)
         actions = self.controller.tick(obs)
         self._apply(actions, plans)
+
+    def _follow_machine_scales(self, obs: Observation) -> None:
+        measured = measured_scales(obs.replicas, [n.hardware for n in self.shape.nodes])
+        scales = planning_scales(self.machine_scales, measured)
+        if scales == self.machine_scales:
+            return
+        self.machine_scales = scales
+        reason = f"replicas step off their step-cost profile: {describe_scales(scales)}"
+        self.controller.update(planner=self._planner(self.cluster_policy), reason=reason)
+        self._log(f"{reason}; the planner plans on the profile scaled by it")
 
     def _apply(self, actions: list, plans_before: int = 0) -> None:
         history = self.controller.history
@@ -284,6 +307,7 @@ class ControllerActor:
                 "router": router,
                 "log": list(self.lines)[-30:],
                 "error": self.error,
+                "machine_scales": dict(self.machine_scales),
             }
 
 
