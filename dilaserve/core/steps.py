@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -163,6 +164,16 @@ class EngineLimits:
     max_rows: int
     max_tokens: int  # prompt + canvas tokens summed over rows in flight
     max_seq_len: int  # one row's prompt + canvas
+
+    def check_new_row(self, admit: AdmitRow, in_flight: Container[str]) -> None:
+        """ValueError for a row no engine may take: one already in flight, or too long."""
+        if admit.request_id in in_flight:
+            raise ValueError(f"engine: row {admit.request_id!r} is already in flight")
+        if admit.seq_len > self.max_seq_len:
+            raise ValueError(
+                f"request {admit.request_id}: prompt + canvas = {admit.seq_len} tokens "
+                f"exceeds the engine's limit of {self.max_seq_len}"
+            )
 
 
 @dataclass(frozen=True)

@@ -314,13 +314,7 @@ class DenoisingEngine:
 
     # ---- admission and release ---------------------------------------------------------------
     def _admit(self, admit: AdmitRow) -> None:
-        if admit.request_id in self._rows:
-            raise ValueError(f"engine: row {admit.request_id!r} is already in flight")
-        if admit.seq_len > self.limits.max_seq_len:
-            raise ValueError(
-                f"request {admit.request_id}: prompt + canvas = {admit.seq_len} tokens "
-                f"exceeds the engine's limit of {self.limits.max_seq_len}"
-            )
+        self.limits.check_new_row(admit, self._rows)
         bad = [t for t in admit.prompt_ids if not 0 <= t < self.cfg.vocab_size]
         if bad:
             raise ValueError(

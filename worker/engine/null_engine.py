@@ -90,13 +90,7 @@ class NullEngine:
                           FinishReason.LENGTH, block_tokens=block, output_ids=output)
 
     def _admit(self, admit: AdmitRow) -> None:
-        if admit.request_id in self._rows:
-            raise ValueError(f"engine: row {admit.request_id!r} is already in flight")
-        if admit.seq_len > self.limits.max_seq_len:
-            raise ValueError(
-                f"request {admit.request_id}: prompt + canvas = {admit.seq_len} tokens "
-                f"exceeds the engine's limit of {self.limits.max_seq_len}"
-            )
+        self.limits.check_new_row(admit, self._rows)
         if (len(self._rows) >= self.limits.max_rows
                 or self._tokens_in_flight + admit.seq_len > self.limits.max_tokens):
             raise EngineFullError(f"engine full: {len(self._rows)}/{self.limits.max_rows} rows")
