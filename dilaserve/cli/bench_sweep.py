@@ -62,6 +62,7 @@ def run_sweep(args: argparse.Namespace, log) -> int:
     traces_dir = Path(args.traces_dir)
     t0 = time.perf_counter()
     points: list[Point] = []
+    hours: list[Point] = []
     results: dict[str, dict] = {}
     for name, file in TRACES:
         path = traces_dir / file
@@ -72,7 +73,8 @@ def run_sweep(args: argparse.Namespace, log) -> int:
                    Point(name, "window", "1.25x", round(rate * OVERLOAD, 3), BUDGETS),
                    Point(name, "window", "light", 1.0, (MAIN_BUDGET,))]
         if name in FULL_HOUR_TRACES:
-            points.append(Point(name, "hour", "40%", rate, (MAIN_BUDGET,)))
+            hours.append(Point(name, "hour", "40%", rate, (MAIN_BUDGET,)))
+    points += hours  # last: the longest runs
     for point in points:
         path = traces_dir / dict(TRACES)[point.trace]
         window = WINDOW if point.span == "window" else None
