@@ -50,9 +50,14 @@ def format_summary(s: dict) -> str:
         load = polled.get(r["id"], {})
         rows.append([f"#{r['id']}", r["config"], str(r["node"]), r["phase"], r["target"] or "-",
                      num(load.get("queued")), num(load.get("running")),
-                     num(load.get("healthy")) if "healthy" in load else "-"])
-    lines += ["replicas:", *table(("id", "layout", "node", "phase", "target", "queued",
-                                   "running", "healthy"), rows)]
+                     num(load.get("healthy")) if "healthy" in load else "-",
+                     _factor(load.get("machine_scale"))])
+    lines += ["replicas:", *table(("id", "layout", "node", "phase", "target", "queued", "running",
+                      "healthy", "x profile"), rows)]
+    scales = s.get("machine_scales") or {}
+    if scales:
+        lines.append("planner's step-cost profiles scaled: "
+                     + ", ".join(f"{hw} {_factor(f)}" for hw, f in sorted(scales.items())))
     classes = router.get("classes", {})
     if classes:
         lines += ["attainment (the router's count):", *table(CLASS_HEADER, class_rows(classes))]
@@ -86,6 +91,8 @@ def format_stats(r) -> str:
         lines.append(f"steps: {num(r.steps)}, median {num(r.median_step_ms, 2)} ms; step-cost "
                      f"model error {pct(r.step_cost_error)} over {num(r.step_cost_samples)} "
                      f"steps (the profile's own {pct(r.step_cost_prior_error)})")
+        lines.append(f"machine: steps {_factor(r.machine_scale_measured)} the step-cost "
+                     f"profile measured, the profile scaled by {_factor(r.machine_scale)}")
     if r.HasField("limits"):
         m = r.limits
         lines.append(f"limits: max_new_tokens <= {num(m.max_new_tokens)}, prompt + canvas <= "
@@ -99,12 +106,16 @@ def format_stats(r) -> str:
         rows = [[str(x.id), x.target, x.state, f"TP{x.tp}", str(x.block_size),
                  f"{num(x.min_threshold, 2)}-{num(x.max_threshold, 2)}", num(x.queued),
                  num(x.running), num(x.in_flight), num(x.load, 2), num(x.healthy),
-                 pct(x.attainment)] for x in r.replicas]
+                 pct(x.attainment), _factor(x.machine_scale)] for x in r.replicas]
         lines += ["replicas:", *table(("id", "target", "state", "tp", "block", "thresholds",
                                        "queued", "running", "in flight", "load", "healthy",
-                                       "attain"), rows)]
+                                       "attain", "x profile"), rows)]
         lines += [f"  #{x.id}: {x.error}" for x in r.replicas if x.error]
     return "\n".join(lines)
+
+
+def _factor(value: float | None) -> str:
+    return "-" if value is None or not value > 0 else f"x{num(value, 2)}"
 
 
 def _from_router(args: argparse.Namespace) -> int:

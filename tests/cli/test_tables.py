@@ -47,3 +47,17 @@ def test_the_controllers_summary_reads_as_tables():
                "log": ["12:00:00 started"], "error": ""}
     text = format_summary(summary)
     assert "{" not in text and "66.7%" in text and "#0  TP1 tau 0.9" in text
+    assert "x profile" in text and "scaled" not in text  # no factor polled yet: "-"
+
+
+def test_the_machine_factor_shows_where_it_is_used():
+    summary = {"policy": "p.yaml", "cluster": "1 node", "plan": "", "log": [], "error": "",
+               "replicas": [{"id": 0, "config": "TP1", "node": 0, "phase": "active",
+                             "target": "h:1"}],
+               "router": {"replicas": [{"id": 0, "healthy": True, "machine_scale": 1.93}]},
+               "machine_scales": {"cpu-x86-64-1threads": 1.93}}
+    text = format_summary(summary)
+    assert text.count("x1.93") == 2 and "planner's step-cost profiles scaled" in text
+    worker = pb.StatsReply(model="m", machine_scale=1.0, machine_scale_measured=1.04)
+    assert "steps x1.04 the step-cost profile measured, the profile scaled by x1.0" in \
+        format_stats(worker)
