@@ -150,11 +150,21 @@ def _step_notes(before: dict, after: dict) -> tuple[str, ...]:
     if not after:
         return ()
     cells = ", ".join(f"{s.median_step_ms:.1f} ms (profile off by "
-                      f"{100 * s.step_cost_prior_error:.0f}%)" for s in after.values())
+                      f"{100 * s.step_cost_prior_error:.0f}%; {machine_words(s)})"
+                      for s in after.values())
     stepping = stepping_between({k: StepCounters.of(s) for k, s in before.items()},
                                 {k: StepCounters.of(s) for k, s in after.items()})
     return (f"median step per replica: {cells}",
             *((stepping.describe(),) if stepping.measured else ()))
+
+
+def machine_words(stats) -> str:
+    """A replica's machine factor as its Stats report it (`dilaserve.profiles.machine_scale`)."""
+    measured, applied = stats.machine_scale_measured, stats.machine_scale or 1.0
+    if not measured > 0:
+        return "not calibrated"
+    used = f"profile scaled x{applied:.2f}" if applied != 1.0 else "within 10%: profile as is"
+    return f"measured x{measured:.2f} the profile, {used}"
 
 
 def run_on_target(target: str, workload: LiveWorkload, reference: dict[tuple[str, int], bool],
