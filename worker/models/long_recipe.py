@@ -1,0 +1,89 @@
+"""tiny-dlm-long's recipe: model size, stages, and the training batches (deterministic).
+
+Loss as in LLaDA/MDLM: per sequence t ~ U(eps, 1); each canvas token (answer and the EOS fill after
+it) is masked with probability t; cross-entropy on masked tokens weighted 1/t, divided by
+batch x canvas. Each batch holds one task; long tasks take 128-token canvases (four blocks of 32),
+short ones mostly 32, sometimes 64 or 128 (the EOS fill of a longer canvas).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+from worker.models import long_tasks
+from worker.models.config import ModelConfig
+
+MODEL_NAME = long_tasks.MODEL_NAME
+MAX_SEQ_LEN = 384  # the longest prompt (101) and a 256-token canvas
+LONG_CANVAS = long_tasks.LONG_CANVAS
+SHORT_CANVASES = {32: 0.8, 64: 0.1, 128: 0.1}
+LONG_BATCH_FRACTION = 0.5  # long batches hold half the rows: their sequences are ~4x longer
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    steps: int
+    lr: float
+    final_lr: float  # cosine from lr to final_lr over the stage (equal: constant after warmup)
+    warmup: int
+    seed: int
+    task_weights: tuple[tuple[str, float], ...]
+    threads: int = 2  # part of the recipe: float reductions differ with the thread count
+
+
+MIX = (("xor", 0.35), ("sft", 0.2), ("rev", 0.2), ("sort", 0.25))
+# Stage 1 is the pilot (at most 15 minutes here): a constant learning rate, whose learning curve
+# set stage 2's length; stage 2 decays it.
+RECIPE = (
+    Stage("pilot", 600, 2e-3, 2e-3, 150, 0, MIX),
+    Stage("main", 4000, 2e-3, 2e-4, 0, 1, MIX),
+)
+
+
+def model_config(vocab_size: int, mask_id: int, eos_id: int, pad_id: int) -> ModelConfig:
+    return ModelConfig(
+        vocab_size=vocab_size, hidden_size=128, num_layers=6, num_heads=4, num_kv_heads=4,
+        intermediate_size=352, max_seq_len=MAX_SEQ_LEN, mask_token_id=mask_id,
+        eos_token_id=eos_id, pad_token_id=pad_id, rope_theta=10000.0, name=MODEL_NAME,
+    )
+
+
+def lr_at(stage: Stage, step: int) -> float:
+    import math
+
+    if step < stage.warmup:
+        return stage.lr * (step + 1) / stage.warmup
+    progress = (step - stage.warmup) / max(1, stage.steps - stage.warmup)
+    return stage.final_lr + (stage.lr - stage.final_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def make_batch(tok, rng: random.Random, gen: torch.Generator, batch: int, stage: Stage):
+    names, weights = zip(*stage.task_weights)
+    task = rng.choices(names, weights=weights)[0]
+    if task in long_tasks.LONG_TASKS:
+        canvas, batch = LONG_CANVAS, int(batch * LONG_BATCH_FRACTION)
+    else:
+        canvas = rng.choices(list(SHORT_CANVASES), weights=list(SHORT_CANVASES.values()))[0]
+    examples = [long_tasks.sample(task, rng, heldout=False) for _ in range(batch)]
+    prompts = [tok.encode(ex.prompt) for ex in examples]
+    length = max(len(p) for p in prompts) + canvas
+    tokens = torch.full((batch, length), tok.pad_id, dtype=torch.long)
+    key_mask = torch.zeros((batch, length), dtype=torch.bool)
+    canvas_pos = torch.zeros((batch, canvas), dtype=torch.long)
+    for row, (prompt, ex) in enumerate(zip(prompts, examples)):
+        answer = tok.encode(ex.answer)
+        answer = answer + [tok.eos_id] * (canvas - len(answer))
+        seq = prompt + answer
+        tokens[row, : len(seq)] = torch.tensor(seq)
+        key_mask[row, : len(seq)] = True
+        canvas_pos[row] = torch.arange(len(prompt), len(seq))
+    targets = tokens.gather(1, canvas_pos)
+    t = torch.rand(batch, 1, generator=gen) * (1 - 1e-3) + 1e-3
+    masked = torch.rand(batch, canvas, generator=gen) < t
+    noisy = tokens.clone()
+    noisy.scatter_(1, canvas_pos, torch.where(masked, tok.mask_id, targets))
+    return task, noisy, key_mask, canvas_pos, targets, masked, t
