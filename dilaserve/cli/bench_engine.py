@@ -1,14 +1,17 @@
 """`dilaserve bench-engine`: LLaDA baseline vs Fast-dLLM vs dilaserve batching, side by side.
 
 All configurations run the same engine code path on the same requests (the held-out prompts with the
-longest prompts), the same canvas and the same early-stop rule; only the decoding settings and the
-batch size differ. Answer tokens exclude the trailing EOS.
+longest prompts, of the tasks `--tasks` names), the same canvas and the same early-stop rule; only
+the decoding settings and the batch size differ. Answer tokens exclude the trailing EOS. Fast-dLLM
+runs twice at batch 1, with the dual cache and with none; its dual-cache steps give the time of a
+reuse step (the block's rows against cached K/V) as a fraction of a refresh step's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +20,11 @@ import torch
 
 from dilaserve.core.steps import DecodeSettings
 from worker.engine.engine import DenoisingEngine, EngineConfig
+from worker.engine.runner import RunReport
 from worker.measure.quality_eval import evaluate
-from worker.models import tasks
 from worker.models.shipped import load
+from worker.models.task_suites import TaskSuite, suite_for
+from worker.models.tasks import Example
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", help="model directory (default: the shipped model)")
     p.add_argument("--requests", type=int, default=64, help="number of requests (longest prompts)")
-    p.add_argument("--canvas", type=int, default=32, help="answer canvas length")
+    p.add_argument("--tasks", help="comma list of the model's tasks to take prompts from "
+                   "(default all; 'long' for those whose answers span several blocks)")
+    p.add_argument("--canvas", type=int,
+                   help="answer canvas length (default: the largest the chosen tasks take)")
     p.add_argument("--block-size", type=int, default=8)
     p.add_argument("--batches", default="8,16", help="batch sizes for the batched configurations")
     p.add_argument("--threads", type=int, default=1,
@@ -59,6 +67,11 @@ def configs(block: int, batches: list[int]) -> list[Config]:
             DecodeSettings(threshold=0.9, block_size=block, cache_mode="dual"),
             1,
         ),
+        Config(
+            "(2n) fast-dllm tau0.9 no-cache b1",
+            DecodeSettings(threshold=0.9, block_size=block, cache_mode="none"),
+            1,
+        ),
     ]
     for b in batches:
         out.append(
@@ -71,9 +84,34 @@ def configs(block: int, batches: list[int]) -> list[Config]:
     return out
 
 
-def longest_prompts(count: int) -> list[tasks.Example]:
-    pool = tasks.heldout_set(max(count, 64))
+def chosen_tasks(suite: TaskSuite, spec: str | None) -> tuple[str, ...]:
+    if not spec:
+        return suite.tasks
+    names = suite.long_tasks if spec == "long" else tuple(t for t in spec.split(",") if t)
+    unknown = [t for t in names if t not in suite.tasks]
+    if unknown or not names:
+        long = f" (long: {', '.join(suite.long_tasks)})" if suite.long_tasks else ""
+        raise ValueError(f"--tasks: {suite.model} has tasks {', '.join(suite.tasks)}{long}; "
+                         f"got {spec!r}")
+    return names
+
+
+def longest_prompts(suite: TaskSuite, names: tuple[str, ...], count: int) -> list[Example]:
+    pool = suite.heldout_set(max(count, 64), tasks=names)
     return sorted(pool, key=lambda ex: (-len(ex.prompt), ex.prompt))[:count]
+
+
+def step_times(report: RunReport) -> dict[str, float]:
+    """Median times of a batch-1 run's refresh steps and reuse steps."""
+    refresh = [s.elapsed_s for s in report.steps if s.features.refresh_tokens]
+    reuse = [s.elapsed_s for s in report.steps
+             if s.features.reuse_tokens and not s.features.refresh_tokens]
+    if not refresh or not reuse:
+        return {}
+    times = {"refresh_step_ms": statistics.median(refresh) * 1e3,
+             "reuse_step_ms": statistics.median(reuse) * 1e3}
+    times["reuse_over_refresh"] = times["reuse_step_ms"] / times["refresh_step_ms"]
+    return times
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,24 +121,30 @@ def run(args: argparse.Namespace) -> int:
     if args.threads <= 0:
         raise ValueError("--threads must be positive")
     torch.set_num_threads(args.threads)
-    if args.canvas % args.block_size:
-        raise ValueError(
-            f"--canvas {args.canvas} is not a multiple of --block-size {args.block_size}"
-        )
     model, tok, _ = load(args.model)
     if tok is None:
         raise ValueError("--model: the engine benchmark needs the task tokenizer (tokenizer.json)")
-    examples = longest_prompts(args.requests)
+    suite = suite_for(model.config.name)
+    names = chosen_tasks(suite, args.tasks)
+    canvas = args.canvas or max(suite.canvas_of(t) for t in names)
+    if canvas <= 0 or args.block_size <= 0:
+        raise ValueError("--canvas and --block-size must be positive")
+    if canvas % args.block_size:
+        raise ValueError(f"--canvas {canvas} is not a multiple of --block-size {args.block_size}")
+    examples = longest_prompts(suite, names, args.requests)
     prompt_lens = [len(ex.prompt) for ex in examples]
     engine = DenoisingEngine(model, EngineConfig(max_rows=max(batches)))
-    evaluate(engine, tok, examples[:2], DecodeSettings(block_size=args.block_size), args.canvas, 2)
+    evaluate(engine, tok, examples[:2], DecodeSettings(block_size=args.block_size), canvas, 2)
     rows = []
+    reuse_vs_refresh: dict[str, float] = {}
     for cfg in configs(args.block_size, batches):
         print(f"[bench-engine] {cfg.name} ...", file=sys.stderr, flush=True)
         result = evaluate(
-            engine, tok, examples, cfg.settings, args.canvas, cfg.batch_size, keep_steps=True
+            engine, tok, examples, cfg.settings, canvas, cfg.batch_size, keep_steps=True
         )
         report = result.report
+        if cfg.name.startswith("(2) "):
+            reuse_vs_refresh = step_times(report)
         answer_tokens = sum(len(c.output_ids) for c in report.completions.values())
         row_forwards = sum(c.forwards for c in report.completions.values())
         rows.append(
@@ -119,20 +163,22 @@ def run(args: argparse.Namespace) -> int:
                 "accuracy": result.point.accuracy,
             }
         )
-    base, fast = rows[0]["answer_tokens_per_s"], rows[1]["answer_tokens_per_s"]
-    ratios = {"(2)/(1)": fast / base}
+    base, fast, uncached = (r["answer_tokens_per_s"] for r in rows[:3])
+    ratios = {"(2)/(1)": fast / base, "(2)/(2n)": fast / uncached}
     ratios.update(
-        {f"(3 b{r['batch_size']})/(2)": r["answer_tokens_per_s"] / fast for r in rows[2:]}
+        {f"(3 b{r['batch_size']})/(2)": r["answer_tokens_per_s"] / fast for r in rows[3:]}
     )
     summary = {
         "model": model.config.name,
         "requests": len(examples),
-        "canvas": args.canvas,
+        "tasks": list(names),
+        "canvas": canvas,
         "block_size": args.block_size,
         "prompt_tokens": [min(prompt_lens), max(prompt_lens)],
         "threads": torch.get_num_threads(),
         "configs": rows,
         "ratios": ratios,
+        "step_times_b1_dual": reuse_vs_refresh,
     }
     _print(summary)
     if args.json:
@@ -146,7 +192,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _print(summary: dict) -> None:
     print(
-        f"model {summary['model']}, {summary['requests']} requests with the longest prompts "
+        f"model {summary['model']}, {summary['requests']} requests with the longest prompts of "
+        f"{','.join(summary['tasks'])} "
         f"({summary['prompt_tokens'][0]}-{summary['prompt_tokens'][1]} tokens), canvas "
         f"{summary['canvas']}, block {summary['block_size']}, {summary['threads']} threads"
     )
@@ -160,3 +207,7 @@ def _print(summary: dict) -> None:
         )
     for name, value in summary["ratios"].items():
         print(f"ratio {name}: {value:.2f}x")
+    times = summary["step_times_b1_dual"]
+    if times:
+        print(f"(2) step time, median: refresh {times['refresh_step_ms']:.2f} ms, reuse "
+              f"{times['reuse_step_ms']:.2f} ms ({times['reuse_over_refresh']:.0%} of a refresh)")

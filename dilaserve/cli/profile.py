@@ -24,13 +24,12 @@ from worker.measure.profile_files import (
 )
 from worker.measure.quality_eval import evaluate
 from worker.measure.step_cost_probe import ProbeGrid, probe
-from worker.models import tasks
 from worker.models.shipped import load
+from worker.models.task_suites import suite_for
 
-THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.5 to 0.95 by 0.05
 BLOCK_SIZES = (8, 16, 32)
 REFERENCE = DecodeSettings(threshold=0.9, block_size=32)
-CANVAS = 32
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -188,14 +187,16 @@ def _clip_grid(grid: ProbeGrid, max_seq: int) -> ProbeGrid:
 
 
 def quality_profile(model, tok, per_task: int, provenance: dict) -> QualityProfile:
-    examples = tasks.heldout_set(per_task)
+    suite = suite_for(model.config.name)
+    examples = suite.heldout_set(per_task)
+    canvases = suite.canvases()
     engine = DenoisingEngine(model, EngineConfig(max_rows=32))
     settings = [DecodeSettings(threshold=t, block_size=b) for b in BLOCK_SIZES for t in THRESHOLDS]
     settings.append(DecodeSettings(block_size=8, rule="topk", rule_param=1))
     points = []
     for s in settings:
         started = time.monotonic()
-        points.append(evaluate(engine, tok, examples, s, CANVAS, batch_size=32).point)
+        points.append(evaluate(engine, tok, examples, s, canvases, batch_size=32).point)
         _log(
             f"{s.rule} tau={s.threshold} block={s.block_size}: accuracy "
             f"{points[-1].accuracy:.1%} ({time.monotonic() - started:.0f} s)"
@@ -211,7 +212,8 @@ def quality_profile(model, tok, per_task: int, provenance: dict) -> QualityProfi
         model=model.config.name,
         reference=reference,
         points=tuple(points),
-        heldout={"per_task": per_task, "seed": 1234, "canvas": CANVAS, "tasks": list(tasks.TASKS)},
+        heldout={"per_task": per_task, "seed": 1234, "canvas": canvases,
+                 "tasks": list(suite.tasks)},
         provenance=provenance,
     )
 

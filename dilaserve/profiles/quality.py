@@ -19,6 +19,8 @@ class QualityPoint:
     answer_tokens_per_step: float  # answer content committed per forward (trailing EOS apart)
     tokens_per_step: float  # every committed canvas token per forward, trailing EOS included
     forwards_per_request: float
+    # mean denoising steps (forwards) per request of each task; absent in older profiles
+    per_task_forwards: dict[str, float] = field(default_factory=dict)
     interpolated: bool = False  # blended between measured neighbours, not measured itself
 
 
@@ -111,8 +113,11 @@ class QualityProfile:
 
 def _point_json(point: QualityPoint) -> dict:
     data = asdict(point)
+    # measured points of older profiles keep the file format they always had
     if not point.interpolated:
-        del data["interpolated"]  # measured points keep the file format they always had
+        del data["interpolated"]
+    if not point.per_task_forwards:
+        del data["per_task_forwards"]
     return data
 
 
@@ -131,5 +136,7 @@ def _blend(lo: QualityPoint, hi: QualityPoint, w: float, threshold: float) -> Qu
         answer_tokens_per_step=mix(lo.answer_tokens_per_step, hi.answer_tokens_per_step),
         tokens_per_step=mix(lo.tokens_per_step, hi.tokens_per_step),
         forwards_per_request=mix(lo.forwards_per_request, hi.forwards_per_request),
+        per_task_forwards={t: mix(f, hi.per_task_forwards.get(t, f))
+                           for t, f in lo.per_task_forwards.items()},
         interpolated=True,
     )

@@ -21,6 +21,7 @@ def test_generate_decodes_with_the_shipped_model(capsys):
         (["generate", "ADD:1+1="], "outside the model's vocabulary"),
         (["generate", "x", "--max-new-tokens", "0"], "--max-new-tokens"),
         (["bench-engine", "--canvas", "30", "--block-size", "8"], "not a multiple"),
+        (["bench-engine", "--tasks", "nope"], "--tasks"),
         (["profile", "--what", "speed"], "--what"),
         (["generate", "x", "--model", "/nonexistent"], "--model"),
     ],
@@ -55,8 +56,9 @@ def test_bench_engine_prints_all_configurations_and_ratios(tmp_path):
     summary = json.loads(out.read_text())
     names = [c["name"] for c in summary["configs"]]
     assert names[0].startswith("(1) llada-baseline") and names[1].startswith("(2) fast-dllm")
-    assert names[2].startswith("(3) dilaserve") and "b4" in names[2]
-    assert set(summary["ratios"]) == {"(2)/(1)", "(3 b4)/(2)"}
+    assert names[2].startswith("(2n) fast-dllm") and "no-cache" in names[2]
+    assert names[3].startswith("(3) dilaserve") and "b4" in names[3]
+    assert set(summary["ratios"]) == {"(2)/(1)", "(2)/(2n)", "(3 b4)/(2)"}
     assert "ratio (2)/(1)" in proc.stdout
 
 
