@@ -51,6 +51,10 @@ EXEMPT = {
     "dilaserve bench --mode compare": "minutes of live runs (tests/livebench runs a short one)",
     "dilaserve bench --mode live": "minutes of live runs (tests/livebench runs a short one)",
     "dilaserve bench --trace ../shared": "minutes of simulation on the Azure trace",
+    "dilaserve bench --mode sim": "prose naming the mode (a run needs --trace, or --sweep: about "
+        "an hour of simulation on both Azure traces; tests/sim/test_bench_sweep.py runs the "
+        "sweep on tiny traces)",
+    "dilaserve bench --capacity-check": "prose naming the flag (a run needs --trace)",
     "dilaserve bench --mode sim --sweep accuracy-budget":
         "about an hour of simulation on both Azure traces (tests/sim/test_bench_sweep.py runs "
         "it on tiny traces)",
