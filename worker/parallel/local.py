@@ -118,10 +118,7 @@ def start_local_tp_worker(
     **options,
 ) -> LocalTpWorker:
     """Spawn ranks 1..tp-1 and build rank 0's serving worker here (cuda: rank r on cuda:r)."""
-    directory = resolve_model_dir(model_path)
-    _check_local(directory, tp, ranks)
-    init_method = local_init_method()
-    followers = spawn_followers(tp, init_method, directory, ranks)
+    directory, init_method, followers = _spawn(model_path, tp, ranks)
     try:
         tp_worker = build_tp_worker(
             directory,
@@ -146,6 +143,15 @@ def start_local_tp_worker(
     return replica
 
 
+def _spawn(model_path: str | Path | None, tp: int,
+           ranks: LocalRanks) -> tuple[Path, str, list[BaseProcess]]:
+    """(model directory, init method, followers): ranks 1..tp-1 started for rank 0 to join."""
+    directory = resolve_model_dir(model_path)
+    _check_local(directory, tp, ranks)
+    init_method = local_init_method()
+    return directory, init_method, spawn_followers(tp, init_method, directory, ranks)
+
+
 def _check_local(directory: Path, tp: int, ranks: LocalRanks) -> None:
     if tp < 2:
         raise ValueError(f"--tp: a local tensor-parallel replica needs 2 or more ranks, got {tp}")
@@ -165,10 +171,7 @@ def local_rank0(
     heartbeat_s: float = 2.0,
 ) -> Iterator[Rank0]:
     """Rank 0 here and ranks 1..tp-1 spawned; on exit, Stop and wait for the followers."""
-    directory = resolve_model_dir(model_path)
-    _check_local(directory, tp, ranks)
-    init_method = local_init_method()
-    followers = spawn_followers(tp, init_method, directory, ranks)
+    directory, init_method, followers = _spawn(model_path, tp, ranks)
     try:
         rank0 = start_rank0(
             tp,
