@@ -108,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
     if replica is not None:
         worker = replica.worker
     else:
-        engine = {"engine_class": NullEngine} if args.engine == "null" else {}
+        # the null engine does no model compute: the profile describes no step of it
+        engine = ({"engine_class": NullEngine, "calibrate": False} if args.engine == "null"
+                  else {})
         worker = load_worker(args.model, with_overrides(policy, args), args.profiles,
                              device=choice.device, dtype=choice.dtype, **engine)
     sched = worker.policy.worker.scheduler
