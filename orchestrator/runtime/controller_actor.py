@@ -9,7 +9,8 @@ policy stays). Every new plan is logged with its reason and its predicted effect
 
 The planner plans on the model's step-cost profiles scaled to the machines the replicas run on:
 when a hardware's replicas report that they step more than 10% off their profile
-(`orchestrator.profile_scale`), the planner is rebuilt on the scaled profiles and re-plans.
+(`orchestrator.profile_scale`), the planner is rebuilt on the scaled profiles and re-plans (at
+most once per `min_interval_s`: sooner, the next plan uses them).
 """
 
 from __future__ import annotations
@@ -189,8 +190,16 @@ class ControllerActor:
             return
         self.machine_scales = scales
         reason = f"replicas step off their step-cost profile: {describe_scales(scales)}"
-        self.controller.update(planner=self._planner(self.cluster_policy), reason=reason)
-        self._log(f"{reason}; the planner plans on the profile scaled by it")
+        planner = self._planner(self.cluster_policy)
+        history = self.controller.history
+        # re-plan now only as often as the controller re-plans for load (a shared box's factor
+        # moves with its neighbours); sooner, the next plan is made on the scaled profiles
+        if history and obs.now - history[-1].at_s < self.controller.config.min_interval_s:
+            self.controller.planner = planner
+            self._log(f"{reason}; the next plan is made on the profile scaled by it")
+            return
+        self.controller.update(planner=planner, reason=reason)
+        self._log(f"{reason}; re-planning on the profile scaled by it")
 
     def _apply(self, actions: list, plans_before: int = 0) -> None:
         history = self.controller.history

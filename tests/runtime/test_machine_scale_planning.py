@@ -36,11 +36,11 @@ def actor_with(factory: RecordingFactory) -> ControllerActor:
     return actor
 
 
-def observe(actor: ControllerActor, *scales: float) -> None:
+def observe(actor: ControllerActor, *scales: float, now: float = 1.0) -> None:
     config = ReplicaConfig(actor.shape.node_types[0], 1, 32, 0.5, 0.9)
     views = tuple(ReplicaView(i, config, ReplicaState.ACTIVE, 0, 0, 0, 4, 0.0, 1e-3, 1e-3, 4.0, s)
                   for i, s in enumerate(scales))
-    actor._follow_machine_scales(Observation(1.0, (), views, (0,)))
+    actor._follow_machine_scales(Observation(now, (), views, (0,)))
 
 
 def test_replicas_off_their_profile_rebuild_the_planner_on_scaled_profiles():
@@ -50,13 +50,22 @@ def test_replicas_off_their_profile_rebuild_the_planner_on_scaled_profiles():
     observe(actor, 1.0, 1.05)  # within 10%: the profile stands
     assert len(factory.given) == 1 and actor.machine_scales == {}
 
+    # a second after the cold start's plan: the next plan is made on the scaled profiles
     observe(actor, 1.9, 2.1)
     assert actor.machine_scales == {hardware: 2.0}
     assert len(factory.given) == 2
     before, after = factory.given
     assert after.cost(hardware, 1).coef == tuple(2.0 * c for c in before.cost(hardware, 1).coef)
-    assert actor.controller._pending_reason.startswith("replicas step off their step-cost")
-    assert any("x2.00" in line for line in actor.lines)
+    assert not actor.controller._pending_reason  # no forced re-plan
+    assert any("x2.00" in line and "next plan" in line for line in actor.lines)
 
-    observe(actor, 2.1, 2.05)  # within 10% of the factor planned with: no new plan
+    observe(actor, 2.1, 2.05, now=100.0)  # within 10% of the factor planned with: nothing
     assert len(factory.given) == 2
+
+    # past min_interval_s since the last plan a change re-plans at once
+    observe(actor, 3.0, 3.1, now=100.0)
+    assert actor.machine_scales == {hardware: 3.05} and len(factory.given) == 3
+    assert actor.controller._pending_reason.startswith("replicas step off their step-cost")
+    actions = actor.controller.tick(Observation(101.0, (), (), (2,)))
+    assert actor.controller.history[-1].reason.startswith("replicas step off")
+    assert actions  # the re-plan's routes
