@@ -16,6 +16,8 @@ range and draining from the replica's Control state.
     dilaserve_worker_threshold_{min,max}, dilaserve_worker_draining
     dilaserve_worker_step_seconds                       median of the last 1000 steps
     dilaserve_worker_predicted_step_seconds, dilaserve_worker_steps_total
+    dilaserve_worker_machine_scale                      the factor the step-cost profile is
+                                                        scaled by (dilaserve.profiles.machine_scale)
 
 Attainment per class is requests_met_total / requests_ended_total.
 """
@@ -170,6 +172,8 @@ class LoopCollector:
         yield _gauge("predicted_step_seconds", "the step-cost model's last prediction",
                      s.predicted_step_ms / 1e3)
         yield CounterMetricFamily(f"{PREFIX}_steps", "engine steps", value=s.steps)
+        yield _gauge("machine_scale", "the factor this machine's steps scale the step-cost "
+                     "profile by (1: within 10%, or not calibrated)", s.machine_scale)
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
