@@ -6,6 +6,7 @@ chat template (--system adds a system turn first)."""
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 import time
@@ -147,7 +148,7 @@ def run_remote(args: argparse.Namespace) -> int:
                 continue
             deadline = (
                 f"deadline {'met' if result.deadline_met else 'missed'}"
-                if result.deadline_ms
+                if math.isfinite(result.deadline_s)
                 else "no deadline"
             )
             print(

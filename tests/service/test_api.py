@@ -34,7 +34,7 @@ def test_round_trip_streams_partials_then_final():
         assert "".join(p.text for p in result.partials) == result.text
         assert result.finish_reason in ("eos", "length")
         assert result.deadline_met
-        assert result.slo_class == "standard" and result.deadline_ms == pytest.approx(20000)
+        assert result.slo_class == "standard" and result.deadline_s == pytest.approx(20.0)
         assert result.threshold_start == pytest.approx(0.9)
         assert result.forwards > 0 and result.block_size == 8
         assert 0 <= result.queued_ms <= result.first_block_ms <= result.e2e_ms
@@ -108,7 +108,7 @@ def test_grpc_deadline_earlier_than_slo_deadline_wins():
         stats = wait_for(lambda: (s := client.stats()).running == 0 and s)
         assert stats.expired + stats.cancelled == 1
         quick = client.generate("abc", 8, timeout=5.0)
-        assert quick.deadline_ms < 5100  # the call said 5 s (gRPC rounds up); the class 20 s
+        assert quick.deadline_s < 5.1  # the call said 5 s (gRPC rounds up); the class 20 s
 
 
 @pytest.mark.slow

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
 
+from dilaserve.core.results import FinalResult
 from dilaserve.core.tokenizer import ChatMessage
 from proto import dilaserve_pb2 as pb
+from proto import finish
 
 # a prompt: text, token ids, or a chat (ChatMessage or {"role": ..., "content": ...} items)
 Prompt = str | Sequence[int] | Sequence[ChatMessage] | Sequence[dict]
 
-FINISH_REASONS = {
-    pb.FINISH_REASON_EOS: "eos",
-    pb.FINISH_REASON_LENGTH: "length",
-    pb.FINISH_REASON_CANCELLED: "cancelled",
-}
 
 
 class WorkerError(RuntimeError):
@@ -38,29 +36,14 @@ class WorkerError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Generation:
-    """A request's final message, with the partials streamed before it."""
+class Generation(FinalResult):
+    """A request's final message as the worker's loop made it, with what only the stream tells:
+    the partials streamed before it, the router's restarts, and the replica that served it."""
 
-    request_id: str
-    text: str
-    token_ids: tuple[int, ...]
-    finish_reason: str
-    deadline_met: bool
-    queued_ms: float
-    first_block_ms: float
-    e2e_ms: float
-    threshold_start: float
-    threshold_min: float
-    threshold_mean: float
-    forwards: int
-    block_size: int
-    slo_class: str
-    deadline_ms: float
     partials: tuple[pb.Partial, ...] = ()  # since the last restart
     replica: str = ""  # who served it (see Final.replica)
     restarts: tuple[pb.Restarted, ...] = ()  # the router's restarts on another replica
     replica_e2e_ms: float = 0.0  # inside the replica that served it (see Timings)
-    prompt_tokens: int = 0  # the prompt in the model's tokens, as the replica ran it
 
     @classmethod
     def from_final(
@@ -69,12 +52,16 @@ class Generation:
         partials: Sequence[pb.Partial] = (),
         restarts: Sequence[pb.Restarted] = (),
     ) -> Generation:
+        reason = finish.FROM_PB.get(final.finish_reason)
+        if reason is None:
+            raise WorkerError(grpc.StatusCode.UNKNOWN,
+                              f"a final message without a finish reason ({final.finish_reason})")
         t = final.timings
         return cls(
             request_id=final.request_id,
             text=final.text,
             token_ids=tuple(final.token_ids),
-            finish_reason=FINISH_REASONS.get(final.finish_reason, "unspecified"),
+            finish_reason=reason,
             deadline_met=final.deadline_met,
             queued_ms=t.queued_ms,
             first_block_ms=t.first_block_ms,
@@ -85,12 +72,12 @@ class Generation:
             forwards=final.forwards,
             block_size=final.block_size,
             slo_class=final.slo_class,
-            deadline_ms=final.deadline_ms,
+            deadline_s=final.deadline_ms / 1e3 if final.deadline_ms > 0 else math.inf,
+            prompt_tokens=final.prompt_tokens,
             partials=tuple(partials),
             replica=final.replica,
             replica_e2e_ms=t.replica_e2e_ms,
             restarts=tuple(restarts),
-            prompt_tokens=final.prompt_tokens,
         )
 
 

@@ -7,9 +7,9 @@ import math
 import grpc
 
 from dilaserve.core.limits import RequestLimits
-from dilaserve.core.steps import FinishReason
 from dilaserve.policy import ThresholdRange
 from proto import dilaserve_pb2 as pb
+from proto import finish
 from worker.service.events import Failure, FinalResult, LoopStats, PartialResult
 
 STATUS = {
@@ -18,11 +18,6 @@ STATUS = {
     Failure.DUPLICATE: grpc.StatusCode.ALREADY_EXISTS,
     Failure.ENGINE_ERROR: grpc.StatusCode.INTERNAL,
     Failure.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
-}
-FINISH_REASONS = {
-    FinishReason.EOS: pb.FINISH_REASON_EOS,
-    FinishReason.LENGTH: pb.FINISH_REASON_LENGTH,
-    FinishReason.CANCELLED: pb.FINISH_REASON_CANCELLED,
 }
 
 
@@ -50,7 +45,7 @@ def final_message(f: FinalResult, replica: str = "") -> pb.GenerateResponse:
             request_id=f.request_id,
             text=f.text,
             token_ids=f.token_ids,
-            finish_reason=FINISH_REASONS[f.finish_reason],
+            finish_reason=finish.TO_PB[f.finish_reason],
             deadline_met=f.deadline_met,
             timings=pb.Timings(
                 queued_ms=f.queued_ms, first_block_ms=f.first_block_ms, e2e_ms=f.e2e_ms,

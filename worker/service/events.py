@@ -13,7 +13,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
-from dilaserve.core.steps import FinishReason
+from dilaserve.core.results import FinalResult  # the loop's final event (one record to clients)
 from worker.scheduler.requests import RequestSpec
 
 
@@ -35,26 +35,6 @@ class PartialResult:
     text: str
     elapsed_ms: float
     threshold: float
-
-
-@dataclass(frozen=True)
-class FinalResult:
-    request_id: str
-    text: str
-    token_ids: tuple[int, ...]
-    finish_reason: FinishReason
-    deadline_met: bool
-    queued_ms: float
-    first_block_ms: float
-    e2e_ms: float
-    threshold_start: float
-    threshold_min: float
-    threshold_mean: float
-    forwards: int
-    block_size: int
-    slo_class: str
-    deadline_s: float  # arrival to the SLO deadline (inf: none; the proto writes 0)
-    prompt_tokens: int
 
 
 @dataclass(frozen=True)
