@@ -39,7 +39,8 @@ def rows_at(point: Point, budget: float, results: dict[str, dict]) -> dict[str, 
 
 def report(points: list[Point], results: dict[str, dict], plot: Path) -> tuple[str, dict]:
     lines = [f"{'trace':<5} {'span':<6} {'load':<6} {'rate':>6} {'budget':>6}  {'policy':<21} "
-             f"{'attain':>6} {'drop':>5} {'kept':>4} {'late':>5} {'expir':>6} {'reject':>6}"
+             f"{'attain':>6} {'drop':>5} {'kept':>4} {'late':>5} {'expir':>6} {'reject':>6} "
+             f"{'shed':>5}"
              f"  layout"]
     table: list[tuple[Point, float, dict[str, dict]]] = []
     for point in points:
@@ -53,7 +54,7 @@ def report(points: list[Point], results: dict[str, dict], plot: Path) -> tuple[s
                     f"{point.trace:<5} {point.span:<6} {point.load:<6} x{point.rate_scale:<5g} "
                     f"{100 * budget:>6.1f}  {name:<21} {r['attainment']:>6.1%} "
                     f"{r['accuracy_drop_points']:>5.2f} {kept:>4} {r['late']:>5} "
-                    f"{r['expired']:>6} {r['rejected']:>6}  {r['layout']}")
+                    f"{r['expired']:>6} {r['rejected']:>6} {r['shed']:>5}  {r['layout']}")
             lines.append("")
     checks = _checks(table)
     lines.append("goals (issue 20):")
