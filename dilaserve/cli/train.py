@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stages", default="1,2,3",
                    help="with --out: recipe stages to run (default 1,2,3: tiny-dlm from scratch)")
     p.add_argument("--init", type=Path, help="with --out: continue from this checkpoint")
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--batch", type=int, default=64, help="with --out: batch size")
     p.set_defaults(func=run)
 
 
@@ -54,7 +54,7 @@ def _run_long(args: argparse.Namespace) -> int:
     stages = long_recipe.RECIPE
     if args.until_stage is not None and not 1 <= args.until_stage <= len(stages):
         raise ValueError(f"--until-stage: expected 1..{len(stages)}, got {args.until_stage}")
-    resumable_train.train(args.run, stages, args.batch, until_stage=args.until_stage)
+    resumable_train.train(args.run, stages, until_stage=args.until_stage)
     if args.export:
         done = sorted(args.run.glob("stage-*"))
         if not done:

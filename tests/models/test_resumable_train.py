@@ -16,12 +16,12 @@ from worker.models.tokenizer import load_tokenizer
 
 def _stages() -> tuple[long_recipe.Stage, ...]:
     first, second = long_recipe.RECIPE
-    return (dataclasses.replace(first, steps=3, warmup=1, threads=1),
-            dataclasses.replace(second, steps=2, threads=1))
+    return (dataclasses.replace(first, steps=3, warmup=1, batch=4, threads=1),
+            dataclasses.replace(second, steps=2, batch=4, threads=1))
 
 
 def _train(run, **kw) -> None:
-    resumable_train.train(run, _stages(), batch=4, save_every=1, log_every=1, curve_prompts=0,
+    resumable_train.train(run, _stages(), save_every=1, log_every=1, curve_prompts=0,
                           **kw)
 
 
@@ -52,10 +52,10 @@ def test_a_restart_continues_where_the_run_stopped(tmp_path, monkeypatch):
 
 def test_stages_stop_where_asked_and_leave_a_llada_layout_model(tmp_path):
     _train(tmp_path, until_stage=1)
-    assert [p.name for p in tmp_path.glob("stage-*")] == ["stage-1-pilot"]
-    model_dir = tmp_path / "stage-1-pilot"
+    assert [p.name for p in tmp_path.glob("stage-*")] == ["stage-1-warm"]
+    model_dir = tmp_path / "stage-1-warm"
     assert json.loads((model_dir / "config.json").read_text())["model_type"] == "llada"
     model, tok = load_model(model_dir), load_tokenizer(model_dir)
-    assert model.config.name == "stage-1-pilot"  # a LLaDA config is named by its directory
+    assert model.config.name == "stage-1-warm"  # a LLaDA config is named by its directory
     assert tok.mask_id == model.config.mask_token_id and tok.eos_id == model.config.eos_token_id
     assert tok.encode("sft:ab>") and tok.decode(tok.encode("rev:abc>")) == "rev:abc>"

@@ -50,6 +50,7 @@ def decode(model: DiffusionTransformer, prompts: list[list[int]], canvas: int, b
         current = masked & (block_of == (first // block)[:, None])
         logits = model(tokens, key_mask).gather(
             1, index[..., None].expand(-1, -1, model.config.vocab_size))
+        logits[..., [mask_id, pad_id]] = float("-inf")  # a guess is never a mask or a pad
         probs = logits.float().softmax(-1)
         conf, guess = probs.max(-1)
         conf = torch.where(current, conf, -1.0)

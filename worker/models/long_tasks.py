@@ -3,12 +3,12 @@
 Every example is a (prompt, answer) pair of plain text; a fixed hash of the prompt splits train
 from held-out (`tasks.is_heldout`), so no held-out prompt is ever trained on.
 
-Long tasks (answers of 64-96 tokens: two to three blocks of 32):
+Long tasks (answers of 64 tokens: two blocks of 32, in a canvas of 128):
 - xor: running parity of 64 bits ("xor:1011...>" -> "1101..."). Answer bit i is answer bit i-1
        xor prompt bit i: certain once bit i-1 is committed, a coin toss while it is masked. A high
        threshold decodes it nearly one bit per step; a low one commits the tosses (the threshold's
        price in answers).
-- sft: shift each of 96 letters one place on in the alphabet (z -> a): every answer token
+- sft: shift each of 64 letters one place on in the alphabet (z -> a): every answer token
        depends on one prompt token only, so it decodes in a few steps per block at any threshold.
 Short tasks (one block):
 - rev:  reverse 4-16 lowercase letters.
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from worker.models.tasks import Example, is_heldout
 
 XOR_BITS = 64
-SHIFT_LETTERS = 96
+SHIFT_LETTERS = 64
 LONG_CANVAS = 128  # four blocks of 32: the answer, then EOS
 SHORT_CANVAS = 32
 MODEL_NAME = "tiny-dlm-long"  # the model trained on this mix

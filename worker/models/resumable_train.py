@@ -27,7 +27,7 @@ from worker.models.hf_tokenizer import HFTokenizer
 from worker.models.transformer import DiffusionTransformer
 
 STATE_FILE = "state.pt"
-CURVE_PROMPTS = 20  # held-out prompts per task at each point of the learning curve
+CURVE_PROMPTS = 8  # held-out prompts per task at each point of the learning curve
 
 
 def _tokenizer(run: Path) -> HFTokenizer:
@@ -47,8 +47,8 @@ def _optimizer(model: DiffusionTransformer) -> torch.optim.Optimizer:
     return torch.optim.AdamW(model.parameters(), lr=0.0, betas=(0.9, 0.98), weight_decay=0.01)
 
 
-def train(run: Path, stages: tuple[long_recipe.Stage, ...] = long_recipe.RECIPE, batch: int = 64,
-          save_every: int = 300, eval_every: int = 200, log_every: int = 50,
+def train(run: Path, stages: tuple[long_recipe.Stage, ...] = long_recipe.RECIPE,
+          save_every: int = 100, eval_every: int = 300, log_every: int = 50,
           until_stage: int | None = None, curve_prompts: int = CURVE_PROMPTS) -> None:
     """Run (or continue) the recipe in `run`; stop after stage `until_stage` (1-based) if given.
     `curve_prompts` held-out prompts per task at each learning-curve point (0: no curve)."""
@@ -84,7 +84,7 @@ def train(run: Path, stages: tuple[long_recipe.Stage, ...] = long_recipe.RECIPE,
         while step < stage.steps:
             for group in opt.param_groups:
                 group["lr"] = long_recipe.lr_at(stage, step)
-            loss = _step(model, opt, tok, rng, gen, batch, stage)
+            loss = _step(model, opt, tok, rng, gen, stage)
             running, counted, step = running + loss, counted + 1, step + 1
             if step % log_every == 0:
                 per_step = (time.monotonic() - started) / counted
@@ -103,9 +103,9 @@ def train(run: Path, stages: tuple[long_recipe.Stage, ...] = long_recipe.RECIPE,
         _save(state_path, model, opt, stage_index, step, None, None)
 
 
-def _step(model, opt, tok, rng, gen, batch, stage) -> float:
+def _step(model, opt, tok, rng, gen, stage) -> float:
     _, noisy, key_mask, canvas_pos, targets, masked, t = long_recipe.make_batch(
-        tok, rng, gen, batch, stage)
+        tok, rng, gen, stage)
     hidden = model.hidden_states(noisy, torch.arange(noisy.shape[1]).expand_as(noisy), key_mask)
     canvas_hidden = hidden.gather(1, canvas_pos[..., None].expand(-1, -1, hidden.shape[-1]))
     logits = model.logits(canvas_hidden[masked])
