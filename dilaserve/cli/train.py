@@ -1,8 +1,8 @@
 """`dilaserve train`: train a shipped masked-diffusion model by its deterministic recipe.
 
     dilaserve train --run DIR                   # tiny-dlm-long, resumable: run again to continue
-    dilaserve train --run DIR --until-stage 1   # its pilot stage only
-    dilaserve train --run DIR --export MODEL    # then copy the trained model to MODEL
+    dilaserve train --run DIR --until-stage 1   # its first stage only
+    dilaserve train --run DIR --export MODEL    # then copy its last stage's model files to MODEL
     dilaserve train --out DIR [--stages 3 --init STAGE2_DIR]   # tiny-dlm's recipe (the old model)
 """
 
@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--out", type=Path, help="tiny-dlm's recipe: checkpoint directory to write")
     p.add_argument("--until-stage", type=int, help="with --run: stop after this stage (1-based)")
     p.add_argument("--export", type=Path,
-                   help="with --run: copy the last finished stage's model directory here")
+                   help="with --run: copy the last finished stage's model files here (other "
+                   "files there, such as profiles/, stay)")
     p.add_argument("--stages", default="1,2,3",
                    help="with --out: recipe stages to run (default 1,2,3: tiny-dlm from scratch)")
     p.add_argument("--init", type=Path, help="with --out: continue from this checkpoint")
@@ -59,8 +60,6 @@ def _run_long(args: argparse.Namespace) -> int:
         done = sorted(args.run.glob("stage-*"))
         if not done:
             raise ValueError(f"--export: {args.run} has no finished stage yet")
-        if args.export.exists():
-            shutil.rmtree(args.export)
-        shutil.copytree(done[-1], args.export)
+        shutil.copytree(done[-1], args.export, dirs_exist_ok=True)
         print(f"exported {done[-1]} -> {args.export}")
     return 0
