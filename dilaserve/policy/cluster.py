@@ -45,7 +45,7 @@ class ReconfigureSettings:
     placement_timeout_s: float = 60.0  # waiting for a placement group / a replica to load
     max_draining_fraction: float = 0.5  # of the cluster's devices draining at once
     min_requests: int = 10  # a rate change re-plans only when seen over this many requests
-    sustain_s: float = 15.0  # ... and once it has lasted this long
+    sustain_s: float = 0.0  # ... and once it has lasted this long (0: when first seen)
 
     def __post_init__(self) -> None:
         check_ranges(self, "reconfigure",
