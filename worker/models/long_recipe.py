@@ -46,7 +46,7 @@ MIX = (("xor", 0.35), ("sft", 0.2), ("rev", 0.2), ("sort", 0.25))
 # to 64 letters (shorter sequences), and spends the budget as a constant stage then a decay.
 RECIPE = (
     Stage("warm", 700, 2e-3, 2e-3, 100, 0, MIX),
-    Stage("decay", 1800, 2e-3, 2e-4, 0, 1, MIX),
+    Stage("decay", 1500, 2e-3, 2e-4, 0, 1, MIX),
 )
 
 
