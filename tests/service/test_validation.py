@@ -98,3 +98,18 @@ def test_grpc_deadline_wins_when_earlier():
     assert relative(generate_request("abc", 8), 2.0) == 2.0
     assert relative(generate_request("abc", 8, deadline_ms=500), 2.0) == 0.5
     assert relative(generate_request("abc", 8, slo_class="batch"), 3.0) == 3.0
+
+
+def test_a_class_budget_travels_with_its_requests():
+    from dataclasses import replace
+
+    from dilaserve.policy import Policy
+
+    policy = VALIDATOR.policy
+    budgeted = tuple(replace(c, mean_accuracy_drop=0.01) if c.name == "strict" else c
+                     for c in policy.classes)
+    worker = make_worker(Policy(budgeted, policy.default_class, policy.worker))
+    spec = worker.validator.prepare(generate_request("abc", 8, slo_class="strict"), 100.0, None,
+                                    REPLICA)
+    assert spec.accuracy_budget == 0.01
+    assert prepare(generate_request("abc", 8)).accuracy_budget is None
