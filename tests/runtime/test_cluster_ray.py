@@ -10,7 +10,6 @@ are known; what is under test is the runtime executing them, not the solver's ch
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sys
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from orchestrator.runtime.cluster import start_cluster  # noqa: E402
-from orchestrator.runtime.ray_env import LOCAL_ENV  # noqa: E402
+from orchestrator.runtime.ray_env import start_local  # noqa: E402
 from solver.plan import ClassOutcome, Plan, ReplicaGroup, Route  # noqa: E402
 from tests import waiting  # noqa: E402
 from worker.client.loadgen import Job, replay  # noqa: E402
@@ -101,14 +100,11 @@ class RateRulePlanner:
 def fake_gpu_cluster(path: Path, *pickled_modules: str):
     """The embedded cluster on a local Ray with 4 fake GPUs, from the policy at `path`, planned
     by RateRulePlanner; the modules named are pickled by value into the controller actor."""
-    for key, value in LOCAL_ENV.items():
-        os.environ.setdefault(key, value)
     for name in (__name__, *pickled_modules):
         ray.cloudpickle.register_pickle_by_value(sys.modules[name])
     from dilaserve.policy.cluster_loader import load_cluster_policy
 
-    ray.init(num_cpus=2, num_gpus=4, include_dashboard=False, namespace="dilaserve",
-             _node_ip_address="127.0.0.1", configure_logging=False, log_to_driver=False)
+    start_local(num_cpus=2, num_gpus=4)
     handle = start_cluster(load_cluster_policy(path), None, str(path),
                            planner_factory=RateRulePlanner)
     handle.policy_path = path

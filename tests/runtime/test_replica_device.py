@@ -6,7 +6,6 @@ groups; and the clear error a cuda replica gets where torch has no CUDA."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -140,15 +139,12 @@ def test_cuda_on_the_command_line_without_cuda_names_the_flag(argv, monkeypatch,
 def test_ray_gives_each_planned_replica_its_gpu_cuda_and_bf16():
     ray = pytest.importorskip("ray")
     from orchestrator.runtime.placement import release, replica_resources, reserve
-    from orchestrator.runtime.ray_env import LOCAL_ENV
+    from orchestrator.runtime.ray_env import start_local
 
-    for key, value in LOCAL_ENV.items():
-        os.environ.setdefault(key, value)
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     settings = ClusterSettings(max_tp=2)
     shape, adds = planned_replicas(settings, [a100_node("127.0.0.1")])
-    ray.init(num_cpus=2, num_gpus=4, include_dashboard=False, _node_ip_address="127.0.0.1",
-             configure_logging=False, log_to_driver=False)
+    start_local(num_cpus=2, num_gpus=4)
     groups = []
     try:
         runtimes, errors = [], []
