@@ -73,6 +73,9 @@ EXEMPT = {
     "dilaserve profile --tp 2": "spawns ranks and measures for minutes",
     "dilaserve profile --what quality": "minutes of held-out decoding",
     "dilaserve profile": "minutes of measurement (--quick runs above)",
+    "dilaserve secrets": "writes a cluster's keys and tokens where it says (the slow test below "
+                         "makes them in a temp home; tests/policy/test_security_policy.py runs "
+                         "the command)",
 }
 
 
@@ -154,7 +157,11 @@ def test_a_complete_command_parses_and_is_run_or_exempt(where, command):
 
 @pytest.mark.slow
 def test_the_commands_that_take_seconds_run_as_written(tmp_path):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    from dilaserve.cli.secrets import write_secrets
+
+    home = tmp_path / "home"  # the cluster policies name ~/dilaserve-secrets: a home with them
+    write_secrets(home / "dilaserve-secrets")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HOME": str(home)}
     for command in RUN:
         argv = shlex.split(command.replace("/tmp/tiny-llada", str(tmp_path / "tiny-llada")))
         done = subprocess.run([sys.executable, "-m", "dilaserve.cli.main", *argv[1:]], cwd=ROOT,

@@ -11,6 +11,7 @@ import re
 import sys
 import time
 
+from dilaserve.cli.client_args import add_client_arguments, client_options
 from dilaserve.cli.device_args import add_device_arguments, device_choice
 from dilaserve.core.steps import CACHE_MODES, COMMIT_RULES, AdmitRow, DecodeSettings
 from dilaserve.core.tokenizer import ChatMessage, Tokenizer
@@ -44,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rule", default="threshold", choices=COMMIT_RULES)
     p.add_argument("--cache-mode", default="dual", choices=CACHE_MODES, help="local only")
     add_device_arguments(p)  # local only
+    add_client_arguments(p)  # --target only
     p.set_defaults(func=run)
 
 
@@ -129,7 +131,7 @@ def run_remote(args: argparse.Namespace) -> int:
     from worker.client import WorkerClient, WorkerError
 
     failures = 0
-    with WorkerClient(args.target) as client:
+    with WorkerClient(args.target, **client_options(args)) as client:
         for text in args.prompt:
             try:
                 result = client.generate(

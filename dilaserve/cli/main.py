@@ -11,7 +11,7 @@ import sys
 COMMANDS = (
     "demo", "profile", "bench_engine", "generate_local", "train", "plan", "worker", "bench_worker",
     "bench", "serve", "status", "policy", "bench_kernels", "bench_tp", "bench_router",
-    "tiny_checkpoint", "bench_loading", "bench_chaos", "gpu_check",
+    "tiny_checkpoint", "bench_loading", "bench_chaos", "gpu_check", "secrets",
 )
 
 

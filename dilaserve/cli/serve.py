@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from dilaserve.cli.preflight import check_ports_free, check_ray_address, one_line
     from dilaserve.policy.cluster_loader import load_cluster_policy
     from orchestrator.runtime.cluster import start_cluster
+    from orchestrator.runtime.controller_actor import secured
 
     if args.duration is not None and args.duration <= 0:
         raise ValueError("--duration: must be > 0")
@@ -98,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         ready = handle.wait_ready(args.ready_timeout)
         print(f"dilaserve serve: router listening on {handle.target}"
+              f"{secured(cluster_policy.cluster)}"
               f"{'' if ready else ' (replicas still loading)'}", flush=True)
         if handle.http_url:
             print(f"dilaserve serve: OpenAI-compatible HTTP API on {handle.http_url}",

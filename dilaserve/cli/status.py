@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from dilaserve.cli.client_args import add_client_arguments, client_options
 from dilaserve.cli.tables import CLASS_HEADER, class_rows, num, pct, table
 
 
@@ -16,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", help="router HOST:PORT: ask its Stats RPC instead of the "
                                     "controller")
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_client_arguments(p)  # with --target
     p.set_defaults(func=run)
 
 
@@ -125,7 +127,7 @@ def _from_router(args: argparse.Namespace) -> int:
     from worker.client.sync_client import WorkerClient
 
     try:
-        with WorkerClient(args.target) as client:
+        with WorkerClient(args.target, **client_options(args)) as client:
             reply = client.stats(timeout=5.0)
     except WorkerError as err:
         raise ValueError(f"--target {args.target}: {err}") from None

@@ -1,5 +1,6 @@
 """SLO policy: the classes a worker serves (deadline, quality floor, priority, best effort), the
-worker's settings with its scheduler's (`scheduler_config`), and the cluster's (`cluster`).
+worker's settings with its scheduler's (`scheduler_config`), and the cluster's (`cluster`, with
+who may call it and over what in `security`).
 Bottom layer: validated YAML at the boundary (`schema`, `loader`), frozen dataclasses inside."""
 
 from dilaserve.policy.types import (

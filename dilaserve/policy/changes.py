@@ -9,7 +9,8 @@ admitted with):
 Need a restart of `dilaserve serve` (the running value stays until then):
 - `cluster.model`, `cluster.profiles`, `cluster.device`, `cluster.dtype`: every replica loads
   them at start;
-- `cluster.router.*`, `cluster.metrics_port`: sockets bound at start;
+- `cluster.router.*` (TLS and tokens too), `cluster.metrics_port`, `cluster.replica_tls`:
+  sockets bound, certificates and tokens read at start;
 - `cluster.nodes`, `cluster.cpu_slots`, `cluster.cpu_threads`: the cluster model built at start;
 - `worker.*`: the engine and scheduler settings each replica was built with.
 
@@ -30,7 +31,7 @@ LIVE_PREFIXES = ("classes", "default_class", "cluster.thresholds", "cluster.max_
 # the ClusterSettings fields that keep their running value until a restart
 RESTART_CLUSTER_FIELDS = ("model", "profiles", "nodes", "cpu_slots", "cpu_threads", "router_host",
                           "router_port", "router_http_port", "router_max_calls", "metrics_port",
-                          "device", "dtype")
+                          "device", "dtype", "router_tls", "router_tokens", "replica_tls")
 _CLASS_PATHS = {
     "deadline_ms": "deadline.ms",
     "deadline_per_token_ms": "deadline.per_token_ms",
@@ -39,7 +40,8 @@ _CLASS_PATHS = {
 }
 _CLUSTER_PATHS = {"router_host": "router.host", "router_port": "router.port",
                   "router_http_port": "router.http_port",
-                  "router_max_calls": "router.max_concurrent_calls"}
+                  "router_max_calls": "router.max_concurrent_calls",
+                  "router_tls": "router.tls", "router_tokens": "router.tokens"}
 _ABSENT = "(absent)"
 _DEFINED = "(defined)"  # a class's own entry: it exists
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dilaserve.core.checks import check_ranges
+from dilaserve.policy.security import ReplicaTls, ServerTls, Tokens
 from dilaserve.policy.types import Policy
 
 CPU_NODE_TYPE = "cpu"
@@ -76,6 +77,12 @@ class ClusterSettings:
     # runs, so an overload is refused in milliseconds instead of queueing (docs/reliability.md)
     router_max_calls: int = 512
     metrics_port: int | None = None  # the router's Prometheus endpoint; None: off
+    # who may call the router and over what (dilaserve.policy.security): TLS on its gRPC and
+    # HTTP, bearer tokens (client; admin for Control), mutual TLS between router and replicas;
+    # None: plaintext / no tokens, which the policy file allows on loopback only
+    router_tls: ServerTls | None = None
+    router_tokens: Tokens | None = None
+    replica_tls: ReplicaTls | None = None
     # how the router picks a replica; the policy file has no field for it (always the default):
     # `dilaserve bench --mode live` sets it to run the baselines' routers
     router_kind: str = "deadline_aware"

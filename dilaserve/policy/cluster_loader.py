@@ -12,6 +12,7 @@ from pathlib import Path
 from dilaserve.policy.cluster import ClusterPolicy, ClusterSettings, NodeGroup, ReconfigureSettings
 from dilaserve.policy.cluster_schema import ClusterModel, ClusterPolicyModel
 from dilaserve.policy.loader import to_policy, validate_text
+from dilaserve.policy.security import ServerTls, Tokens
 
 
 def load_cluster_policy(path: Path | str) -> ClusterPolicy:
@@ -43,6 +44,9 @@ def to_cluster_settings(c: ClusterModel) -> ClusterSettings:
         router_http_port=c.router.http_port,
         router_max_calls=c.router.max_concurrent_calls,
         metrics_port=c.metrics_port,
+        router_tls=_router_tls(c),
+        router_tokens=_tokens(c),
+        replica_tls=c.replica_tls.settings() if c.replica_tls else None,
         reconfigure=ReconfigureSettings(
             period_s=r.period_s,
             drift=r.drift,
@@ -56,6 +60,16 @@ def to_cluster_settings(c: ClusterModel) -> ClusterSettings:
             sustain_s=r.sustain_s,
         ),
     )
+
+
+def _router_tls(c: ClusterModel) -> ServerTls | None:
+    t = c.router.tls
+    return ServerTls(t.cert_file, t.key_file, t.client_ca_file) if t else None
+
+
+def _tokens(c: ClusterModel) -> Tokens | None:
+    t = c.router.tokens
+    return Tokens(t.client.secret(), t.admin.secret()) if t else None
 
 
 def _home(path: str | None) -> str | None:

@@ -9,7 +9,13 @@
       thresholds: [0.9, 0.8, 0.7, 0.6, 0.5]
       cpu_slots: 2
       cpu_threads: 1
-      router: {host: 0.0.0.0, port: 50051, http_port: 8000}   # http_port null: no HTTP API
+      router:
+        host: 0.0.0.0                     # off loopback: tls and tokens are required
+        port: 50051
+        http_port: 8000                   # null: no HTTP API
+        tls: {cert_file: ~/s/router.crt, key_file: ~/s/router.key}
+        tokens: {client: {file: ~/s/client.token}, admin: {env: DILASERVE_ADMIN_TOKEN}}
+      replica_tls: {cert_file: ~/s/cluster.crt, key_file: ~/s/cluster.key, ca_file: ~/s/ca.crt}
       metrics_port: 9464                  # null: off
       reconfigure: {period_s: 15, drift: 0.25, ...}
 
@@ -18,10 +24,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import os
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
+from dilaserve.policy import security
 from dilaserve.policy.cluster import ClusterSettings, ReconfigureSettings
 from dilaserve.policy.schema import PolicyModel, StrictModel
 
@@ -38,11 +46,109 @@ class NodeGroupModel(StrictModel):
     gpus_per_node: int = Field(ge=1, description="accelerators on each node")
 
 
+def _existing_file(value: str) -> str:
+    """The path made absolute (`~` expanded; relative to where the policy is loaded), once it
+    names a readable file: secrets and certificates are checked where the policy is read."""
+    path = os.path.abspath(os.path.expanduser(value))
+    shown = repr(value) if path == value else f"{value!r} ({path})"
+    if not os.path.isfile(path):
+        raise ValueError(f"no such file {shown}")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"{shown} is not readable by this user")
+    return path
+
+
+File = Annotated[str, Field(min_length=1), AfterValidator(_existing_file)]
+
+
+class SecretModel(StrictModel):
+    file: File | None = Field(None, description="a file holding the token (whitespace stripped)")
+    env: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="an environment variable holding the token, where the router runs")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _never_inline(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValueError("a token is never written in the policy: give {file: PATH} or "
+                             "{env: NAME}")
+        return data
+
+    @model_validator(mode="after")
+    def _there(self) -> SecretModel:
+        if (self.file is None) == (self.env is None):
+            raise ValueError("give one of file and env")
+        self.secret().read()  # present and not empty (its value is not kept)
+        return self
+
+    def secret(self) -> security.Secret:
+        return security.Secret(self.file, self.env)
+
+
+class TokensModel(StrictModel):
+    client: SecretModel = Field(description="Generate, Stats and the HTTP API")
+    admin: SecretModel = Field(description="Control and all a client may call")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> TokensModel:
+        if self.client.secret().read() == self.admin.secret().read():
+            raise ValueError("admin: the same token as client; the admin token must be its own")
+        return self
+
+
+class RouterTlsModel(StrictModel):
+    cert_file: File = Field(description="the router's certificate (PEM; its chain after it)")
+    key_file: File = Field(description="its private key (PEM)")
+    client_ca_file: File | None = Field(
+        None, description="set: clients must present a certificate this CA signed (mutual TLS)")
+
+    @model_validator(mode="after")
+    def _usable(self) -> RouterTlsModel:
+        try:
+            security.check_pair(self.cert_file, self.key_file)
+        except ValueError as err:
+            raise ValueError(f"key_file: {err}") from None
+        if self.client_ca_file is not None:
+            try:
+                security.check_ca(self.client_ca_file)
+            except ValueError as err:
+                raise ValueError(f"client_ca_file: {err}") from None
+        return self
+
+
+class ReplicaTlsModel(StrictModel):
+    cert_file: File = Field(description="the cluster certificate: every replica serves it, the "
+                                        "router and the controller present it")
+    key_file: File = Field(description="its private key (PEM), on every node")
+    ca_file: File = Field(description="the CA that signed it: each side accepts only its peers")
+    server_name: str = Field(
+        security.REPLICA_SERVER_NAME, min_length=1,
+        description="a name the certificate carries (the router dials replicas by address)")
+
+    @model_validator(mode="after")
+    def _usable(self) -> ReplicaTlsModel:
+        try:
+            security.check_pair(self.cert_file, self.key_file)
+        except ValueError as err:
+            raise ValueError(f"key_file: {err}") from None
+        try:
+            security.check_handshake(self.settings())
+        except ValueError as err:
+            raise ValueError(f"ca_file: the certificate does not verify against it as "
+                             f"{self.server_name!r}: {err}") from None
+        return self
+
+    def settings(self) -> security.ReplicaTls:
+        return security.ReplicaTls(self.cert_file, self.key_file, self.ca_file, self.server_name)
+
+
 class RouterModel(StrictModel):
     host: str = Field(
         _CLUSTER.router_host,
         min_length=1,
-        description="address the router binds (0.0.0.0: every interface, for remote clients)",
+        description="address the router binds (0.0.0.0: every interface, for remote clients; "
+        "off loopback, tls and tokens are required)",
     )
     port: int = Field(_CLUSTER.router_port, ge=0, le=65535, description="0: any free port")
     http_port: int | None = Field(
@@ -57,11 +163,20 @@ class RouterModel(StrictModel):
         description="gRPC calls in flight at once; past it a call is refused at once "
         "(RESOURCE_EXHAUSTED) instead of queueing (docs/reliability.md)",
     )
+    tls: RouterTlsModel | None = Field(None, description="TLS on gRPC and HTTP; null: plaintext")
+    tokens: TokensModel | None = Field(
+        None, description="bearer tokens for every call but health; null: none (loopback only)")
 
     @model_validator(mode="after")
-    def _distinct(self) -> RouterModel:
+    def _consistent(self) -> RouterModel:
         if self.http_port and self.http_port == self.port:
             raise ValueError(f"http_port: {self.http_port} is also the router's gRPC port")
+        if not security.is_loopback(self.host):
+            missing = [name for name in ("tls", "tokens") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"host: {self.host} serves other machines, so the router needs "
+                                 f"{' and '.join(missing)} (docs/deploy.md, \"TLS and tokens\"); "
+                                 f"or serve on 127.0.0.1")
         return self
 
 
@@ -117,6 +232,8 @@ class ClusterModel(StrictModel):
     metrics_port: int | None = Field(
         _CLUSTER.metrics_port, ge=1, le=65535, description="router's Prometheus port; null: off"
     )
+    replica_tls: ReplicaTlsModel | None = Field(
+        None, description="mutual TLS between router/controller and replicas; null: plaintext")
     reconfigure: ReconfigureModel = ReconfigureModel()
 
     @model_validator(mode="after")

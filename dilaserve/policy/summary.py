@@ -75,8 +75,22 @@ def cluster_lines(c: ClusterSettings) -> list[str]:
         f"  nodes: {shape}; max TP {c.max_tp}; threshold levels {levels}",
         f"  router: {c.router_host}:{c.router_port}, at most {c.router_max_calls} calls at once; "
         f"HTTP API: {http}; router metrics: {metrics}",
+        "  " + security_line(c),
         "  " + reconfigure_line(c.reconfigure),
     ]
+
+
+def security_line(c: ClusterSettings) -> str:
+    """Where the secrets are, never what they are."""
+    if c.router_tls is None:
+        tls = "plaintext"
+    else:
+        clients = " (clients must present a certificate)" if c.router_tls.client_ca_file else ""
+        tls = f"TLS{clients}"
+    tokens = ("no tokens" if c.router_tokens is None else
+              f"tokens: client from {c.router_tokens.client}, admin from {c.router_tokens.admin}")
+    replicas = "mutual TLS" if c.replica_tls is not None else "plaintext"
+    return f"security: router {tls}, {tokens}; router <-> replicas {replicas}"
 
 
 def reconfigure_line(r: ReconfigureSettings) -> str:

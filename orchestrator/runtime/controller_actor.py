@@ -16,6 +16,7 @@ most once per `min_interval_s`: sooner, the next plan uses them).
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 import time
@@ -23,7 +24,9 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from dilaserve.policy.changes import RESTART_CLUSTER_FIELDS
 from dilaserve.policy.cluster import ClusterPolicy, ClusterSettings
+from dilaserve.policy.security import ReplicaTls
 from orchestrator.controller import Controller, ControllerConfig, Observation, PlanRecord
 from orchestrator.load import Arrival
 from orchestrator.planning import LivePlanner, class_templates
@@ -109,9 +112,14 @@ class ControllerActor:
         self._target = target
         self._http_url = ray.get(self.router.http_url.remote())
         http = f"; OpenAI-compatible HTTP API on {self._http_url}" if self._http_url else ""
-        self._log(f"router listening on {target}{http}")
+        self._log(f"router listening on {target}{secured(settings)}{http}")
+        if self.host != "127.0.0.1" and settings.replica_tls is None:
+            self._log("warning: replicas serve plaintext on their nodes' addresses, and take "
+                      "Control from anyone who reaches them: set cluster.replica_tls "
+                      "(docs/deploy.md)")
+        control = functools.partial(_control, tls=settings.replica_tls)
         self.fleet = LiveFleet(self.shape, settings, policy, self.host, self.router,
-                               _control, time.monotonic)
+                               control, time.monotonic)
         self.controller = Controller(
             class_templates(policy), self._planner(self.cluster_policy),
             self.shape.node_types, self.shape.devices_per_node, controller_config(settings))
@@ -241,10 +249,7 @@ class ControllerActor:
             old = self.cluster_policy.cluster
             # what the command line set stands over the file, reloaded or not
             new = dataclasses.replace(cluster_policy.cluster, **self.overrides)
-            kept = [f for f in ("model", "profiles", "nodes", "cpu_slots", "cpu_threads",
-                                "router_host", "router_port", "metrics_port",
-                                "router_http_port", "router_kind",
-                                "device", "dtype")
+            kept = [f for f in (*RESTART_CLUSTER_FIELDS, "router_kind")
                     if getattr(old, f) != getattr(new, f)]
             if kept:
                 self._log(f"policy: {', '.join(kept)} changed; that takes a restart, the "
@@ -320,6 +325,13 @@ class ControllerActor:
             }
 
 
+def secured(settings: ClusterSettings) -> str:
+    """' (TLS, tokens required)' as the router is set, for the lines that say where it is."""
+    said = [what for what, on in (("TLS", settings.router_tls), ("tokens required",
+                                                                 settings.router_tokens)) if on]
+    return f" ({', '.join(said)})" if said else ""
+
+
 def this_node():
     """A scheduling strategy that keeps an actor on the caller's node."""
     import ray
@@ -337,9 +349,11 @@ def _load_profiles(settings: ClusterSettings):
     return load_profile_set(Path(settings.model or SHIPPED_MODEL_DIR) / "profiles")
 
 
-def _control(target: str, threshold_range, drain) -> int:
-    """The worker's Control RPC: returns its in-flight count."""
+def _control(target: str, threshold_range, drain, tls: ReplicaTls | None = None) -> int:
+    """The worker's Control RPC (over mutual TLS with the policy's cluster.replica_tls):
+    returns its in-flight count."""
+    from worker.client.connection import ClientTls
     from worker.client.sync_client import WorkerClient
 
-    with WorkerClient(target) as client:
+    with WorkerClient(target, tls=ClientTls.for_replicas(tls) if tls else None) as client:
         return client.control(threshold_range=threshold_range, drain=drain, timeout=5.0).in_flight

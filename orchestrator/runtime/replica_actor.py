@@ -98,7 +98,7 @@ class ReplicaActor:
             from worker.service.metrics import serve_metrics
 
             self._metrics = serve_metrics(self._worker, self.host, 0)
-        self._server = ServerThread(self._worker, self.host, 0)
+        self._server = ServerThread(self._worker, self.host, 0, self.cluster.replica_tls)
         port = self._server.start()
         return f"{self.host}:{port}"
 

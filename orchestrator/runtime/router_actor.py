@@ -21,7 +21,9 @@ class RouterActor:
                                    host=cluster.router_host,
                                    port=cluster.router_port, metrics_port=cluster.metrics_port,
                                    http_port=cluster.router_http_port,
-                                   max_calls=cluster.router_max_calls)
+                                   max_calls=cluster.router_max_calls,
+                                   tls=cluster.router_tls, tokens=cluster.router_tokens,
+                                   replica_tls=cluster.replica_tls)
 
     def start(self) -> str:
         self.server.start()

@@ -11,7 +11,8 @@
 | `request.py` | a request checked as the worker checks it, its SLO deadline, its `RouteRequest` |
 | `replica_pool.py` | `ReplicaEndpoint`; the replica set, polled Stats, the router's in-flight |
 | `views.py` | what the router knows of a replica -> the `ReplicaView` the pure router reads |
-| `channels.py` | one gRPC channel per replica target |
+| `channels.py` | one gRPC channel per replica target (mutual TLS with `cluster.replica_tls`) |
+| `auth.py` | bearer tokens: who may call what, checked before any handler (gRPC and HTTP) |
 | `bookkeeping.py` | how requests ended, per class (attainment as the router saw it) |
 | `stats.py` | the cluster's `StatsReply` and the plain-data summary for `dilaserve status` |
 | `metrics.py` | Prometheus metrics (dilaserve_router_*) on their own registry |

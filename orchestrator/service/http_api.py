@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
@@ -141,9 +142,11 @@ class HttpApi:
         self._started = int(time.time())
         self._runner: web.AppRunner | None = None
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen (port 0: any free one); returns the port."""
-        app = web.Application(middlewares=[_errors_as_json])
+    async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None,
+                    middlewares: list = ()) -> int:
+        """Listen (port 0: any free one), over TLS with an `ssl_context`; `middlewares` run
+        first (the token check); returns the port."""
+        app = web.Application(middlewares=[*middlewares, _errors_as_json])
         app.add_routes([
             web.post("/v1/completions", self._completions),
             web.post("/v1/chat/completions", self._chat),
@@ -154,7 +157,7 @@ class HttpApi:
         ])
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
         await site.start()
         self.port = self._runner.addresses[0][1]  # the bound one, for port 0
         return self.port

@@ -7,6 +7,10 @@ routing decision is the pure `orchestrator.router` (DeadlineAwareRouter by defau
 built from the router's own in-flight counts and each replica's Stats, polled every
 `stats_period_s`. Given an `http_port`, the same loop also serves the OpenAI-compatible HTTP API
 (`http_api.py`), through the same servicer.
+
+Security (the policy's `cluster.router.tls`, `.tokens` and `cluster.replica_tls`): both ports
+over TLS with the router's certificate, a bearer token on every call but health (`auth.py`),
+and mutual TLS on the links to the replicas. Tokens are read once, here, at construction.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from grpc_reflection.v1alpha import reflection
 
 from dilaserve.core.tokenizer import Tokenizer
 from dilaserve.policy import Policy
+from dilaserve.policy.security import ReplicaTls, ServerTls, Tokens
 from orchestrator.load import Arrival
 from orchestrator.router import DeadlineAwareRouter, Router
+from orchestrator.service.auth import Access, TokenInterceptor, http_middleware
 from orchestrator.service.bookkeeping import RouterBook
 from orchestrator.service.channels import Channels
 from orchestrator.service.http_api import HttpApi
@@ -36,6 +42,8 @@ from orchestrator.types import ReplicaView, Route
 from proto import dilaserve_pb2 as pb
 from proto.keepalive import DEFAULT_KEEPALIVE, SERVER_OPTIONS, Keepalive
 from proto.service import add_generate_service
+from worker.client.connection import ClientTls
+from worker.service.tls import server_credentials
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Generate"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -48,7 +56,9 @@ class RouterServer:
                  router: Router | None = None, host: str = "127.0.0.1", port: int = 0,
                  stats_period_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
                  metrics_port: int | None = None, keepalive: Keepalive = DEFAULT_KEEPALIVE,
-                 http_port: int | None = None, max_calls: int | None = None) -> None:
+                 http_port: int | None = None, max_calls: int | None = None,
+                 tls: ServerTls | None = None, tokens: Tokens | None = None,
+                 replica_tls: ReplicaTls | None = None) -> None:
         if stats_period_s <= 0:
             raise ValueError(f"stats_period_s must be > 0, got {stats_period_s}")
         self.host = host
@@ -57,6 +67,8 @@ class RouterServer:
         self.metrics_port = metrics_port
         self.http_port = http_port  # None: no HTTP API; 0: any free port (the bound one once up)
         self.max_calls = max_calls  # gRPC calls at once (None: no limit); past it, refused
+        self.tls = tls  # None: plaintext
+        self.access = Access.from_tokens(tokens) if tokens is not None else None
         self.stats_period_s = stats_period_s
         self.clock = clock
         self._policy = policy
@@ -64,7 +76,8 @@ class RouterServer:
         self.router = router if router is not None else DeadlineAwareRouter()
         self.pool = ReplicaPool(policy.worker.cache_mode, clock)
         self.book = RouterBook(_targets(policy))
-        self.channels = Channels(keepalive)
+        self.channels = Channels(keepalive, ClientTls.for_replicas(replica_tls)
+                                 if replica_tls is not None else None)
         self.metrics = RouterMetrics(self.book.snapshot, self.pool.snapshots)
         self.proxy = Proxy(self.pool, self.channels, self.book, self.router, clock,
                            self.metrics.observe_e2e, self.metrics.observe_decision)
@@ -89,7 +102,8 @@ class RouterServer:
     @property
     def http_url(self) -> str:
         """The OpenAI-compatible API's base URL ("" without one)."""
-        return f"http://{self.host}:{self.http_port}/v1" if self._http is not None else ""
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.host}:{self.http_port}/v1" if self._http is not None else ""
 
     def start(self, timeout: float = 30.0) -> int:
         """Serve on the server's own thread; returns the port once it listens."""
@@ -227,7 +241,10 @@ class RouterServer:
                 self._http = HttpApi(servicer.generate, self._model_names, self._accepting,
                                      self._chat_max_tokens, self.metrics.registry,
                                      self.book.invalid)
-                self.http_port = await self._http.start(self.host, self.http_port)
+                self.http_port = await self._http.start(
+                    self.host, self.http_port,
+                    self.tls.ssl_context() if self.tls is not None else None,
+                    [http_middleware(self.access)] if self.access is not None else [])
             server, health_servicer = await self._start_grpc(servicer)
         except BaseException as err:
             self.metrics.stop()
@@ -248,14 +265,17 @@ class RouterServer:
         self.metrics.stop()
 
     async def _start_grpc(self, servicer: RouterServicer):
-        server = grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=self.max_calls)
+        interceptors = [TokenInterceptor(self.access)] if self.access is not None else []
+        server = grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=self.max_calls,
+                                 interceptors=interceptors)
         add_generate_service(servicer, server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         address = f"{self.host}:{self.requested_port}"
-        self.port = server.add_insecure_port(address)
+        self.port = (server.add_insecure_port(address) if self.tls is None else
+                     server.add_secure_port(address, server_credentials(self.tls)))
         if not self.port:
             raise OSError(f"cannot listen on {address}")
         await server.start()

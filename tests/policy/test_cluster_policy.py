@@ -10,6 +10,7 @@ import pytest
 from dilaserve.policy import load_policy, parse_policy
 from dilaserve.policy.cluster import ClusterSettings, NodeGroup, ReconfigureSettings
 from dilaserve.policy.cluster_loader import load_cluster_policy, parse_cluster_policy
+from dilaserve.policy.security import Secret, ServerTls, Tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = sorted((ROOT / "deploy" / "policies").glob("*.yaml"))
@@ -24,7 +25,7 @@ FULL = CLASSES + """cluster:
   thresholds: [0.7, 0.95, 0.8]
   cpu_slots: 3
   cpu_threads: 2
-  router: {host: 0.0.0.0, port: 6000}
+  router: @ROUTER@
   metrics_port: 9464
   reconfigure:
     period_s: 7
@@ -35,7 +36,10 @@ FULL = CLASSES + """cluster:
     drain_timeout_s: 13
     placement_timeout_s: 17
     max_draining_fraction: 0.4
-"""
+""".replace("@ROUTER@", (  # one line, so that the lines below keep their numbers
+    "{host: 0.0.0.0, port: 6000, tls: {cert_file: ~/dilaserve-secrets/router.crt, key_file: "
+    "~/dilaserve-secrets/router.key}, tokens: {client: {file: ~/dilaserve-secrets/client.token}, "
+    "admin: {env: DILASERVE_TEST_ADMIN}}}"))
 
 
 def test_policy_files_exist():
@@ -71,8 +75,14 @@ def test_examples_say_what_their_names_promise():
     assert all((c.min_threshold or 0) >= 0.9 for c in batch.classes)
 
 
+@pytest.fixture(autouse=True)
+def _admin_token(monkeypatch):
+    monkeypatch.setenv("DILASERVE_TEST_ADMIN", "an-admin-token")
+
+
 def test_every_cluster_field_maps_onto_cluster_settings():
     got = parse_cluster_policy(FULL, "full.yaml").cluster
+    secrets = Path.home() / "dilaserve-secrets"
     assert got == ClusterSettings(
         model="/shared/models/llada",
         profiles="/shared/profiles",
@@ -84,6 +94,9 @@ def test_every_cluster_field_maps_onto_cluster_settings():
         router_host="0.0.0.0",
         router_port=6000,
         metrics_port=9464,
+        router_tls=ServerTls(str(secrets / "router.crt"), str(secrets / "router.key")),
+        router_tokens=Tokens(Secret(file=str(secrets / "client.token")),
+                             Secret(env="DILASERVE_TEST_ADMIN")),
         reconfigure=ReconfigureSettings(7, 0.3, 11, 42, 0.2, 13, 17, 0.4),
     )
 

@@ -143,3 +143,17 @@ def test_every_dilaserve_command_line_parses(path):
     assert len(lines) >= 2
     for args in lines:
         build_parser().parse_args(args)
+
+
+@pytest.mark.parametrize("path", CLUSTERS, ids=lambda p: p.name)
+def test_every_node_gets_the_secrets_and_ray_starts_with_token_auth(path):
+    """`dilaserve secrets deploy/secrets` made them here: the mount copies them (and only it:
+    the checkout's copy leaves them out); each node installs Ray's token before Ray starts."""
+    config = load(path)
+    assert config["file_mounts"]["~/dilaserve-secrets"] == "deploy/secrets"
+    assert "deploy/secrets/*" in config["rsync_exclude"]
+    assert any("~/dilaserve-secrets/ray.token ~/.ray/auth_token" in c
+               for c in config["setup_commands"])
+    starts = [c for c in commands(config, "head_start_ray_commands", "worker_start_ray_commands")
+              if "ray start" in c]
+    assert len(starts) == 2 and all("RAY_AUTH_MODE=token " in c for c in starts)

@@ -10,6 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from proto import dilaserve_pb2 as pb
 from proto import dilaserve_pb2_grpc as pb_grpc
+from worker.client.connection import ClientTls, auth_metadata, open_channel
 from worker.client.messages import (
     Generation,
     Prompt,
@@ -21,12 +22,15 @@ from worker.client.messages import (
 
 
 class AsyncWorkerClient:
-    """Create it inside a running event loop; `timeout` is the gRPC deadline in seconds."""
+    """Create it inside a running event loop; `timeout` is the gRPC deadline in seconds; `tls`
+    and `token` as for WorkerClient."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, *, tls: ClientTls | None = None,
+                 token: str | None = None) -> None:
         self.target = target
-        self.channel = grpc.aio.insecure_channel(target)
+        self.channel = open_channel(target, tls, aio=True)
         self.stub = pb_grpc.GenerateStub(self.channel)
+        self.metadata = auth_metadata(token)
 
     async def __aenter__(self) -> AsyncWorkerClient:
         return self
@@ -41,7 +45,7 @@ class AsyncWorkerClient:
         self, request: pb.GenerateRequest, timeout: float | None = None
     ) -> AsyncIterator[pb.GenerateResponse]:
         """The raw call: iterate it with `async for`; `.cancel()` ends it."""
-        return self.stub.Generate(request, timeout=timeout)
+        return self.stub.Generate(request, timeout=timeout, metadata=self.metadata)
 
     async def generate(
         self,
@@ -87,9 +91,8 @@ class AsyncWorkerClient:
     async def wait_ready(self, timeout: float = 30.0) -> None:
         await asyncio.wait_for(self.channel.channel_ready(), timeout)
 
-    @staticmethod
-    async def _unary(method, request, timeout):
+    async def _unary(self, method, request, timeout):
         try:
-            return await method(request, timeout=timeout)
+            return await method(request, timeout=timeout, metadata=self.metadata)
         except grpc.RpcError as err:
             raise WorkerError.from_rpc(err) from None

@@ -9,6 +9,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from proto import dilaserve_pb2 as pb
 from proto import dilaserve_pb2_grpc as pb_grpc
+from worker.client.connection import ClientTls, auth_metadata, open_channel
 from worker.client.messages import (
     Generation,
     Prompt,
@@ -20,12 +21,16 @@ from worker.client.messages import (
 
 
 class WorkerClient:
-    """`timeout` is the gRPC deadline in seconds (the earlier of it and the SLO deadline wins)."""
+    """`timeout` is the gRPC deadline in seconds (the earlier of it and the SLO deadline wins).
+    `tls`: TLS to the server (with a client certificate for mutual TLS); `token`: the bearer
+    token each call carries (a router with `cluster.router.tokens`)."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, *, tls: ClientTls | None = None,
+                 token: str | None = None) -> None:
         self.target = target
-        self.channel = grpc.insecure_channel(target)
+        self.channel = open_channel(target, tls)
         self.stub = pb_grpc.GenerateStub(self.channel)
+        self.metadata = auth_metadata(token)
 
     def __enter__(self) -> WorkerClient:
         return self
@@ -40,7 +45,7 @@ class WorkerClient:
         self, request: pb.GenerateRequest, timeout: float | None = None
     ) -> Iterator[pb.GenerateResponse]:
         """The raw stream (gRPC errors raise grpc.RpcError); cancel it with `.cancel()`."""
-        return self.stub.Generate(request, timeout=timeout)
+        return self.stub.Generate(request, timeout=timeout, metadata=self.metadata)
 
     def generate(
         self,
@@ -82,9 +87,8 @@ class WorkerClient:
     def wait_ready(self, timeout: float = 30.0) -> None:
         grpc.channel_ready_future(self.channel).result(timeout=timeout)
 
-    @staticmethod
-    def _unary(method, request, timeout):
+    def _unary(self, method, request, timeout):
         try:
-            return method(request, timeout=timeout)
+            return method(request, timeout=timeout, metadata=self.metadata)
         except grpc.RpcError as err:
             raise WorkerError.from_rpc(err) from None

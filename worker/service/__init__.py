@@ -14,6 +14,7 @@
 | `convert.py` | those messages <-> proto messages and status codes |
 | `setup.py` | model + profiles + policy -> a `Worker` (engine, scheduler, online step cost) |
 | `server.py` | the server with health and reflection; `serve` (signals), `ServerThread` |
+| `tls.py` | server credentials from the policy's TLS files (router's, replicas' mutual TLS) |
 
 The API and its deadline and error rules are documented in `proto/dilaserve.proto`; the policy
 file in `dilaserve/policy` and `deploy/policies/worker-default.yaml`; clients in `worker/client`.

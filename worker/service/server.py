@@ -17,11 +17,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from dilaserve.policy.security import ReplicaTls
 from proto import dilaserve_pb2 as pb
 from proto.keepalive import SERVER_OPTIONS
 from proto.service import add_generate_service
 from worker.service.servicer import GenerateServicer
 from worker.service.setup import Worker
+from worker.service.tls import server_credentials
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Generate"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -29,9 +31,14 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 class WorkerServer:
-    def __init__(self, worker: Worker, host: str = "127.0.0.1", port: int = 0) -> None:
+    """`tls`: serve over TLS, and take only clients whose certificate the cluster's CA signed
+    (a replica with the policy's `cluster.replica_tls`); None: plaintext."""
+
+    def __init__(self, worker: Worker, host: str = "127.0.0.1", port: int = 0,
+                 tls: ReplicaTls | None = None) -> None:
         self.worker = worker
         self.host = host
+        self.tls = tls
         self.requested_port = port
         self.port = 0
         self._server: grpc.aio.Server | None = None
@@ -53,7 +60,8 @@ class WorkerServer:
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
         address = f"{self.host}:{self.requested_port}"
-        self.port = server.add_insecure_port(address)
+        self.port = (server.add_insecure_port(address) if self.tls is None else
+                     server.add_secure_port(address, server_credentials(self.tls)))
         if not self.port:
             raise OSError(f"cannot listen on {address}")
         servicer.address = f"{self.host}:{self.port}"
@@ -103,8 +111,9 @@ async def serve(
 class ServerThread:
     """A WorkerServer on its own thread and event loop: `start()` returns the port."""
 
-    def __init__(self, worker: Worker, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.server = WorkerServer(worker, host, port)
+    def __init__(self, worker: Worker, host: str = "127.0.0.1", port: int = 0,
+                 tls: ReplicaTls | None = None) -> None:
+        self.server = WorkerServer(worker, host, port, tls)
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
