@@ -11,7 +11,7 @@ Long tasks (answers of 64 tokens: two blocks of 32, in a canvas of 128):
 - sft: shift each of 64 letters one place on in the alphabet (z -> a): every answer token
        depends on one prompt token only, so it decodes in a few steps per block at any threshold.
 Short tasks (one block):
-- rev:  reverse 4-16 lowercase letters.
+- rev:  reverse 4-16 lowercase letters (tiny-dlm's generator).
 - sort: sort 4-10 digits.
 
 Fixed lengths keep answer token i at a fixed distance from the prompt token it reads (RoPE
@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import random
 import string
-from collections.abc import Callable
+from functools import partial
 
-from worker.models.tasks import Example, is_heldout
+from worker.models.tasks import Generator, TaskMix, reverse_letters, running_parity, sort_digits
 
 XOR_BITS = 64
 SHIFT_LETTERS = 64
@@ -34,12 +34,7 @@ MODEL_NAME = "tiny-dlm-long"  # the model trained on this mix
 
 
 def _xor(rng: random.Random) -> tuple[str, str]:
-    bits = [rng.randrange(2) for _ in range(XOR_BITS)]
-    prefix, acc = [], 0
-    for b in bits:
-        acc ^= b
-        prefix.append(str(acc))
-    return f"xor:{''.join(map(str, bits))}>", "".join(prefix)
+    return running_parity([rng.randrange(2) for _ in range(XOR_BITS)])
 
 
 def _shift(rng: random.Random) -> tuple[str, str]:
@@ -48,55 +43,21 @@ def _shift(rng: random.Random) -> tuple[str, str]:
     return f"sft:{s}>", shifted
 
 
-def _rev(rng: random.Random) -> tuple[str, str]:
-    s = "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(4, 16)))
-    return f"rev:{s}>", s[::-1]
-
-
-def _sort(rng: random.Random) -> tuple[str, str]:
-    s = "".join(rng.choice(string.digits) for _ in range(rng.randint(4, 10)))
-    return f"sort:{s}>", "".join(sorted(s))
-
-
-GENERATORS: dict[str, Callable[[random.Random], tuple[str, str]]] = {
-    "xor": _xor, "sft": _shift, "rev": _rev, "sort": _sort,
+GENERATORS: dict[str, Generator] = {
+    "xor": _xor, "sft": _shift, "rev": reverse_letters,
+    "sort": partial(sort_digits, lengths=(4, 10)),
 }
-TASKS = tuple(GENERATORS)
+MIX = TaskMix(GENERATORS)
+TASKS = MIX.tasks
 LONG_TASKS = ("xor", "sft")
 SHORT_TASKS = ("rev", "sort")
 # every character a prompt or answer of the mix can hold
 ALPHABET = string.digits + string.ascii_lowercase + ":>"
+sample = MIX.sample
+heldout_set = MIX.heldout_set
+task_of = MIX.task_of
 
 
 def canvas_for(task: str) -> int:
     """The canvas evaluation and serving give a task's prompts."""
     return LONG_CANVAS if task in LONG_TASKS else SHORT_CANVAS
-
-
-def sample(task: str, rng: random.Random, heldout: bool) -> Example:
-    generator = GENERATORS.get(task)
-    if generator is None:
-        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
-    while True:
-        prompt, answer = generator(rng)
-        if is_heldout(prompt) == heldout:
-            return Example(task, prompt, answer)
-
-
-def heldout_set(per_task: int, seed: int = 1234, tasks: tuple[str, ...] = TASKS) -> list[Example]:
-    """A deterministic held-out evaluation set, `per_task` distinct prompts per task."""
-    rng = random.Random(seed)
-    out: list[Example] = []
-    for task in tasks:
-        seen: set[str] = set()
-        while len(seen) < per_task:
-            ex = sample(task, rng, heldout=True)
-            if ex.prompt not in seen:
-                seen.add(ex.prompt)
-                out.append(ex)
-    return out
-
-
-def task_of(prompt: str) -> str | None:
-    head = prompt.split(":", 1)[0]
-    return head if head in GENERATORS else None
