@@ -1,9 +1,8 @@
 """tiny-dlm-long's recipe: model size, stages, and the training batches (deterministic).
 
-Loss as in LLaDA/MDLM: per sequence t ~ U(eps, 1); each canvas token (answer and the EOS fill after
-it) is masked with probability t; cross-entropy on masked tokens weighted 1/t, divided by
-batch x canvas. Each batch holds one task; long tasks take 128-token canvases (four blocks of 32),
-short ones mostly 32, sometimes 64 or 128 (the EOS fill of a longer canvas).
+Loss as in LLaDA/MDLM (`masked_diffusion`). Each batch holds one task; long tasks take 128-token
+canvases (four blocks of 32), short ones mostly 32, sometimes 64 or 128 (the EOS fill of a longer
+canvas).
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import torch
 
 from worker.models import long_tasks
 from worker.models.config import ModelConfig
+from worker.models.masked_diffusion import MaskedBatch, masked_batch
 
 MODEL_NAME = long_tasks.MODEL_NAME
 MAX_SEQ_LEN = 384  # the longest prompt (101) and a 256-token canvas
@@ -67,7 +67,9 @@ def lr_at(stage: Stage, step: int) -> float:
     return stage.final_lr + (stage.lr - stage.final_lr) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def make_batch(tok, rng: random.Random, gen: torch.Generator, stage: Stage):
+def make_batch(tok, rng: random.Random, gen: torch.Generator,
+               stage: Stage) -> tuple[str, MaskedBatch]:
+    """One task's batch: the task, drawn from `rng` with the examples; the masking from `gen`."""
     names, weights = zip(*stage.task_weights)
     batch = stage.batch
     task = rng.choices(names, weights=weights)[0]
@@ -76,21 +78,4 @@ def make_batch(tok, rng: random.Random, gen: torch.Generator, stage: Stage):
     else:
         canvas = rng.choices(list(SHORT_CANVASES), weights=list(SHORT_CANVASES.values()))[0]
     examples = [long_tasks.sample(task, rng, heldout=False) for _ in range(batch)]
-    prompts = [tok.encode(ex.prompt) for ex in examples]
-    length = max(len(p) for p in prompts) + canvas
-    tokens = torch.full((batch, length), tok.pad_id, dtype=torch.long)
-    key_mask = torch.zeros((batch, length), dtype=torch.bool)
-    canvas_pos = torch.zeros((batch, canvas), dtype=torch.long)
-    for row, (prompt, ex) in enumerate(zip(prompts, examples)):
-        answer = tok.encode(ex.answer)
-        answer = answer + [tok.eos_id] * (canvas - len(answer))
-        seq = prompt + answer
-        tokens[row, : len(seq)] = torch.tensor(seq)
-        key_mask[row, : len(seq)] = True
-        canvas_pos[row] = torch.arange(len(prompt), len(seq))
-    targets = tokens.gather(1, canvas_pos)
-    t = torch.rand(batch, 1, generator=gen) * (1 - 1e-3) + 1e-3
-    masked = torch.rand(batch, canvas, generator=gen) < t
-    noisy = tokens.clone()
-    noisy.scatter_(1, canvas_pos, torch.where(masked, tok.mask_id, targets))
-    return task, noisy, key_mask, canvas_pos, targets, masked, t
+    return task, masked_batch(tok, examples, canvas, gen)

@@ -18,12 +18,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from worker.models import char_hf_tokenizer, long_recipe, long_tasks
 from worker.models.checkpoint import save_llada_format
 from worker.models.curve_eval import exact_match
 from worker.models.hf_tokenizer import HFTokenizer
+from worker.models.masked_diffusion import train_step
 from worker.models.transformer import DiffusionTransformer
 
 STATE_FILE = "state.pt"
@@ -104,19 +104,8 @@ def train(run: Path, stages: tuple[long_recipe.Stage, ...] = long_recipe.RECIPE,
 
 
 def _step(model, opt, tok, rng, gen, stage) -> float:
-    _, noisy, key_mask, canvas_pos, targets, masked, t = long_recipe.make_batch(
-        tok, rng, gen, stage)
-    hidden = model.hidden_states(noisy, torch.arange(noisy.shape[1]).expand_as(noisy), key_mask)
-    canvas_hidden = hidden.gather(1, canvas_pos[..., None].expand(-1, -1, hidden.shape[-1]))
-    logits = model.logits(canvas_hidden[masked])
-    ce = F.cross_entropy(logits, targets[masked], reduction="none")
-    weights = (1.0 / t).expand_as(masked)[masked]
-    loss = (ce * weights).sum() / masked.numel()
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
-    return loss.item()
+    _, batch = long_recipe.make_batch(tok, rng, gen, stage)
+    return train_step(model, opt, batch)
 
 
 def _save(path: Path, model, opt, stage_index: int, step: int, rng, gen) -> None:

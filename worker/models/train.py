@@ -3,9 +3,8 @@
     python -m worker.models.train --out DIR                # the whole recipe, from scratch
     python -m worker.models.train --out DIR --stages 3 --init STAGE2_DIR
 
-Loss as in LLaDA/MDLM: per sequence t ~ U(eps, 1); each canvas token (answer and the EOS fill after
-it) is masked with probability t; cross-entropy on masked tokens weighted 1/t, divided by
-batch x canvas. Each batch holds one task, so padding stays small while prompts range 14-240 tokens.
+Loss as in LLaDA/MDLM (`masked_diffusion`). Each batch holds one task, so padding stays small while
+prompts range 14-240 tokens.
 """
 
 from __future__ import annotations
@@ -19,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from worker.models import tasks
 from worker.models.checkpoint import load_model, save_model
 from worker.models.config import ModelConfig
+from worker.models.masked_diffusion import MaskedBatch, masked_batch, train_step
 from worker.models.tokenizer import CharTokenizer
 from worker.models.transformer import DiffusionTransformer
 
@@ -81,30 +80,14 @@ def shipped_config(tok: CharTokenizer) -> ModelConfig:
 
 
 def make_batch(tok: CharTokenizer, rng: random.Random, gen: torch.Generator, batch: int,
-               stage: Stage):
+               stage: Stage) -> MaskedBatch:
     task = rng.choices(list(stage.task_weights), weights=list(stage.task_weights.values()))[0]
     canvas = rng.choices(list(stage.canvas_weights), weights=list(stage.canvas_weights.values()))[0]
     if task in LONG_PROMPT_TASKS and stage.halve_long_prompt_batches:
         batch //= 2
     options = stage.task_options.get(task, {})
     examples = [tasks.sample(task, rng, heldout=False, **options) for _ in range(batch)]
-    prompts = [tok.encode(ex.prompt) for ex in examples]
-    length = max(len(p) for p in prompts) + canvas
-    tokens = torch.full((batch, length), tok.pad_id, dtype=torch.long)
-    key_mask = torch.zeros((batch, length), dtype=torch.bool)
-    canvas_pos = torch.zeros((batch, canvas), dtype=torch.long)
-    for row, (prompt, ex) in enumerate(zip(prompts, examples)):
-        answer = tok.encode(ex.answer) + [tok.eos_id] * (canvas - len(ex.answer))
-        seq = prompt + answer
-        tokens[row, : len(seq)] = torch.tensor(seq)
-        key_mask[row, : len(seq)] = True
-        canvas_pos[row] = torch.arange(len(prompt), len(seq))
-    targets = tokens.gather(1, canvas_pos)
-    t = torch.rand(batch, 1, generator=gen) * (1 - 1e-3) + 1e-3
-    masked = torch.rand(batch, canvas, generator=gen) < t
-    noisy = tokens.clone()
-    noisy.scatter_(1, canvas_pos, torch.where(masked, tok.mask_id, targets))
-    return noisy, key_mask, canvas_pos, targets, masked, t
+    return masked_batch(tok, examples, canvas, gen)
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
@@ -140,18 +123,7 @@ def run_stage(model: DiffusionTransformer, tok: CharTokenizer, stage: Stage, bat
     for step in range(stage.stop_after or steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup=stage.warmup)
-        noisy, key_mask, canvas_pos, targets, masked, t = make_batch(tok, rng, gen, batch, stage)
-        hidden = model.hidden_states(noisy, torch.arange(noisy.shape[1]).expand_as(noisy), key_mask)
-        canvas_hidden = hidden.gather(1, canvas_pos[..., None].expand(-1, -1, hidden.shape[-1]))
-        logits = model.logits(canvas_hidden[masked])
-        ce = F.cross_entropy(logits, targets[masked], reduction="none")
-        weights = (1.0 / t).expand_as(masked)[masked]
-        loss = (ce * weights).sum() / masked.numel()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        running += loss.item()
+        running += train_step(model, opt, make_batch(tok, rng, gen, batch, stage))
         if (step + 1) % log_every == 0:
             elapsed = time.monotonic() - started
             eta = elapsed / (step + 1) * (steps - step - 1)
