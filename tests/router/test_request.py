@@ -14,7 +14,7 @@ from worker.service.validation import InvalidRequest
 POLICY = policy_for_tests()  # standard: 20 s deadline; batch: best-effort; block 8; <= 64 tokens
 
 
-def test_class_deadline_request_deadline_and_the_earlier_grpc_deadline():
+def test_the_deadline_is_the_earliest_of_the_class_request_and_grpc_deadlines():
     routed = prepare(generate_request("abc", 20), POLICY, TOKENIZER, None, 100.0, None)
     assert routed.slo.name == "standard" and routed.deadline_s == pytest.approx(120.0)
     own = prepare(generate_request("abc", 20, deadline_ms=500),
@@ -26,6 +26,13 @@ def test_class_deadline_request_deadline_and_the_earlier_grpc_deadline():
     none = prepare(generate_request("abc", 20, slo_class="batch"),
                    POLICY, TOKENIZER, None, 1.0, None)
     assert math.isinf(none.deadline_s) and none.relative_deadline_ms == 0.0
+    # the worker's rule: the earliest of the three, so a longer deadline_ms keeps the class's
+    longer = prepare(generate_request("abc", 20, deadline_ms=60_000),
+                     POLICY, TOKENIZER, None, 100.0, None)
+    assert longer.deadline_s == pytest.approx(120.0) and longer.relative_deadline_ms == 20_000
+    own_batch = prepare(generate_request("abc", 20, deadline_ms=60_000, slo_class="batch"),
+                        POLICY, TOKENIZER, None, 100.0, 30.0)
+    assert own_batch.deadline_s == pytest.approx(130.0)  # no class deadline; gRPC's earlier
 
 
 def test_route_request_and_arrival_have_the_lengths_the_worker_will_use():

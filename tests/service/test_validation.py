@@ -91,13 +91,21 @@ def test_effective_settings():
     assert ranged.canvas_len == 20 and ranged.block_range == (4, 8)
 
 
-def test_grpc_deadline_wins_when_earlier():
+def test_the_effective_deadline_is_the_earliest_of_the_three():
+    """deadline_ms, the class's deadline (standard: 20 s) and the gRPC deadline: the earliest
+    of those given wins, whichever it is."""
     def relative(*args):
-        return prepare(*args).relative_deadline_s
+        return round(prepare(*args).relative_deadline_s, 9)  # (arrival + relative) - arrival
 
-    assert relative(generate_request("abc", 8), 2.0) == 2.0
-    assert relative(generate_request("abc", 8, deadline_ms=500), 2.0) == 0.5
-    assert relative(generate_request("abc", 8, slo_class="batch"), 3.0) == 3.0
+    assert relative(generate_request("abc", 8), 2.0) == 2.0  # gRPC < class
+    assert relative(generate_request("abc", 8, deadline_ms=500), 2.0) == 0.5  # own < gRPC
+    assert relative(generate_request("abc", 8, deadline_ms=500), 0.2) == 0.2  # gRPC < own
+    assert relative(generate_request("abc", 8, slo_class="batch"), 3.0) == 3.0  # no class one
+    # a request's own deadline tightens its class's, never loosens it
+    assert relative(generate_request("abc", 8, deadline_ms=60_000)) == 20.0
+    assert relative(generate_request("abc", 8, deadline_ms=60_000), 30.0) == 20.0
+    assert relative(generate_request("abc", 8, deadline_ms=60_000, slo_class="batch")) == 60.0
+    assert relative(generate_request("abc", 8, deadline_ms=500, slo_class="batch"), 0.1) == 0.1
 
 
 def test_a_class_budget_travels_with_its_requests():

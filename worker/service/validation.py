@@ -9,7 +9,8 @@ Effective settings (the rules the proto documents):
 - floor: the strictest (highest) of the request's min_threshold, its class's floor (at its block
   size) and the replica's minimum threshold;
 - starting threshold: the request's, else the replica's maximum, raised to the floor if below it;
-- SLO deadline: the request's deadline_ms, else its class's; a gRPC deadline that is earlier wins.
+- SLO deadline: the earliest of the request's deadline_ms, its class's deadline and the call's
+  gRPC deadline, each where there is one (`relative_deadline_s`).
 """
 
 from __future__ import annotations
@@ -279,13 +280,17 @@ def check_context(prompt_len: int, canvas: int, max_new: int, block: int,
 def relative_deadline_s(
     req: pb.GenerateRequest, slo: SloClass, grpc_remaining_s: float | None
 ) -> float:
-    """The SLO deadline relative to arrival (inf: none): the request's deadline_ms, else its
-    class's; a gRPC deadline that is earlier wins."""
+    """The effective SLO deadline relative to arrival (inf: none), defined here once for the
+    worker and the router: the earliest of the request's `deadline_ms`, its class's deadline
+    (`deadline.ms` + `deadline.per_token_ms` x max_new_tokens) and the time left of the call's
+    gRPC deadline, each where there is one. A request may tighten its class's deadline, never
+    loosen it: a longer one takes a class whose deadline allows it (or a best-effort class
+    without one)."""
     relative = slo.deadline_s(req.max_new_tokens)
     if req.HasField("deadline_ms"):
         if not (math.isfinite(req.deadline_ms) and req.deadline_ms > 0):
             raise InvalidRequest("deadline_ms", f"must be > 0, got {req.deadline_ms}")
-        relative = req.deadline_ms / 1e3
+        relative = min(relative, req.deadline_ms / 1e3)
     if grpc_remaining_s is not None:
         relative = min(relative, max(grpc_remaining_s, 0.0))
     return relative
