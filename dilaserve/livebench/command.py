@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dilaserve.livebench.calibrate import HostCalibration
-from dilaserve.livebench.mapping import LivePolicy, live_policy
+from dilaserve.livebench.mapping import ClassDeadlines, LivePolicy, live_policy
 from dilaserve.livebench.reference import reference_correct
 from dilaserve.livebench.run import ClusterSession, LiveRun, load_average, run_on_target
 from dilaserve.livebench.setup import (
@@ -56,18 +56,19 @@ def make_live_setup(args: argparse.Namespace, trace) -> LiveSetup:
                      args.seed, args.scale_mode, (note,) if note else ())
 
 
-def class_deadlines(workload: LiveWorkload) -> dict[str, float]:
-    """Per class, the mean of its requests' deadlines (ms): what the planner plans for."""
-    sums: dict[str, list[float]] = {}
+def class_deadlines(workload: LiveWorkload) -> dict[str, ClassDeadlines]:
+    """Per class, its requests' deadlines (ms): the mean (what the planner plans for) and the
+    longest (the class's served deadline, which cuts none of them)."""
+    by_class: dict[str, list[float]] = {}
     for r in workload.requests:
-        sums.setdefault(r.slo_class, []).append(r.deadline_ms)
-    return {name: sum(v) / len(v) for name, v in sums.items()}
+        by_class.setdefault(r.slo_class, []).append(r.deadline_ms)
+    return {name: ClassDeadlines.of(v) for name, v in by_class.items()}
 
 
 def mapped(spec: PolicySpec, setup: LiveSetup, workload: LiveWorkload, port: int) -> LivePolicy:
     deadlines = class_deadlines(workload)
     for c in setup.classes:
-        deadlines.setdefault(c.name, 1000.0)
+        deadlines.setdefault(c.name, ClassDeadlines.fixed(1000.0))
     return live_policy(spec, setup.base, setup.classes, deadlines, setup.profiles, port)
 
 

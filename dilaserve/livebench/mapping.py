@@ -11,9 +11,11 @@ that the policy does not say; each setting goes where the live system reads it:
 - `dilaserve`: the live planner (`LivePlanner`, the solver as `dilaserve serve` runs it) with the
   cluster's reconfiguration settings.
 
-The SLO classes: one per trace class, with the bench's accuracy floor and target; a class's
-deadline (what the planner plans for) is the mean of its requests' deadlines, and every request
-carries its own deadline (`deadline_ms`).
+The SLO classes: one per trace class, with the bench's accuracy floor and target. Every request
+carries its own deadline (`deadline_ms`). A request's effective deadline is the earliest of its
+own and its class's (`worker.service.validation.relative_deadline_s`), so the served class's
+deadline is the longest of its requests' (it cuts none of them); the live planner plans each
+class for the mean of its requests' deadlines (`MeanDeadlinePlanner`), as before.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 from dilaserve.policy import Policy, SloClass
 from dilaserve.policy.cluster import ClusterPolicy
-from orchestrator.planning import FixedLayout
+from orchestrator.planning import FixedLayout, LivePlanner
 from sim.policies import PolicySpec
 from sim.workload import SimClass
 from solver.profile_set import ProfileSet
@@ -35,13 +37,18 @@ class LivePolicy:
 
     name: str
     cluster_policy: ClusterPolicy
-    planner_factory: FixedLayout | None
+    planner_factory: FixedLayout | MeanDeadlinePlanner
     layout: str  # what the table's layout column says
+
+    @property
+    def fixed(self) -> bool:
+        """A fixed layout (the static baselines), not the live planner."""
+        return isinstance(self.planner_factory, FixedLayout)
 
     def describe(self) -> str:
         c = self.cluster_policy
         s = c.policy.worker.scheduler
-        planner = self.planner_factory.describe() if self.planner_factory else \
+        planner = self.planner_factory.describe() if self.fixed else \
             "live planner (solver, re-planned by the controller)"
         return (f"{planner}; {s.ordering}, admission {'on' if s.admission else 'off'}, load "
                 f"control {s.load_control}, {c.cluster.router_kind.replace('_', ' ')} routing")
@@ -53,6 +60,22 @@ def class_floor(classes: tuple[SimClass, ...], profiles: ProfileSet) -> float:
     return min(c.floor(profiles.quality, block) for c in classes)
 
 
+@dataclass(frozen=True)
+class ClassDeadlines:
+    """One class's requests' deadlines (ms): the mean (planned for) and the longest (served)."""
+
+    mean_ms: float
+    longest_ms: float
+
+    @classmethod
+    def of(cls, deadlines_ms: list[float]) -> ClassDeadlines:
+        return cls(sum(deadlines_ms) / len(deadlines_ms), max(deadlines_ms))
+
+    @classmethod
+    def fixed(cls, ms: float) -> ClassDeadlines:
+        return cls(ms, ms)
+
+
 def live_classes(classes: tuple[SimClass, ...], deadlines_ms: dict[str, float]) -> tuple:
     return tuple(
         SloClass(c.name, deadline_ms=deadlines_ms[c.name], target_attainment=c.target_attainment,
@@ -61,11 +84,29 @@ def live_classes(classes: tuple[SimClass, ...], deadlines_ms: dict[str, float]) 
         for c in classes)
 
 
+@dataclass(frozen=True)
+class MeanDeadlinePlanner:
+    """A planner factory (`start_cluster(planner_factory=...)`): the live planner as `dilaserve
+    serve` runs it (`LivePlanner`), planning each class for the mean of its requests' deadlines
+    rather than the served class's deadline (the longest of them)."""
+
+    mean_ms: tuple[tuple[str, float], ...]
+
+    def __call__(self, cluster, profiles: ProfileSet, policy: Policy, settings) -> LivePlanner:
+        mean = dict(self.mean_ms)
+        classes = tuple(dataclasses.replace(c, deadline_ms=mean[c.name],
+                                            deadline_per_token_ms=None)
+                        if c.name in mean else c for c in policy.classes)
+        return LivePlanner(cluster, profiles, dataclasses.replace(policy, classes=classes),
+                           settings)
+
+
 def live_policy(spec: PolicySpec, base: ClusterPolicy, classes: tuple[SimClass, ...],
-                deadlines_ms: dict[str, float], profiles: ProfileSet,
+                deadlines: dict[str, ClassDeadlines], profiles: ProfileSet,
                 router_port: int = 0) -> LivePolicy:
     """`base`: the cluster policy the bench starts from (the embedded default's), whose worker
-    cache mode and max_new_tokens and cluster settings are kept."""
+    cache mode and max_new_tokens and cluster settings are kept. `deadlines`: per class, its
+    requests' mean and longest deadline."""
     if spec.layout is None and not spec.planned:
         raise ValueError(f"policy {spec.name}: no layout and no controller (best-static needs "
                          f"its layout chosen first)")
@@ -77,10 +118,13 @@ def live_policy(spec: PolicySpec, base: ClusterPolicy, classes: tuple[SimClass, 
         max_rows=limits.max_rows, max_tokens=limits.max_tokens,
         scheduler=spec.scheduler_config(limits.max_rows))
     names = [c.name for c in classes]
-    policy = Policy(live_classes(classes, deadlines_ms), names[0], worker)
+    served = {name: d.longest_ms for name, d in deadlines.items()}
+    policy = Policy(live_classes(classes, served), names[0], worker)
     cluster = dataclasses.replace(base.cluster, router_port=router_port, metrics_port=None,
                                   router_kind=spec.router)
-    factory, layout = None, "live planner"
+    factory: FixedLayout | MeanDeadlinePlanner = MeanDeadlinePlanner(
+        tuple((name, d.mean_ms) for name, d in sorted(deadlines.items())))
+    layout = "live planner"
     if spec.layout is not None:
         tau = spec.layout.threshold
         factory = FixedLayout(spec.layout.tp, min(class_floor(classes, profiles), tau), tau,

@@ -122,7 +122,7 @@ class ClusterSession:
         wall = time.monotonic() - t1
         status = self.handle.summary()
         after = replica_stats(status)
-        layout = live.layout if live.planner_factory is not None else _plans(status)
+        layout = live.layout if live.fixed else _plans(status)
         steps = sum(a.steps - before[k].steps for k, a in after.items() if k in before)
         summary = summarize_live(live.name, layout, workload, outcomes, reference, wall,
                                  _reconfigurations(status), load_before, load_average(),

@@ -8,7 +8,12 @@ import math
 import pytest
 
 from dilaserve.cli.serve import DEFAULT_POLICY
-from dilaserve.livebench.mapping import class_floor, live_policy
+from dilaserve.livebench.mapping import (
+    ClassDeadlines,
+    MeanDeadlinePlanner,
+    class_floor,
+    live_policy,
+)
 from dilaserve.livebench.setup import embedded_cluster, measured_tp_only, served_profiles
 from dilaserve.livebench.workload import build_live_workload
 from dilaserve.policy.cluster_loader import load_cluster_policy
@@ -26,7 +31,8 @@ CLASSES = (SimClass("default", 5.0, 0.03, None, 0.9),)
 
 def mapped(name: str, layout: Layout | None = None):
     spec = POLICIES[name] if layout is None else POLICIES[name].with_layout(layout)
-    return spec, live_policy(spec, BASE, CLASSES, {"default": 40.0}, PROFILES, router_port=0)
+    return spec, live_policy(spec, BASE, CLASSES, {"default": ClassDeadlines(40.0, 90.0)},
+                             PROFILES, router_port=0)
 
 
 @pytest.mark.parametrize("name", ["static", "static+edf", "static+edf+threshold", "dilaserve"])
@@ -42,7 +48,9 @@ def test_each_policy_runs_its_own_scheduler_settings_and_router(name):
     assert cluster.router_port == 0 and cluster.metrics_port is None
     assert cluster.cpu_slots == BASE.cluster.cpu_slots  # the embedded default's shape kept
     klass = live.cluster_policy.policy.slo_class("default")
-    assert klass.deadline_ms == 40.0 and klass.max_accuracy_drop == 0.03
+    # served: the longest of the requests' deadlines, so that none of theirs is cut (a request's
+    # effective deadline is the earliest of its own and its class's)
+    assert klass.deadline_ms == 90.0 and klass.max_accuracy_drop == 0.03
 
 
 def test_fixed_layouts_get_the_fixed_planner_with_the_simulators_threshold_range():
@@ -54,15 +62,26 @@ def test_fixed_layouts_get_the_fixed_planner_with_the_simulators_threshold_range
     assert best.layout == "TP1 x tau 0.7"
 
 
-def test_dilaserve_keeps_the_live_planner():
+def test_dilaserve_keeps_the_live_planner_planning_for_the_mean_deadline():
     _, live = mapped("dilaserve")
-    assert live.planner_factory is None
-    assert "live planner" in live.describe()
+    assert live.planner_factory == MeanDeadlinePlanner((("default", 40.0),))
+    assert not live.fixed and "live planner" in live.describe()
+    cluster = embedded_cluster(BASE, PROFILES)
+    policy = live.cluster_policy.policy
+    planner = live.planner_factory(cluster, PROFILES, policy, live.cluster_policy.cluster)
+    assert planner.policy.slo_class("default").deadline_ms == 40.0  # planned: the mean
+    assert policy.slo_class("default").deadline_ms == 90.0  # served: the longest
+
+
+def test_class_deadlines_are_the_mean_and_the_longest():
+    assert ClassDeadlines.of([10.0, 20.0, 60.0]) == ClassDeadlines(30.0, 60.0)
+    assert ClassDeadlines.fixed(5.0) == ClassDeadlines(5.0, 5.0)
 
 
 def test_best_static_needs_its_layout_first():
     with pytest.raises(ValueError, match="best-static"):
-        live_policy(POLICIES["best-static"], BASE, CLASSES, {"default": 40.0}, PROFILES)
+        live_policy(POLICIES["best-static"], BASE, CLASSES,
+                    {"default": ClassDeadlines.fixed(40.0)}, PROFILES)
 
 
 def test_fixed_layout_planner_fills_every_slot_and_never_changes():
