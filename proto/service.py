@@ -2,7 +2,8 @@
 INVALID_ARGUMENT, naming the field where it can (a string field that is not UTF-8), as the API
 promises: gRPC's own deserialization failure would answer a bare INTERNAL or UNKNOWN.
 
-Both the worker and the router register their servicers through `add_generate_service`.
+Both the worker and the router register their servicers through `add_generate_service`; the
+router counts such requests among its invalid ones (`on_undecodable`).
 """
 
 from __future__ import annotations
@@ -95,10 +96,11 @@ def invalid_utf8_field(data: bytes, descriptor: Descriptor, prefix: str = "") ->
     return None
 
 
-def _unary_stream(method):
+def _unary_stream(method, on_undecodable: Callable[[], None]):
     if inspect.isasyncgenfunction(method):  # the worker's: yields its responses
         async def streaming(request, context):
             if isinstance(request, Undecodable):
+                on_undecodable()
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
             async for response in method(request, context):
                 yield response
@@ -106,6 +108,7 @@ def _unary_stream(method):
 
     async def writing(request, context):  # the router's: writes them with context.write
         if isinstance(request, Undecodable):
+            on_undecodable()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
         await method(request, context)
     return writing
@@ -119,10 +122,13 @@ def _unary_unary(method):
     return handler
 
 
-def add_generate_service(servicer, server: grpc.aio.Server) -> None:
+def add_generate_service(servicer, server: grpc.aio.Server,
+                         on_undecodable: Callable[[], None] = lambda: None) -> None:
+    """`on_undecodable`: called for each Generate request whose bytes do not parse (it is
+    answered INVALID_ARGUMENT)."""
     handlers = {
         "Generate": grpc.unary_stream_rpc_method_handler(
-            _unary_stream(servicer.Generate),
+            _unary_stream(servicer.Generate, on_undecodable),
             request_deserializer=_decoder(pb.GenerateRequest),
             response_serializer=pb.GenerateResponse.SerializeToString),
         "Stats": grpc.unary_unary_rpc_method_handler(

@@ -160,8 +160,9 @@ class RouterModel(StrictModel):
     max_concurrent_calls: int = Field(
         _CLUSTER.router_max_calls,
         ge=1,
-        description="gRPC calls in flight at once; past it a call is refused at once "
-        "(RESOURCE_EXHAUSTED) instead of queueing (docs/reliability.md)",
+        description="Generate calls (gRPC and HTTP) in the router's hands at once; past it a "
+        "call is refused at once (RESOURCE_EXHAUSTED, a retry hint) and counted, instead of "
+        "queueing (docs/reliability.md)",
     )
     tls: RouterTlsModel | None = Field(None, description="TLS on gRPC and HTTP; null: plaintext")
     tokens: TokensModel | None = Field(

@@ -1,9 +1,10 @@
 """The router's own count of how requests ended, per SLO class (thread-safe).
 
 Attainment counts as the worker's Stats do: a request "ends" when it finished (met or late),
-expired, or was refused (shed by the router, or rejected by every replica it was offered to);
-cancelled ones (the client's doing) and failed ones (errors, nothing could take it) are counted
-apart. The router counts each request once, however many replicas it went through.
+expired, or was refused (shed by the router, refused at its call limit, or rejected by every
+replica it was offered to); cancelled ones (the client's doing), failed ones (errors, nothing
+could take it) and invalid ones are counted apart, as a client counts them (docs/reliability.md).
+The router counts each request once, however many replicas it went through.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ class Ending(enum.StrEnum):
     LATE = "late"  # final message after it (best-effort classes)
     EXPIRED = "expired"  # DEADLINE_EXCEEDED
     SHED = "shed"  # the router refused it: no replica predicted to make the deadline
+    OVERLOADED = "overloaded"  # the router refused it at once: at its call limit (overload.py)
     REJECTED = "rejected"  # every replica the router offered it to refused it
     CANCELLED = "cancelled"  # the client cancelled, or its gRPC deadline passed
     FAILED = "failed"  # any other error (worker errors, no replica could take it)
     INVALID = "invalid"  # INVALID_ARGUMENT (from the router or the worker)
 
 
-COUNTED = (Ending.MET, Ending.LATE, Ending.EXPIRED, Ending.SHED, Ending.REJECTED)
+COUNTED = (Ending.MET, Ending.LATE, Ending.EXPIRED, Ending.SHED, Ending.OVERLOADED,
+           Ending.REJECTED)
+REFUSED_AT_ARRIVAL = (Ending.SHED, Ending.OVERLOADED)  # by the router itself, before any replica
 
 
 @dataclass
@@ -55,13 +59,13 @@ class BookSnapshot:
     classes: tuple[ClassBook, ...]
     routed: int  # requests sent to a first replica
     restarts: int
-    invalid: int  # refused as malformed before a class was known
+    invalid: int  # refused as malformed before a class was known (bytes that do not parse too)
     # finals whose prompt_tokens differ from the router's own count: the router's tokenizer is
     # not the replicas' (cluster.model / --model names another model)
     token_mismatches: int = 0
 
-    def total(self, ending: Ending) -> int:
-        return sum(c.count(ending) for c in self.classes)
+    def total(self, *endings: Ending) -> int:
+        return sum(c.count(e) for c in self.classes for e in endings)
 
     @property
     def requests(self) -> int:

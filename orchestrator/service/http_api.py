@@ -80,6 +80,9 @@ class _Collect:
     def time_remaining(self) -> float | None:
         return None  # HTTP carries no deadline of its own: the SLO deadline is deadline_ms
 
+    def set_trailing_metadata(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        pass  # a 429's retry hint is its Retry-After header (ApiError.headers)
+
 
 class _Stream:
     """A streamed answer: headers go with the first message, so that an error before it is
@@ -111,6 +114,9 @@ class _Stream:
 
     def time_remaining(self) -> float | None:
         return None
+
+    def set_trailing_metadata(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        pass  # a 429's retry hint is its Retry-After header (ApiError.headers)
 
     async def send(self, event: dict | str) -> None:
         data = event if isinstance(event, str) else json.dumps(event, separators=(",", ":"))

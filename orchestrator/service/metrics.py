@@ -3,12 +3,15 @@
 Counts come from the router's bookkeeping and the replica pool when Prometheus scrapes (one
 source of truth with Stats); only latencies are observed as requests end.
 
-    dilaserve_router_requests_total{slo_class}              valid requests that arrived
-    dilaserve_router_requests_ended_total{slo_class}        met + late + expired + shed + rejected
+    dilaserve_router_requests_total{slo_class}              requests that arrived in the class
+                                                            (valid, or refused at the call limit)
+    dilaserve_router_requests_ended_total{slo_class}        met + late + expired + shed +
+                                                            overloaded + rejected
     dilaserve_router_requests_met_total{slo_class}
     dilaserve_router_attainment{slo_class}                  met / ended (1 when none ended)
     dilaserve_router_endings_total{slo_class,ending}        every ending (bookkeeping.Ending)
     dilaserve_router_shed_total{slo_class}                  refused by the router at once
+                                                            (shed or overloaded)
     dilaserve_router_restarts_total                         restarted on another replica
     dilaserve_router_e2e_seconds{slo_class}                 histogram: arrival to final message
     dilaserve_router_decision_seconds{decision}             histogram: arrival to the decision
@@ -25,7 +28,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from orchestrator.service.bookkeeping import BookSnapshot, Ending
+from orchestrator.service.bookkeeping import REFUSED_AT_ARRIVAL, BookSnapshot, Ending
 from orchestrator.service.replica_pool import ReplicaSnapshot
 
 PREFIX = "dilaserve_router"
@@ -76,9 +79,10 @@ class _Collector:
 
     def _classes(self, book: BookSnapshot) -> Iterator[Metric]:
         by_class = ["slo_class"]
-        requests = CounterMetricFamily(f"{PREFIX}_requests", "valid requests", labels=by_class)
-        ended = CounterMetricFamily(f"{PREFIX}_requests_ended", "met, late, expired, shed or "
-                                    "rejected", labels=by_class)
+        requests = CounterMetricFamily(f"{PREFIX}_requests", "requests that arrived",
+                                       labels=by_class)
+        ended = CounterMetricFamily(f"{PREFIX}_requests_ended", "met, late, expired, shed, "
+                                    "overloaded or rejected", labels=by_class)
         met = CounterMetricFamily(f"{PREFIX}_requests_met", "finished within their deadline",
                                   labels=by_class)
         shed = CounterMetricFamily(f"{PREFIX}_shed", "refused by the router", labels=by_class)
@@ -89,7 +93,7 @@ class _Collector:
             requests.add_metric([c.name], c.requests)
             ended.add_metric([c.name], c.ended)
             met.add_metric([c.name], c.met)
-            shed.add_metric([c.name], c.count(Ending.SHED))
+            shed.add_metric([c.name], sum(c.count(e) for e in REFUSED_AT_ARRIVAL))
             attainment.add_metric([c.name], c.attainment)
             for ending in Ending:
                 endings.add_metric([c.name, ending.value], c.count(ending))

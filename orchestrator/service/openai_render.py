@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import grpc
 
+from orchestrator.service.overload import RETRY_AFTER_S
 from proto import dilaserve_pb2 as pb
 
 FINISH_REASONS = {pb.FINISH_REASON_EOS: "stop", pb.FINISH_REASON_LENGTH: "length"}
-RETRY_AFTER_S = 1  # Retry-After on a 429: the router's load view refreshes in about this long
 
 # gRPC status -> HTTP status, OpenAI error type
 STATUSES: dict[grpc.StatusCode, tuple[int, str]] = {

@@ -30,6 +30,7 @@ import grpc
 from orchestrator.router import LeastLoadedRouter, Router
 from orchestrator.service.bookkeeping import Ending, RouterBook
 from orchestrator.service.channels import Channels
+from orchestrator.service.overload import RETRY_HINT
 from orchestrator.service.replica_pool import ReplicaPool
 from orchestrator.service.request import RoutedRequest
 from proto import dilaserve_pb2 as pb
@@ -51,6 +52,8 @@ class Sink(Protocol):
     async def abort(self, code: grpc.StatusCode, details: str) -> NoReturn: ...
 
     def time_remaining(self) -> float | None: ...
+
+    def set_trailing_metadata(self, metadata: tuple[tuple[str, str], ...]) -> None: ...
 
 
 class Kind(enum.Enum):
@@ -129,6 +132,8 @@ class Proxy:
             await self._serve(routed, context, booking)
         except _End as end:
             booking.end(end.ending)
+            if end.code is RESOURCE_EXHAUSTED:
+                context.set_trailing_metadata(RETRY_HINT)
             await context.abort(end.code, end.details)
         except Exception:
             booking.end(Ending.FAILED)

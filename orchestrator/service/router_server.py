@@ -34,6 +34,7 @@ from orchestrator.service.bookkeeping import RouterBook
 from orchestrator.service.channels import Channels
 from orchestrator.service.http_api import HttpApi
 from orchestrator.service.metrics import RouterMetrics
+from orchestrator.service.overload import CallLimit
 from orchestrator.service.proxy import Proxy
 from orchestrator.service.replica_pool import ReplicaEndpoint, ReplicaPool
 from orchestrator.service.servicer import RouterServicer
@@ -66,7 +67,8 @@ class RouterServer:
         self.port = 0
         self.metrics_port = metrics_port
         self.http_port = http_port  # None: no HTTP API; 0: any free port (the bound one once up)
-        self.max_calls = max_calls  # gRPC calls at once (None: no limit); past it, refused
+        # Generate calls at once, gRPC and HTTP (None: no limit); past it refused (overload.py)
+        self.limit = CallLimit(max_calls)
         self.tls = tls  # None: plaintext
         self.access = Access.from_tokens(tokens) if tokens is not None else None
         self.stats_period_s = stats_period_s
@@ -233,7 +235,7 @@ class RouterServer:
         self._stop_event = asyncio.Event()
         servicer = RouterServicer(
             self.proxy, self.pool, self.channels, self.book, self._policy_now, self._tokenizer,
-            self.stats, self._arrived, self._controlled)
+            self.stats, self._arrived, self._controlled, self.limit)
         try:
             if self.metrics_port is not None:
                 self.metrics_port = self.metrics.serve(self.host, self.metrics_port)
@@ -266,9 +268,10 @@ class RouterServer:
 
     async def _start_grpc(self, servicer: RouterServicer):
         interceptors = [TokenInterceptor(self.access)] if self.access is not None else []
-        server = grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=self.max_calls,
-                                 interceptors=interceptors)
-        add_generate_service(servicer, server)
+        # no maximum_concurrent_rpcs: gRPC would refuse past it before any handler, outside the
+        # router's books; the servicer keeps the limit itself (overload.py)
+        server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
+        add_generate_service(servicer, server, on_undecodable=self.book.invalid)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(

@@ -1,4 +1,8 @@
-"""The router's gRPC handlers: the worker's Generate service, in front of the replicas."""
+"""The router's gRPC handlers: the worker's Generate service, in front of the replicas.
+
+`generate` (gRPC and HTTP alike) first takes a place under the call limit (`overload.py`): a call
+past it is refused there and then, and counted; then the request is checked, counted, routed and
+streamed back (`proxy.py`)."""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ import grpc
 
 from dilaserve.core.tokenizer import Tokenizer
 from dilaserve.policy import Policy
-from orchestrator.service.bookkeeping import RouterBook
+from orchestrator.service.bookkeeping import Ending, RouterBook
 from orchestrator.service.channels import Channels
+from orchestrator.service.overload import RETRY_HINT, UNKNOWN_CLASS, CallLimit
 from orchestrator.service.proxy import Proxy, Sink
 from orchestrator.service.replica_pool import ReplicaPool
 from orchestrator.service.request import prepare
@@ -24,7 +29,7 @@ class RouterServicer(pb_grpc.GenerateServicer):
     def __init__(self, proxy: Proxy, pool: ReplicaPool, channels: Channels, book: RouterBook,
                  policy: Callable[[], Policy], tokenizer: Tokenizer | None,
                  stats: Callable[[], pb.StatsReply], on_arrival: Callable,
-                 on_control: Callable[[int], None]) -> None:
+                 on_control: Callable[[int], None], limit: CallLimit | None = None) -> None:
         self.proxy = proxy
         self.pool = pool
         self.channels = channels
@@ -34,6 +39,7 @@ class RouterServicer(pb_grpc.GenerateServicer):
         self.stats = stats
         self.on_arrival = on_arrival
         self.on_control = on_control
+        self.limit = limit if limit is not None else CallLimit(None)
 
     async def Generate(self, request: pb.GenerateRequest,
                        context: grpc.aio.ServicerContext) -> None:
@@ -42,6 +48,29 @@ class RouterServicer(pb_grpc.GenerateServicer):
     async def generate(self, request: pb.GenerateRequest, context: Sink) -> None:
         """One request from either transport: checked, counted, routed and streamed back."""
         arrival = self.proxy.clock()
+        if not self.limit.take():
+            await self._overloaded(request, context, arrival)
+            return
+        try:
+            await self._serve(request, context, arrival)
+        finally:
+            self.limit.release()
+
+    async def _overloaded(self, request: pb.GenerateRequest, context: Sink,
+                          arrival: float) -> None:
+        """Refuse a call past the limit before anything else, and book it: under its class if
+        the request names one the policy has (or none: the default), else as UNKNOWN_CLASS."""
+        try:
+            slo_class = self.policy().slo_class(request.slo_class).name
+        except ValueError:
+            slo_class = UNKNOWN_CLASS
+        self.book.arrived(slo_class)
+        self.book.ended(slo_class, Ending.OVERLOADED)
+        self.proxy.on_decision(self.proxy.clock() - arrival, True)
+        context.set_trailing_metadata(RETRY_HINT)
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, self.limit.refusal())
+
+    async def _serve(self, request: pb.GenerateRequest, context: Sink, arrival: float) -> None:
         try:
             routed = prepare(request, self.policy(), self.tokenizer, self.pool.request_limits(),
                              arrival, context.time_remaining())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from orchestrator.service.bookkeeping import BookSnapshot, Ending
+from orchestrator.service.bookkeeping import REFUSED_AT_ARRIVAL, BookSnapshot, Ending
 from orchestrator.service.replica_pool import ReplicaSnapshot
 from proto import dilaserve_pb2 as pb
 
@@ -36,7 +36,7 @@ def cluster_stats(book: BookSnapshot, replicas: list[ReplicaSnapshot],
     queued = sum(s.queued for s in polled)
     running = sum(s.running for s in polled)
     max_rows = sum(s.max_rows for s in polled)
-    shed = book.total(Ending.SHED)
+    shed = book.total(*REFUSED_AT_ARRIVAL)  # refused by the router at once
     reply = pb.StatsReply(
         model=next((s.model for s in polled if s.model), ""),
         uptime_s=uptime_s,
@@ -78,7 +78,8 @@ def summary(book: BookSnapshot, replicas: list[ReplicaSnapshot], uptime_s: float
         "uptime_s": uptime_s,
         "requests": book.requests,
         "attainment": book.attainment,
-        "shed": book.total(Ending.SHED),
+        "shed": book.total(*REFUSED_AT_ARRIVAL),
+        "overloaded": book.total(Ending.OVERLOADED),
         "rejected": book.total(Ending.REJECTED),
         "restarts": book.restarts,
         "invalid": book.invalid + book.total(Ending.INVALID),

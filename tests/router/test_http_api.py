@@ -17,7 +17,7 @@ from tests.router.helpers import FixedOrder, StuckEngine, endpoint, routing, wor
 from tests.service.helpers import COST, SlowEngine, make_worker, policy_for_tests, synthetic_quality
 from tests.service.test_hf_serving import ScriptedEngine
 from tests.waiting import wait_for
-from worker.client import WorkerClient
+from worker.client import WorkerClient, generate_request
 from worker.models.shipped import load
 from worker.models.tiny_checkpoint import write_tiny_checkpoint
 from worker.service.setup import build_worker
@@ -201,6 +201,21 @@ def test_a_deadline_that_passes_at_the_replica_is_504():
                                                stream=stream, extra_body={"deadline_ms": 300}))
             assert err.value.status_code == 504 and err.value.code == "deadline_exceeded"
         assert router.summary()["classes"]["standard"]["expired"] == 2
+
+
+def test_the_call_limit_counts_http_and_grpc_together_and_answers_429():
+    """One call in flight over gRPC fills a limit of one: an HTTP request is refused at once
+    with a 429 and Retry-After, and booked as overloaded in its class."""
+    with workers(make_worker(engine_class=Crawling)) as servers, \
+            routing(servers, http_port=0, max_calls=1) as (router, grpc_client):
+        stream = grpc_client.stream(generate_request("abc", 64, deadline_ms=20_000))
+        next(iter(stream))  # in flight
+        with pytest.raises(openai.RateLimitError) as err:
+            _client(router).completions.create(model="random-test", prompt="abc", max_tokens=8)
+        assert err.value.response.headers["retry-after"] == "1"
+        assert "router.max_concurrent_calls" in err.value.body["message"]
+        stream.cancel()
+        assert router.summary()["classes"]["standard"]["overloaded"] == 1
 
 
 def test_a_client_that_leaves_mid_stream_frees_its_row():

@@ -202,25 +202,45 @@ def test_a_restarted_request_is_not_shed_and_if_every_replica_refuses_it_is_unav
             assert one.stats().rejected == 1
 
 
-def test_calls_past_the_routers_limit_are_refused_at_once():
+def test_calls_past_the_routers_limit_are_refused_at_once_and_booked():
     """`max_calls` (the policy's router.max_concurrent_calls): a call past it is answered
-    RESOURCE_EXHAUSTED by gRPC before any handler runs, not queued."""
+    RESOURCE_EXHAUSTED with a retry hint by the router's handler, not queued, and counted in the
+    router's books: under its class (the default one when it names none), or as the class-less
+    "(unknown)" when it names a class the policy lacks."""
     with workers(slow_worker()) as servers, routing(servers, max_calls=1) as (router, client):
         runner = threading.Thread(
             target=lambda: client.generate("abc", 64, deadline_ms=20_000, **ONE_PER_STEP))
         runner.start()
         wait_for(lambda: router.in_flight()[0] == 1)
-        with pytest.raises(WorkerError) as err:
-            client.generate("abc", 8, deadline_ms=20_000)
-        assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED, err.value
+        with pytest.raises(grpc.RpcError) as err:
+            list(client.stream(generate_request("abc", 8, deadline_ms=20_000)))
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.value
+        assert "router.max_concurrent_calls" in err.value.details()
+        assert ("grpc-retry-pushback-ms", "1000") in tuple(err.value.trailing_metadata())
+        for slo_class in ("strict", "gold"):
+            with pytest.raises(WorkerError) as refused:
+                client.generate("abc", 8, slo_class=slo_class)
+            assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert runner.is_alive()  # answered while the first call still ran: not queued behind it
+        classes = router.summary()["classes"]
+        assert classes["standard"]["overloaded"] == 1 and classes["strict"]["overloaded"] == 1
+        assert classes["(unknown)"]["overloaded"] == 1 and classes["(unknown)"]["ended"] == 1
+        assert router.summary()["overloaded"] == 3 and client.stats().shed == 3
         runner.join(30)
+        assert client.generate("abc", 8, deadline_ms=20_000).text is not None  # room again
+        standard = router.summary()["classes"]["standard"]
+        assert (standard["requests"], standard["ended"], standard["met"]) == (3, 3, 2)
 
-        def room_again() -> bool:  # the server frees the first call's slot just after its end
-            try:
-                return client.generate("abc", 8, deadline_ms=20_000).text is not None
-            except WorkerError as refused:
-                assert refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-                return False
 
-        wait_for(room_again, 10.0)
+def test_bytes_that_do_not_parse_are_counted_invalid_at_the_router():
+    with workers(plain_worker()) as servers, routing(servers) as (router, client):
+        raw = client.channel.unary_stream("/dilaserve.v1.Generate/Generate",
+                                          request_serializer=lambda b: b,
+                                          response_deserializer=lambda b: b)
+        with pytest.raises(grpc.RpcError) as err:
+            list(raw(b"\x12\x01\xff"))  # prompt_text, one byte that is not UTF-8
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.details().startswith("prompt_text:")
+        with pytest.raises(WorkerError):
+            client.generate("abc", 8, slo_class="gold")  # parses, but names no class
+        assert router.summary()["invalid"] == 2
