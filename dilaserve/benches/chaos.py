@@ -13,7 +13,10 @@ One cluster (the default policy, local Ray on 127.0.0.1, loopback only) serves, 
    every replica must report nothing left in flight.
 Per scenario: requests sent, how each ended (a final message, or its status), lost (no answer by
 the client's own deadline), attainment of the admitted (met / not refused at arrival) by the
-client's count and by the router's, and the time to a refusal (p50/p99) at the client.
+client's count and by the router's, and the time to a refusal (p50/p99) at the client. The
+client judges each request by the deadline the server applies to it (`relative_deadline_s`, the
+earliest of its deadline_ms, its class's and its gRPC deadline); both counts leave out requests
+refused as invalid, and the router's books count its refusals at the call limit.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import grpc
 
 from dilaserve.benches.chaos_load import (
     EXPECTED_CODES,
+    LOST_AFTER_S,
     Call,
     Prompts,
     Sent,
@@ -39,7 +43,9 @@ from dilaserve.benches.chaos_load import (
     poisson,
 )
 from dilaserve.policy import Policy
+from proto import dilaserve_pb2 as pb
 from worker.client.async_client import AsyncWorkerClient
+from worker.service.validation import relative_deadline_s
 
 Log = Callable[[str], None]
 STEP_S = 3.0  # each capacity step's duration
@@ -54,6 +60,7 @@ class Scenario:
     notes: list[str] = field(default_factory=list)
     router_attainment: float | None = None  # met / ended by the router's books, same requests
     router_refusal_ms: tuple[float, float] | None = None  # p50, p99 at the router (histogram)
+    router_endings: dict[str, int] = field(default_factory=dict)  # the router's books, per ending
 
     def row(self) -> dict:
         statuses = Counter(c.status for c in self.calls)
@@ -72,6 +79,7 @@ class Scenario:
             "router_attainment": self.router_attainment,
             "refusal_p50_ms": _pct(refusals, 50), "refusal_p99_ms": _pct(refusals, 99),
             "router_refusal_ms": self.router_refusal_ms,
+            "router_endings": self.router_endings,
             "notes": self.notes,
         }
 
@@ -202,33 +210,33 @@ class ChaosRun:
     # -- accounting ---------------------------------------------------------------------------
 
     def _with_deadline(self, sent: Sent) -> Sent:
-        """The deadline the server applies to a fuzzed request (its own deadline_ms, else its
-        class's), so that the client's clock judges it by the same one."""
-        r = sent.request
-        deadline = math.inf
-        if r.HasField("deadline_ms") and math.isfinite(r.deadline_ms) and r.deadline_ms > 0:
-            deadline = r.deadline_ms / 1e3
-        elif r.slo_class in self.classes and r.max_new_tokens > 0:
-            deadline = self.prompts.policy.slo_class(r.slo_class).deadline_s(r.max_new_tokens)
-        return Sent(r, r.slo_class, deadline)
+        return Sent(sent.request, sent.slo_class,
+                    applied_deadline_s(sent.request, self.prompts.policy))
 
     def _scored(self, name: str, run, notes: list[str] | None = None) -> Scenario:
         before, decided = self._router_books(), decision_buckets(self.metrics_url)
         calls = asyncio.run(run())
         after = self._router_books()
         refused = bucket_percentiles(decided, decision_buckets(self.metrics_url))
-        ended = after[1] - before[1]
+        delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        ended = delta.get("ended", 0)
         scenario = Scenario(name, calls, list(notes or []),
-                            (after[0] - before[0]) / ended if ended else None, refused)
+                            delta.get("met", 0) / ended if ended else None, refused,
+                            {k: v for k, v in delta.items() if v})
         row = scenario.row()
-        self.log(f"  {name}: {row['sent']} sent, {row['statuses']}")
+        self.log(f"  {name}: {row['sent']} sent, {row['statuses']}; router: "
+                 f"{scenario.router_endings}")
         return scenario
 
-    def _router_books(self) -> tuple[int, int]:
-        """(met, ended) over every class, by the router's count."""
-        classes = self.handle.summary().get("router", {}).get("classes", {})
-        return (sum(c["met"] for c in classes.values()),
-                sum(c["ended"] for c in classes.values()))
+    def _router_books(self) -> dict[str, int]:
+        """Counts over every class (the class-less "(unknown)" too), by the router's books:
+        met, ended, each ending, and invalid."""
+        router = self.handle.summary().get("router", {})
+        totals: Counter[str] = Counter({"invalid": router.get("invalid", 0)})
+        for c in router.get("classes", {}).values():
+            totals.update({k: v for k, v in c.items()
+                           if isinstance(v, int) and k not in ("requests", "invalid")})
+        return dict(totals)
 
     def _rows_left_after(self, wait_s: float) -> int:
         end = time.monotonic() + wait_s
@@ -238,6 +246,16 @@ class ChaosRun:
             if left == 0 or time.monotonic() >= end:
                 return left
             time.sleep(0.2)
+
+
+def applied_deadline_s(request: pb.GenerateRequest, policy: Policy) -> float:
+    """The deadline the server applies to a request (the one rule, with the client's gRPC
+    deadline), so that the client's clock judges it by the same one; none (inf) for a request
+    the server refuses as invalid."""
+    try:
+        return relative_deadline_s(request, policy.slo_class(request.slo_class), LOST_AFTER_S)
+    except ValueError:  # an unknown class or a bad deadline_ms: INVALID_ARGUMENT
+        return math.inf
 
 
 def decision_buckets(metrics_url: str) -> dict[float, float]:

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from dilaserve.benches.chaos import Scenario, _longest_shed, bucket_percentiles, summary_table
+from dilaserve.benches.chaos import (
+    Scenario,
+    _longest_shed,
+    applied_deadline_s,
+    bucket_percentiles,
+    summary_table,
+)
 from dilaserve.benches.chaos_load import Call, fuzzed
 from dilaserve.cli.main import main
 
@@ -53,6 +59,28 @@ def test_fuzzed_requests_are_deterministic_and_some_are_extreme():
     assert [r.SerializeToString() for r in one] == [r.SerializeToString() for r in draw()]
     assert any(r.temperature > 100 or r.temperature != r.temperature for r in one)
     assert any(r.deadline_ms < 1e-6 for r in one if r.HasField("deadline_ms"))
+
+
+def test_a_fuzzed_request_is_judged_by_the_deadline_the_server_applies():
+    """The earliest of its deadline_ms, its class's and the client's 30 s gRPC deadline."""
+    from dilaserve.cli.serve import DEFAULT_POLICY
+    from dilaserve.policy.cluster_loader import load_cluster_policy
+    from worker.client.messages import generate_request
+
+    policy = load_cluster_policy(DEFAULT_POLICY).policy  # interactive: 30 ms + 0.5 ms/token
+
+    def deadline(**fields) -> float:
+        return applied_deadline_s(generate_request("abc", 8, **fields), policy)
+
+    assert deadline(slo_class="interactive") == pytest.approx(0.034)
+    assert deadline(slo_class="interactive", deadline_ms=5000) == pytest.approx(0.034)
+    assert deadline(slo_class="interactive", deadline_ms=1e-300) == pytest.approx(1e-303)
+    assert deadline(slo_class="batch", deadline_ms=5000) == pytest.approx(5.0)
+    assert deadline(slo_class="batch") == 30.0 and deadline(slo_class="batch",
+                                                             deadline_ms=1e308) == 30.0
+    assert deadline() == deadline(slo_class=policy.default_class)  # none named: the default
+    for invalid in ({"slo_class": "gold"}, {"deadline_ms": float("nan")}):
+        assert deadline(**invalid) == float("inf")
 
 
 @pytest.mark.parametrize("flags, message", [
