@@ -30,6 +30,7 @@ from worker.client.sync_client import WorkerClient
 from worker.client.worker_process import WorkerProcess
 from worker.measure.profile_files import QUALITY_FILE, profiles_dir
 from worker.models import tasks
+from worker.models.task_suites import TaskSuite, suite_of
 
 BASELINE = "fcfs+none"
 CONFIGS = (BASELINE, "edf+none", "edf+threshold")
@@ -56,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gamma-cv", type=float, default=3.0, help="CV of Gamma arrivals (2-4)")
     p.add_argument("--multipliers", default="0.5,1,1.5,2", help="offered load x capacity")
     p.add_argument("--refinements", type=int, default=3, help="bisection steps of rate searches")
-    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=int,
+                   help="every request's canvas (default: each task's, from the model's suite)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a sub-minute smoke run")
     p.add_argument("--json", type=Path, help="also write the results here")
@@ -67,6 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 class Bench:
     args: argparse.Namespace
     examples: list[tasks.Example]
+    suite: TaskSuite
     unloaded_ms: dict[str, float] = dataclasses.field(default_factory=dict)
     reference_correct: dict[str, bool] = dataclasses.field(default_factory=dict)
 
@@ -77,13 +80,17 @@ class Bench:
         chosen = [rng.choice(self.examples) for _ in times]
         scale = self.args.slo_scale
         return [
-            Job(t, ex.task, ex.prompt, ex.answer, scale * self.unloaded_ms[ex.prompt])
+            Job(t, ex.task, ex.prompt, ex.answer, scale * self.unloaded_ms[ex.prompt],
+                self.canvas(ex))
             for t, ex in zip(times, chosen)
         ]
 
+    def canvas(self, ex: tasks.Example) -> int:
+        return self.args.max_new_tokens or self.suite.canvas_of(ex.task)
+
     def trial(self, target: str, rate: float,
               process: str) -> tuple[TrialSummary, list[ReplayOutcome]]:
-        outcomes = asyncio.run(replay(target, self.jobs(rate, process), self.args.max_new_tokens))
+        outcomes = asyncio.run(replay(target, self.jobs(rate, process), None))
         return summarize(rate, outcomes), outcomes
 
 
@@ -103,7 +110,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--processes: poisson and/or gamma")
     if args.per_task <= 0 or args.requests <= 0 or args.slo_scale <= 0:
         raise ValueError("--per-task, --requests and --slo-scale must be positive")
-    bench = Bench(args, tasks.heldout_set(args.per_task))
+    if args.max_new_tokens is not None and args.max_new_tokens <= 0:
+        raise ValueError("--max-new-tokens: must be positive")
+    suite = suite_of(args.model)
+    bench = Bench(args, suite.heldout_set(args.per_task), suite)
     workdir = Path(tempfile.mkdtemp(prefix="dilaserve-bench-"))
     policy = None if args.target else write_policy(args, workdir)
     result: dict = {
@@ -179,14 +189,14 @@ def warm_up(target: str, bench: Bench) -> None:
     with WorkerClient(target) as client:
         client.wait_ready()
         for ex in bench.examples[:WARMUP_REQUESTS]:
-            client.generate(ex.prompt, bench.args.max_new_tokens)
+            client.generate(ex.prompt, bench.canvas(ex))
 
 
 def measure_unloaded(target: str, bench: Bench) -> dict:
     """Each prompt alone (the worker's own arrival-to-final time) at the reference setting."""
     with WorkerClient(target) as client:
         for ex in bench.examples:
-            result = client.generate(ex.prompt, bench.args.max_new_tokens)
+            result = client.generate(ex.prompt, bench.canvas(ex))
             bench.unloaded_ms[ex.prompt] = result.e2e_ms
             bench.reference_correct[ex.prompt] = result.text == ex.answer
     latencies = sorted(bench.unloaded_ms.values())
@@ -241,7 +251,8 @@ classes:
 worker:
   threshold_range: {{min: 0.05, max: {reference.threshold}}}
   block_size: {reference.block_size}
-  max_new_tokens: {max(args.max_new_tokens, reference.block_size)}
+  max_new_tokens: {max(args.max_new_tokens or max(suite_of(args.model).canvases().values()),
+                        reference.block_size)}
 """
     path = workdir / "policy.yaml"
     path.write_text(text)

@@ -17,8 +17,6 @@ from pathlib import Path
 
 from dilaserve.cli.serve import DEFAULT_POLICY
 
-CANVAS = 32  # max new tokens: every task's answer fits
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="serve on the embedded default and run a client workload",
@@ -34,15 +32,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def make_jobs(rate: float, duration: float, seed: int):
+    """Held-out prompts of the shipped model's tasks, each with its task's canvas."""
     from worker.client.loadgen import Job, arrival_times
-    from worker.models import tasks
+    from worker.models.task_suites import suite_of
 
+    suite = suite_of()
     rng = random.Random(seed)
     count = max(1, int(rate * duration))
-    examples = tasks.heldout_set(max(1, count // len(tasks.TASKS) + 1), seed=1234 + seed)
+    examples = suite.heldout_set(max(1, count // len(suite.tasks) + 1), seed=1234 + seed)
     rng.shuffle(examples)
     times = arrival_times(rate, count, "poisson", rng)
-    return [Job(t, ex.task, ex.prompt, ex.answer, None) for t, ex in zip(times, examples)]
+    return [Job(t, ex.task, ex.prompt, ex.answer, None, suite.canvas_of(ex.task))
+            for t, ex in zip(times, examples)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,10 +77,12 @@ def run(args: argparse.Namespace) -> int:
               f"{time.monotonic() - t0:.1f} s\n{summary['plan']}\n", flush=True)
         jobs = make_jobs(args.rate, args.duration, args.seed)
         klass = policy.slo_class("")
+        canvases = sorted({job.max_new_tokens for job in jobs})
+        deadlines = ", ".join(f"{klass.deadline_s(c) * 1e3:.0f} ms at {c}" for c in canvases)
         print(f"client: {len(jobs)} requests, Poisson {args.rate:g} req/s for "
-              f"{args.duration:g} s, class {klass.name!r} (deadline "
-              f"{klass.deadline_s(CANVAS) * 1e3:.0f} ms at {CANVAS} new tokens)", flush=True)
-        outcomes = asyncio.run(replay(handle.target, jobs, CANVAS))
+              f"{args.duration:g} s, class {klass.name!r} (deadline {deadlines} new tokens)",
+              flush=True)
+        outcomes = asyncio.run(replay(handle.target, jobs, None))
         report(outcomes, args.rate)
         print("\ncluster status:\n" + format_summary(handle.summary()))
     finally:
@@ -99,13 +102,14 @@ def report(outcomes, rate: float) -> None:
     print(f"latency P50 {s.p50_ms:.0f} ms, P99 {s.p99_ms:.0f} ms; exact-match accuracy "
           f"{s.accuracy:.1%} " + " ".join(f"{t} {a:.0%}" for t, a in s.per_task.items()) +
           f"; mean threshold {s.mean_threshold:.2f}")
-    shown = 0
+    shown: dict[str, int] = {}  # a few answers of every task
     for o in outcomes:
-        if o.finished and shown < 6:
+        if o.finished and shown.get(o.task, 0) < 2:
             prompt = o.prompt if len(o.prompt) < 44 else o.prompt[:20] + "..." + o.prompt[-20:]
-            print(f"  [{'ok ' if o.correct else 'BAD'}] {prompt:46s} -> {o.text}  "
+            text = o.text if len(o.text) < 44 else o.text[:20] + "..." + o.text[-20:]
+            print(f"  [{'ok ' if o.correct else 'BAD'}] {prompt:46s} -> {text}  "
                   f"({o.e2e_ms:.0f} ms, {o.status})")
-            shown += 1
+            shown[o.task] = shown.get(o.task, 0) + 1
     if s.errors:
         print(f"dilaserve demo: {s.errors} requests ended with an unexpected error",
               file=sys.stderr)

@@ -26,6 +26,7 @@ class Job:
     prompt: str
     answer: str
     deadline_ms: float | None  # None: the SLO class's deadline
+    max_new_tokens: int | None = None  # None: the replay's (a task's canvas, when tasks differ)
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,12 @@ def arrival_times(rate: float, count: int, process: str, rng: random.Random, cv:
 
 
 async def replay(
-    target: str, jobs: list[Job], max_new_tokens: int, slo_class: str = ""
+    target: str, jobs: list[Job], max_new_tokens: int | None, slo_class: str = ""
 ) -> list[ReplayOutcome]:
-    """Send every job at its time; returns one outcome per job, in job order."""
+    """Send every job at its time; returns one outcome per job, in job order. A job's own
+    max_new_tokens stands over `max_new_tokens` (None: every job brings its own)."""
+    if max_new_tokens is None and any(job.max_new_tokens is None for job in jobs):
+        raise ValueError("replay: a job without max_new_tokens and no default")
     async with AsyncWorkerClient(target) as client:
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -81,10 +85,11 @@ async def replay(
         return list(await asyncio.gather(*tasks))
 
 
-async def _one(client: AsyncWorkerClient, job: Job, max_new_tokens: int,
+async def _one(client: AsyncWorkerClient, job: Job, max_new_tokens: int | None,
                slo_class: str) -> ReplayOutcome:
     request = generate_request(
-        job.prompt, max_new_tokens, deadline_ms=job.deadline_ms, slo_class=slo_class
+        job.prompt, job.max_new_tokens or max_new_tokens, deadline_ms=job.deadline_ms,
+        slo_class=slo_class,
     )
     restarts = 0
     try:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from dilaserve.core.locations import resolve_model_dir
 from worker.models import long_tasks, tasks
 from worker.models.tasks import Example
 
@@ -37,3 +39,9 @@ DEFAULT = TINY_DLM
 
 def suite_for(model_name: str) -> TaskSuite:
     return SUITES.get(model_name, DEFAULT)
+
+
+def suite_of(model_dir: str | Path | None = None) -> TaskSuite:
+    """The suite of a model directory (the shipped model's by default), without loading it: a
+    Hugging Face layout names its model by its directory."""
+    return suite_for(resolve_model_dir(model_dir).name)

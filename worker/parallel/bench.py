@@ -23,8 +23,8 @@ from dilaserve.core.steps import AdmitRow, DecodeSettings, StepFeatures
 from dilaserve.profiles.step_cost import StepCostProfile
 from worker.engine.engine import DenoisingEngine, EngineConfig
 from worker.engine.runner import RunReport, run_to_completion
-from worker.models import tasks
 from worker.models.shipped import load
+from worker.models.task_suites import suite_of
 from worker.parallel.engine import TensorParallelEngine
 from worker.parallel.group import init_tp_group, leave_tp_group, local_init_method
 from worker.parallel.local import LocalRanks, join_followers, local_rank0
@@ -87,7 +87,7 @@ def workload(cfg: TpBenchConfig) -> list[AdmitRow]:
     _, tok, _ = load()
     if tok is None:
         raise ValueError("the TP benchmark needs the shipped model's tokenizer")
-    pool = tasks.heldout_set(max(cfg.requests, 64))
+    pool = suite_of().heldout_set(max(cfg.requests, 64))
     longest = sorted(pool, key=lambda ex: (-len(ex.prompt), ex.prompt))[: cfg.requests]
     settings = DecodeSettings(
         block_size=cfg.block_size, rule="topk", rule_param=cfg.topk, cache_mode=cfg.cache_mode
