@@ -10,14 +10,13 @@ reuse step (the block's rows against cached K/V) as a fraction of a refresh step
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
+from dilaserve.cli.tables import write_json
 from dilaserve.core.steps import DecodeSettings
 from worker.engine.engine import DenoisingEngine, EngineConfig
 from worker.engine.runner import RunReport
@@ -181,12 +180,7 @@ def run(args: argparse.Namespace) -> int:
         "step_times_b1_dual": reuse_vs_refresh,
     }
     _print(summary)
-    if args.json:
-        text = json.dumps(summary, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+    write_json(summary, args.json)
     return 0
 
 

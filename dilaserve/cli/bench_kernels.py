@@ -12,12 +12,12 @@ from its tiles, and no GPU timing is claimed.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import torch
 
 from dilaserve.benches import kernels as bench
+from dilaserve.cli.tables import write_json
 from kernels.dispatch import triton_installed
 
 GIB = 1 << 30
@@ -173,13 +173,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name:>52}: {canvas:>10,} tokens  {_ratio(canvas, base):>7}")
     results = {"device": str(dev), "dtype": str(bench_run.dtype), "head": head,
                "attention": attention, "fit": fitted}
-    if args.json:
-        text = json.dumps(results, indent=2, default=str)
-        if args.json == "-":
-            print(text)
-        else:
-            with open(args.json, "w") as f:
-                f.write(text + "\n")
+    write_json(results, args.json, default=str)
     return 0
 
 

@@ -4,12 +4,11 @@ modelled TP step times the solver uses for GPUs (docs/parallel.md)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 import torch
 
+from dilaserve.cli.tables import write_json
 from worker.models.shipped import load
 from worker.parallel.bench import TpBenchConfig, measure_allreduce, modelled_gpu_steps, run_bench
 
@@ -44,12 +43,7 @@ def run(args: argparse.Namespace) -> int:
     summary["allreduce_us"] = measure_allreduce(cfg.tp, cfg_model.hidden_size)
     summary["modelled_gpu"] = modelled_gpu_steps()
     _print(summary)
-    if args.json:
-        text = json.dumps(summary, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+    write_json(summary, args.json)
     return 0
 
 

@@ -49,3 +49,18 @@ def class_rows(classes: dict[str, dict]) -> list[list[str]]:
              *(num(c.get(k, 0)) for k in ("late", "expired", "shed", "rejected", "cancelled",
                                           "failed", "invalid"))]
             for name, c in sorted(classes.items())]
+
+
+def write_json(data: object, target: str | None, **dumps_options) -> None:
+    """A command's `--json TARGET`: `data` as indented JSON to the file TARGET, or to stdout when
+    TARGET is "-"; nothing when there is no target."""
+    import json
+
+    if not target:
+        return
+    text = json.dumps(data, indent=2, **dumps_options)
+    if str(target) == "-":
+        print(text)
+    else:
+        with open(target, "w") as f:
+            f.write(text + "\n")
