@@ -1,4 +1,5 @@
-"""An asyncio client of the Generate service (grpc.aio); the same calls as WorkerClient."""
+"""An asyncio client of the Generate service (grpc.aio): WorkerClient's calls for load (generate,
+stats, health); operators' Control calls go through the blocking WorkerClient."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from worker.client.messages import (
     Prompt,
     StreamReader,
     WorkerError,
-    control_request,
     generate_request,
 )
 
@@ -71,16 +71,6 @@ class AsyncWorkerClient:
 
     async def stats(self, timeout: float | None = 10.0) -> pb.StatsReply:
         return await self._unary(self.stub.Stats, pb.StatsRequest(), timeout)
-
-    async def control(
-        self,
-        threshold_range: tuple[float, float] | None = None,
-        drain: bool | None = None,
-        timeout: float | None = 10.0,
-        replica_id: int | None = None,
-    ) -> pb.ControlReply:
-        request = control_request(threshold_range, drain, replica_id)
-        return await self._unary(self.stub.Control, request, timeout)
 
     async def health(self, service: str = "", timeout: float | None = 10.0) -> str:
         stub = health_pb2_grpc.HealthStub(self.channel)
