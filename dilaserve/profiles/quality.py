@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+
+from dilaserve.profiles.json_file import JsonFile
 
 QUALITY_SCHEMA = "dilaserve.profile.quality/v1"
 
@@ -25,7 +25,7 @@ class QualityPoint:
 
 
 @dataclass(frozen=True)
-class QualityProfile:
+class QualityProfile(JsonFile):
     model: str
     reference: QualityPoint
     points: tuple[QualityPoint, ...]
@@ -101,14 +101,6 @@ class QualityProfile:
             heldout=data.get("heldout", {}),
             provenance=data.get("provenance", {}),
         )
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json(), indent=1) + "\n")
-
-    @classmethod
-    def load(cls, path: Path | str) -> QualityProfile:
-        return cls.from_json(json.loads(Path(path).read_text()))
 
 
 def _point_json(point: QualityPoint) -> dict:

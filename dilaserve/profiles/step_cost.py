@@ -6,16 +6,15 @@ online by the worker from the step times it measures.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from dilaserve.core.steps import StepFeatures
+from dilaserve.profiles.json_file import JsonFile
 
 STEP_COST_SCHEMA = "dilaserve.profile.step_cost/v1"
 FEATURES = ("forwards", "refresh_tokens", "reuse_tokens", "attended_kv")
@@ -106,7 +105,7 @@ def relative_errors(model: StepCostModel, samples: list[StepSample]) -> list[flo
 
 
 @dataclass(frozen=True)
-class StepCostProfile:
+class StepCostProfile(JsonFile):
     model: str
     hardware: str
     dtype: str
@@ -157,14 +156,6 @@ class StepCostProfile:
             provenance=data.get("provenance", {}),
             samples=tuple(data.get("samples", ())),
         )
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json(), indent=1) + "\n")
-
-    @classmethod
-    def load(cls, path: Path | str) -> StepCostProfile:
-        return cls.from_json(json.loads(Path(path).read_text()))
 
 
 def _number_or_nan(value: object) -> float:
