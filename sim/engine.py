@@ -28,9 +28,9 @@ from dilaserve.core.steps import (
     FinishReason,
     Phase,
     RowOutcome,
-    StepFeatures,
     StepPlan,
     StepResult,
+    padded_features,
 )
 from dilaserve.profiles.quality import QualityProfile
 from dilaserve.profiles.step_cost import StepCostModel
@@ -147,7 +147,9 @@ class SimulatedEngine:
     def _run(self, run: tuple[str, ...]) -> StepResult:
         rows = self.rows
         outcomes = []
-        n_refresh = n_reuse = refresh_long = reuse_long = reuse_query = 0
+        refresh_lens: list[int] = []
+        reuse_lens: list[int] = []
+        reuse_queries: list[int] = []
         for rid in run:
             row = rows[rid]
             if row.at_block_start:
@@ -156,27 +158,16 @@ class SimulatedEngine:
             else:
                 phase = _REFRESH if row.cache_mode == "none" else _REUSE
             if phase is _REFRESH:
-                n_refresh += 1
-                if row.seq_len > refresh_long:
-                    refresh_long = row.seq_len
+                refresh_lens.append(row.seq_len)
             else:
-                n_reuse += 1
-                if row.seq_len > reuse_long:
-                    reuse_long = row.seq_len
-                query = (row.seq_len - row.prompt_len - row.block_start
-                         if row.cache_mode == "prefix" else row.block_size)
-                if query > reuse_query:
-                    reuse_query = query
+                reuse_lens.append(row.seq_len)
+                reuse_queries.append(row.seq_len - row.prompt_len - row.block_start
+                                     if row.cache_mode == "prefix" else row.block_size)
             outcomes.append(self._advance(rid, row, phase))
-        refresh_tokens = n_refresh * refresh_long
-        reuse_tokens = n_reuse * reuse_query
-        features = StepFeatures(
-            (n_refresh > 0) + (n_reuse > 0), refresh_tokens, reuse_tokens,
-            (refresh_tokens * (refresh_long + 1) if n_refresh else 0)
-            + (reuse_tokens * (reuse_long + 1) if n_reuse else 0))
+        features = padded_features(refresh_lens, reuse_lens, reuse_queries)
         a, b, c, d = self.cost.coef
-        elapsed = self.step_scale * (a * features.forwards + b * refresh_tokens
-                                     + c * reuse_tokens + d * features.attended_kv)
+        elapsed = self.step_scale * (a * features.forwards + b * features.refresh_tokens
+                                     + c * features.reuse_tokens + d * features.attended_kv)
         if self.step_jitter > 0 and run:
             elapsed *= max(0.1, 1.0 + self.step_jitter * self.rng.gauss(0.0, 1.0))
         self.steps += 1

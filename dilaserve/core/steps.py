@@ -203,6 +203,21 @@ def step_features(rows: list[RowShape] | tuple[RowShape, ...]) -> StepFeatures:
     return StepFeatures(forwards, refresh, reuse, attended)
 
 
+def padded_features(refresh_lens: list[int], reuse_lens: list[int],
+                    reuse_queries: list[int]) -> StepFeatures:
+    """`step_features` from the rows' lengths gathered by phase (and each reuse row's query
+    length): the flat form the scheduler and the simulated engine build for every step."""
+    refresh_long = max(refresh_lens, default=0)
+    reuse_long = max(reuse_lens, default=0)
+    refresh_tokens = len(refresh_lens) * refresh_long
+    reuse_tokens = len(reuse_lens) * max(reuse_queries, default=0)
+    attended = (refresh_tokens * (refresh_long + 1) if refresh_lens else 0) + (
+        reuse_tokens * (reuse_long + 1) if reuse_lens else 0
+    )
+    return StepFeatures((len(refresh_lens) > 0) + (len(reuse_lens) > 0), refresh_tokens,
+                        reuse_tokens, attended)
+
+
 def query_len(phase: Phase, cache_mode: str, seq_len: int, block_start: int, block_end: int) -> int:
     if phase is Phase.REFRESH:
         return seq_len

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from dilaserve.core.steps import EngineLimits, Phase, StepFeatures
+from dilaserve.core.steps import EngineLimits, Phase, StepFeatures, padded_features
 from dilaserve.policy.scheduler_config import SchedulerConfig
 from worker.scheduler.requests import RequestState
 
@@ -112,28 +112,14 @@ def fill_step(
 
 def features_of(rows: list[RequestState]) -> StepFeatures:
     """`step_features` of these rows at their next phase, without building RowShapes."""
-    # written out flat: this runs for every row of every step
-    refresh_rows = reuse_rows = refresh_long = reuse_long = reuse_query = 0
+    # flat lists, not RowShapes: this runs for every row of every step
+    refresh_lens: list[int] = []
+    reuse_lens: list[int] = []
+    reuse_queries: list[int] = []
     for s in rows:
         if s.next_phase is Phase.REFRESH:
-            refresh_rows += 1
-            if s.seq_len > refresh_long:
-                refresh_long = s.seq_len
+            refresh_lens.append(s.seq_len)
         else:
-            reuse_rows += 1
-            if s.seq_len > reuse_long:
-                reuse_long = s.seq_len
-            query = s.reuse_query_len
-            if query > reuse_query:
-                reuse_query = query
-    refresh_tokens = refresh_rows * refresh_long
-    reuse_tokens = reuse_rows * reuse_query
-    attended = (refresh_tokens * (refresh_long + 1) if refresh_rows else 0) + (
-        reuse_tokens * (reuse_long + 1) if reuse_rows else 0
-    )
-    return StepFeatures(
-        forwards=(refresh_rows > 0) + (reuse_rows > 0),
-        refresh_tokens=refresh_tokens,
-        reuse_tokens=reuse_tokens,
-        attended_kv=attended,
-    )
+            reuse_lens.append(s.seq_len)
+            reuse_queries.append(s.reuse_query_len)
+    return padded_features(refresh_lens, reuse_lens, reuse_queries)
