@@ -191,13 +191,18 @@ def drive(scheduler: Scheduler, engine: FakeEngine, now: float = 0.0,
     for _ in range(max_steps):
         if not scheduler.active_count:
             break
-        plan = scheduler.plan(now)
-        if plan_has_work(plan):
-            result = engine.step(plan)
-            now += result.elapsed_s
-            events += scheduler.observe(result, now)
-        else:
-            events += scheduler.take_events()
-            now += 1e-3
+        ended, now = run_plan(scheduler, engine, scheduler.plan(now), now)
+        events += ended
     events += scheduler.take_events()
     return events, now
+
+
+def run_plan(scheduler: Scheduler, engine: FakeEngine, plan: StepPlan,
+             now: float) -> tuple[list[TerminalEvent], float]:
+    """One plan executed and observed (with nothing to run, the clock moves on 1 ms); returns
+    the requests that ended and the clock."""
+    if plan_has_work(plan):
+        result = engine.step(plan)
+        now += result.elapsed_s
+        return scheduler.observe(result, now), now
+    return scheduler.take_events(), now + 1e-3

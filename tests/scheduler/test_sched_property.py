@@ -8,11 +8,11 @@ from collections import Counter
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from sched_fakes import TRUE_COST, FakeEngine, make_quality, spec
+from sched_fakes import TRUE_COST, FakeEngine, make_quality, run_plan, spec
 
 from dilaserve.core.steps import EngineLimits
 from dilaserve.policy.scheduler_config import SchedulerConfig
-from worker.scheduler import TerminalKind, plan_has_work
+from worker.scheduler import TerminalKind
 from worker.scheduler.scheduler import Scheduler
 
 requests = st.lists(st.fixed_dictionaries({
@@ -82,13 +82,8 @@ def test_every_accepted_request_ends_exactly_once(requests, config, limits, canc
                 assert s.floor <= change.threshold <= s.settings.threshold
             if change.block_size is not None:
                 assert s.blocks[0] <= change.block_size <= s.blocks[1]
-        if plan_has_work(plan):
-            result = engine.step(plan)
-            now += result.elapsed_s
-            events += scheduler.observe(result, now)
-        else:
-            events += scheduler.take_events()
-            now += 1e-3
+        ended, now = run_plan(scheduler, engine, plan, now)
+        events += ended
         k += 1
         if k > arrivals[-1][0] and not scheduler.active_count:
             break
