@@ -44,12 +44,17 @@ def _point(tau, acc, tps):
     return QualityPoint("threshold", tau, 32, acc, {"add": acc}, tps, tps + 1, 32 / tps)
 
 
-def test_quality_interpolates_and_maps_drop_to_threshold():
-    profile = QualityProfile(
+def _three_point_profile() -> QualityProfile:
+    """Measured at thresholds 0.5, 0.7 and 0.9 (the reference), block 32."""
+    return QualityProfile(
         "m",
         _point(0.9, 0.95, 2.0),
         (_point(0.5, 0.85, 6.0), _point(0.7, 0.93, 4.0), _point(0.9, 0.95, 2.0)),
     )
+
+
+def test_quality_interpolates_and_maps_drop_to_threshold():
+    profile = _three_point_profile()
     mid = profile.at(0.8, 32)
     assert mid.accuracy == pytest.approx(0.94) and mid.answer_tokens_per_step == pytest.approx(3.0)
     assert profile.at(0.3, 32).threshold == 0.5
@@ -80,11 +85,7 @@ def test_profiles_round_trip_and_reject_other_schemas(tmp_path):
 
 
 def test_the_ladder_grid_marks_the_points_it_interpolates():
-    profile = QualityProfile(
-        "m",
-        _point(0.9, 0.95, 2.0),
-        (_point(0.5, 0.85, 6.0), _point(0.7, 0.93, 4.0), _point(0.9, 0.95, 2.0)),
-    )
+    profile = _three_point_profile()
     grid = profile.grid(32, 0.05)
     assert [p.threshold for p in grid] == [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9]
     assert [p.interpolated for p in grid] == [False, True, True, True, False, True, True, True,
