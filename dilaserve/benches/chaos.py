@@ -3,8 +3,8 @@
 One cluster (the default policy, local Ray on 127.0.0.1, loopback only) serves, in order:
 1. capacity: Poisson load stepping up (x1.5) until the share of requests meeting their deadline
    falls below 90%; the last rate above it is the capacity the next scenarios are sized by;
-2. fuzz: requests with invalid and extreme fields (and some whose bytes are not UTF-8), many in
-   flight at once;
+2. fuzz: requests with invalid and extreme fields (and some whose bytes are not UTF-8), Poisson
+   at a fixed rate (at most 100 in flight);
 3. overload: 10x the capacity for 20 s;
 4. kill: half the capacity; a replica is killed mid-run;
 5. bad reload: a quarter of the capacity; the policy file is replaced by a broken one, then
@@ -109,28 +109,40 @@ class ChaosRun:
         """Up by x1.5 from `start_rate` while >= `attainment` of the requests meet their
         deadline (down by /2 first if the start rate already misses); after a warm-up step."""
         asyncio.run(poisson(self.target, start_rate, WARMUP_S, self.prompts, self.seed))
-        rate, best, calls = start_rate, 0.0, []
-        while lowest <= rate < 5000:
-            step = asyncio.run(poisson(self.target, rate, STEP_S, self.prompts, self.seed))
-            met = sum(c.met for c in step) / max(1, len(step))
-            self.log(f"  capacity: {rate:.1f} req/s -> {met:.1%} met")
-            calls += step
-            if met >= attainment:
-                best, rate = rate, rate * 1.5
-            elif best:
-                break
-            else:
-                rate /= 2
-        scenario = Scenario("capacity", calls, [f"capacity {best:.1f} req/s (the last rate at "
-                                                f"which >= {attainment:.0%} met their deadline)"])
+        best = 0.0
+
+        def search() -> list[Call]:
+            nonlocal best
+            rate, calls = start_rate, []
+            while lowest <= rate < 5000:
+                step = asyncio.run(poisson(self.target, rate, STEP_S, self.prompts, self.seed))
+                met = sum(c.met for c in step) / max(1, len(step))
+                self.log(f"  capacity: {rate:.1f} req/s -> {met:.1%} met")
+                calls += step
+                if met >= attainment:
+                    best, rate = rate, rate * 1.5
+                elif best:
+                    break
+                else:
+                    rate /= 2
+            return calls
+
+        scenario = self._measured("capacity", search)
+        scenario.notes.append(f"capacity {best:.1f} req/s (the last rate at which >= "
+                              f"{attainment:.0%} met their deadline)")
         if not best:
             raise RuntimeError(f"capacity: fewer than {attainment:.0%} of the requests met their "
                                f"deadline even at {lowest:g} req/s; is the machine busy?")
         return best, scenario
 
-    def fuzz(self, count: int, in_flight: int = 100) -> Scenario:
+    def fuzz(self, count: int, in_flight: int = 100, rate: float | None = None) -> Scenario:
+        """`count` fuzzed requests, made before the clock starts (making one takes the client
+        about 2 ms), at most `in_flight` at once; `rate`: sent at Poisson times at that rate
+        (open loop) rather than each as soon as a place is free (closed loop)."""
+        rng = random.Random(self.seed)
+        made = [self._with_deadline(fuzzed(rng, self.classes, i)) for i in range(count)]
+
         async def run() -> list[Call]:
-            rng = random.Random(self.seed)
             gate = asyncio.Semaphore(in_flight)
             async with AsyncWorkerClient(self.target) as client:
                 t0 = time.monotonic()
@@ -138,13 +150,14 @@ class ChaosRun:
                     "/dilaserve.v1.Generate/Generate", request_serializer=lambda b: b,
                     response_deserializer=lambda b: b)
 
-                async def one(i: int) -> Call:
+                async def one(i: int, at_s: float) -> Call:
+                    await asyncio.sleep(max(0.0, t0 + at_s - time.monotonic()))
                     async with gate:
-                        sent = self._with_deadline(fuzzed(rng, self.classes, i))
                         if i % 50 == 0:  # a string field whose bytes are not UTF-8
-                            return await _raw_call(raw, sent, t0)
-                        return await call(client, sent, t0)
-                return list(await asyncio.gather(*(one(i) for i in range(count))))
+                            return await _raw_call(raw, made[i], t0)
+                        return await call(client, made[i], t0)
+                times = _arrival_times(count, rate, rng)
+                return list(await asyncio.gather(*(one(i, at) for i, at in enumerate(times))))
         return self._scored("fuzz", run)
 
     def overload(self, capacity: float, factor: float, duration_s: float) -> Scenario:
@@ -214,8 +227,13 @@ class ChaosRun:
                     applied_deadline_s(sent.request, self.prompts.policy))
 
     def _scored(self, name: str, run, notes: list[str] | None = None) -> Scenario:
+        return self._measured(name, lambda: asyncio.run(run()), notes)
+
+    def _measured(self, name: str, measure: Callable[[], list[Call]],
+                  notes: list[str] | None = None) -> Scenario:
+        """The calls `measure` makes, with the router's books and decision times over them."""
         before, decided = self._router_books(), decision_buckets(self.metrics_url)
-        calls = asyncio.run(run())
+        calls = measure()
         after = self._router_books()
         refused = bucket_percentiles(decided, decision_buckets(self.metrics_url))
         delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
@@ -246,6 +264,17 @@ class ChaosRun:
             if left == 0 or time.monotonic() >= end:
                 return left
             time.sleep(0.2)
+
+
+def _arrival_times(count: int, rate: float | None, rng: random.Random) -> list[float]:
+    """Send times from the start: all at once (None), or Poisson at `rate`."""
+    if rate is None:
+        return [0.0] * count
+    times, at = [], 0.0
+    for _ in range(count):
+        at += rng.expovariate(rate)
+        times.append(at)
+    return times
 
 
 def applied_deadline_s(request: pb.GenerateRequest, policy: Policy) -> float:

@@ -17,6 +17,10 @@ from pathlib import Path
 from dilaserve.cli.serve import DEFAULT_POLICY
 
 READY_S = 300.0
+# fuzzed requests are sent open loop at this rate: well within what one Python client sends
+# without queueing calls itself (the overload scenario sends more), so that the time between
+# the client's clock and the router's is the servers' (docs/reliability.md)
+FUZZ_RATE = 400.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="cluster policy (default: deploy/policies/default.yaml; a copy is served, "
                         "the bad-reload scenario edits the copy)")
     p.add_argument("--fuzz", type=int, default=10_000, help="fuzzed requests (default 10000)")
+    p.add_argument("--fuzz-rate", type=float, default=FUZZ_RATE,
+                   help=f"their Poisson rate, req/s (default {FUZZ_RATE:g}; at most 100 in "
+                        f"flight)")
     p.add_argument("--overload", type=float, default=10.0,
                    help="overload as a multiple of the measured capacity (default 10)")
     p.add_argument("--overload-s", type=float, default=20.0, help="its duration (default 20 s)")
@@ -52,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--{name}: must be >= 0")
     if args.overload <= 0 or args.overload_s <= 0:
         raise ValueError("--overload and --overload-s: must be > 0")
+    if not args.fuzz_rate > 0:
+        raise ValueError("--fuzz-rate: must be > 0")
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -77,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         capacity, measured = chaos.capacity()
         scenarios = [measured]
         if args.fuzz:
-            scenarios.append(chaos.fuzz(args.fuzz))
+            scenarios.append(chaos.fuzz(args.fuzz, rate=args.fuzz_rate))
         scenarios.append(chaos.overload(capacity, args.overload, args.overload_s))
         scenarios.append(chaos.kill(capacity))
         handle.wait_ready(READY_S)  # the replacement replica serves before the next scenario

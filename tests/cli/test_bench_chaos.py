@@ -83,9 +83,20 @@ def test_a_fuzzed_request_is_judged_by_the_deadline_the_server_applies():
         assert deadline(**invalid) == float("inf")
 
 
+def test_fuzz_arrivals_are_all_at_once_or_poisson_at_the_rate():
+    import random
+
+    from dilaserve.benches.chaos import _arrival_times
+
+    assert _arrival_times(3, None, random.Random(0)) == [0.0, 0.0, 0.0]
+    times = _arrival_times(4000, 400.0, random.Random(0))
+    assert times == sorted(times) and times[-1] == pytest.approx(10.0, rel=0.1)
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--fuzz", "-1"], "--fuzz: must be >= 0"),
     (["--overload", "0"], "--overload and --overload-s: must be > 0"),
+    (["--fuzz-rate", "0"], "--fuzz-rate: must be > 0"),
 ])
 def test_bad_arguments_are_one_line_errors(flags, message, capsys):
     assert main(["bench-chaos", *flags]) == 2
