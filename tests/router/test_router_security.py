@@ -16,6 +16,7 @@ import pytest
 from dilaserve.cli.secrets import write_secrets
 from dilaserve.policy.security import ReplicaTls, Secret, ServerTls, Tokens
 from orchestrator.service import RouterServer
+from tests.net import code_of
 from tests.router.helpers import endpoint
 from tests.service.helpers import TOKENIZER, make_worker, policy_for_tests
 from tests.waiting import wait_for
@@ -67,14 +68,6 @@ def client(router, s, token_name: str | None = None, cert: bool = True) -> Worke
         (str(s / "client.crt"), str(s / "client.key")) if cert else (None, None)))
     return WorkerClient(router.target, tls=tls,
                         token=token(s, token_name) if token_name else None)
-
-
-def code_of(call) -> grpc.StatusCode | None:
-    try:
-        call()
-    except WorkerError as err:
-        return err.code
-    return None
 
 
 def test_grpc_takes_the_client_token_for_generate_and_the_admin_token_for_control(cluster):

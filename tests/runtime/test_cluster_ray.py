@@ -23,6 +23,7 @@ from orchestrator.runtime.cluster import start_cluster  # noqa: E402
 from orchestrator.runtime.ray_env import start_local  # noqa: E402
 from solver.plan import ClassOutcome, Plan, ReplicaGroup, Route  # noqa: E402
 from tests import waiting  # noqa: E402
+from tests.net import free_port  # noqa: E402
 from worker.client.loadgen import Job, replay  # noqa: E402
 from worker.client.sync_client import WorkerClient  # noqa: E402
 from worker.models import tasks  # noqa: E402
@@ -55,14 +56,6 @@ cluster:
   reconfigure: {{period_s: 1, min_interval_s: 0, drift: 0.5, window_s: 6,
                 drain_timeout_s: 30, placement_timeout_s: 120}}
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 METRICS_PORT = free_port()

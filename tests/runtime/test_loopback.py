@@ -22,8 +22,9 @@ import grpc
 import pytest
 
 from dilaserve.cli.secrets import write_secrets
+from tests.net import code_of, free_port
 from tests.runtime.sockets import descendants, listening
-from worker.client import ClientTls, WorkerClient, WorkerError
+from worker.client import ClientTls, WorkerClient
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
@@ -50,14 +51,6 @@ cluster:
   replica_tls: {{cert_file: {s}/cluster.crt, key_file: {s}/cluster.key, ca_file: {s}/ca.crt}}
   metrics_port: {metrics}
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -104,14 +97,6 @@ def test_every_socket_of_every_process_serve_started_is_on_loopback(served):
     assert len(sockets) >= 10, [str(s) for s in sockets]
     off_loopback = [str(s) for s in sockets if not s.loopback]
     assert not off_loopback, f"listening beyond this machine: {off_loopback}"
-
-
-def code_of(call) -> grpc.StatusCode | None:
-    try:
-        call()
-    except WorkerError as err:
-        return err.code
-    return None
 
 
 def test_over_tls_a_token_is_needed_and_control_takes_the_admin_token(served):

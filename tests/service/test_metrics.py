@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -19,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from dilaserve.cli.main import main
 from dilaserve.core.steps import FinishReason
 from dilaserve.policy import ThresholdRange, load_policy
+from tests.net import free_port
 from worker.client import WorkerClient, WorkerError
 from worker.service.events import FailedResult, Failure, FinalResult, PartialResult
 from worker.service.metrics import WorkerMetrics, serve_metrics
@@ -91,12 +91,6 @@ def test_scrape_after_real_requests_on_the_shipped_model():
             got[("dilaserve_worker_threshold_max", ())]) == (0.5, 0.9)
     assert (after_control[("dilaserve_worker_threshold_min", ())],
             after_control[("dilaserve_worker_threshold_max", ())]) == (0.6, 0.8)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
