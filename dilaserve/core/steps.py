@@ -71,6 +71,19 @@ def validate_threshold(tau: float) -> None:
         raise ValueError(f"threshold must be in (0, 1], got {tau}")
 
 
+def check_row(request_id: str, prompt_ids: tuple[int, ...], canvas_len: int,
+              block_size: int) -> None:
+    """ValueError unless a request has a prompt and a canvas of whole blocks (the scheduler's
+    RequestSpec and the engine's AdmitRow both hold to it)."""
+    if not prompt_ids:
+        raise ValueError(f"request {request_id}: prompt is empty")
+    if canvas_len <= 0:
+        raise ValueError(f"request {request_id}: canvas length must be positive, got {canvas_len}")
+    if canvas_len % block_size:
+        raise ValueError(f"request {request_id}: canvas length {canvas_len} is not a multiple of "
+                         f"block size {block_size}")
+
+
 @dataclass(frozen=True)
 class AdmitRow:
     request_id: str
@@ -79,15 +92,7 @@ class AdmitRow:
     settings: DecodeSettings = field(default_factory=DecodeSettings)
 
     def __post_init__(self) -> None:
-        if not self.prompt_ids:
-            raise ValueError(f"request {self.request_id}: prompt is empty")
-        if self.canvas_len <= 0:
-            raise ValueError(f"request {self.request_id}: canvas length must be positive")
-        if self.canvas_len % self.settings.block_size:
-            raise ValueError(
-                f"request {self.request_id}: canvas length {self.canvas_len} is not a "
-                f"multiple of block size {self.settings.block_size}"
-            )
+        check_row(self.request_id, self.prompt_ids, self.canvas_len, self.settings.block_size)
 
     @property
     def seq_len(self) -> int:

@@ -6,7 +6,13 @@ import enum
 import math
 from dataclasses import dataclass, field, replace
 
-from dilaserve.core.steps import DecodeSettings, FinishReason, Phase, validate_threshold
+from dilaserve.core.steps import (
+    DecodeSettings,
+    FinishReason,
+    Phase,
+    check_row,
+    validate_threshold,
+)
 
 
 @dataclass(frozen=True)
@@ -37,15 +43,7 @@ class RequestSpec:
 
     def __post_init__(self) -> None:
         rid = self.request_id
-        if not self.prompt_ids:
-            raise ValueError(f"request {rid}: prompt_ids is empty")
-        if self.canvas_len <= 0:
-            raise ValueError(f"request {rid}: canvas_len must be positive, got {self.canvas_len}")
-        if self.canvas_len % self.settings.block_size:
-            raise ValueError(
-                f"request {rid}: canvas_len {self.canvas_len} is not a multiple of "
-                f"settings.block_size {self.settings.block_size}"
-            )
+        check_row(rid, self.prompt_ids, self.canvas_len, self.settings.block_size)
         if not math.isfinite(self.arrival_s) or math.isnan(self.deadline_s):
             raise ValueError(f"request {rid}: arrival_s must be finite and deadline_s a number")
         if self.quality_floor is not None:
