@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from dilaserve.core.checks import check_unique
 from dilaserve.profiles.quality import QualityProfile
 from dilaserve.profiles.step_cost import StepCostProfile
 from solver.tp_extrapolation import TpOverhead
@@ -69,10 +70,8 @@ class Cluster:
         object.__setattr__(self, "nodes", tuple(self.nodes))
         if not self.nodes:
             raise ValueError("cluster.nodes is empty: a cluster needs at least one node type")
-        names = [n.name for n in self.nodes]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"cluster.nodes: node type names must be unique, repeated: {dup}")
+        check_unique([n.name for n in self.nodes],
+                     "cluster.nodes: node type names must be unique")
 
     @property
     def gpus(self) -> int:
@@ -187,10 +186,8 @@ class Workload:
         object.__setattr__(self, "classes", tuple(self.classes))
         if not self.classes:
             raise ValueError("workload.classes is empty: give at least one SLO class")
-        names = [c.name for c in self.classes]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"workload.classes: class names must be unique, repeated: {dup}")
+        check_unique([c.name for c in self.classes],
+                     "workload.classes: class names must be unique")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Range checks of frozen config records, with messages that name the field."""
+"""Checks of frozen config records, with messages that name the field."""
 
 from __future__ import annotations
 
@@ -16,3 +16,10 @@ def check_ranges(record: object, where: str, *, positive: tuple[str, ...] = (),
     for name in fraction:
         if not 0 < getattr(record, name) <= 1:
             raise ValueError(f"{where}.{name} must be in (0, 1], got {getattr(record, name)!r}")
+
+
+def check_unique(names: list[str], message: str) -> None:
+    """Raises ValueError "`message`, repeated: [...]" when a name appears more than once."""
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{message}, repeated: {repeated}")

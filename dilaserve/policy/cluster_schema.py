@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from dilaserve.core.checks import check_unique
 from dilaserve.policy import security
 from dilaserve.policy.cluster import ClusterSettings, ReconfigureSettings
 from dilaserve.policy.schema import PolicyModel, StrictModel
@@ -239,10 +240,7 @@ class ClusterModel(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ClusterModel:
-        types = [n.type for n in self.nodes]
-        repeated = sorted({t for t in types if types.count(t) > 1})
-        if repeated:
-            raise ValueError(f"nodes: one entry per node type, repeated: {repeated}")
+        check_unique([n.type for n in self.nodes], "nodes: one entry per node type")
         if len(set(self.thresholds)) != len(self.thresholds):
             raise ValueError(f"thresholds: levels must be distinct, got {self.thresholds}")
         if self.metrics_port is not None and self.metrics_port == self.router.port:

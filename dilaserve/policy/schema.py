@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dilaserve.core.checks import check_unique
 from dilaserve.policy.scheduler_config import SchedulerConfig
 
 Threshold = Field(gt=0, le=1)
@@ -122,9 +123,7 @@ class PolicyModel(StrictModel):
     @model_validator(mode="after")
     def _names(self) -> PolicyModel:
         names = [c.name for c in self.classes]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"classes: names must be unique, repeated: {repeated}")
+        check_unique(names, "classes: names must be unique")
         if self.default_class not in names:
             raise ValueError(
                 f"default_class: {self.default_class!r} is not one of the classes {names}"
