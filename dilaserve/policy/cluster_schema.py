@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
@@ -60,6 +61,14 @@ def _existing_file(value: str) -> str:
 
 
 File = Annotated[str, Field(min_length=1), AfterValidator(_existing_file)]
+
+
+def _as_field(name: str, check: Callable[..., object], *args: object) -> None:
+    """Runs a certificate check; its ValueError names the field `name`."""
+    try:
+        check(*args)
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from None
 
 
 class SecretModel(StrictModel):
@@ -106,15 +115,9 @@ class RouterTlsModel(StrictModel):
 
     @model_validator(mode="after")
     def _usable(self) -> RouterTlsModel:
-        try:
-            security.check_pair(self.cert_file, self.key_file)
-        except ValueError as err:
-            raise ValueError(f"key_file: {err}") from None
+        _as_field("key_file", security.check_pair, self.cert_file, self.key_file)
         if self.client_ca_file is not None:
-            try:
-                security.check_ca(self.client_ca_file)
-            except ValueError as err:
-                raise ValueError(f"client_ca_file: {err}") from None
+            _as_field("client_ca_file", security.check_ca, self.client_ca_file)
         return self
 
 
@@ -129,10 +132,7 @@ class ReplicaTlsModel(StrictModel):
 
     @model_validator(mode="after")
     def _usable(self) -> ReplicaTlsModel:
-        try:
-            security.check_pair(self.cert_file, self.key_file)
-        except ValueError as err:
-            raise ValueError(f"key_file: {err}") from None
+        _as_field("key_file", security.check_pair, self.cert_file, self.key_file)
         try:
             security.check_handshake(self.settings())
         except ValueError as err:
