@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dilaserve.policy import Policy
 from dilaserve.policy.cluster import ClusterSettings
 from orchestrator.controller import slots
+from orchestrator.types import check_replica_settings
 from solver.plan import Plan, ReplicaGroup, Route
 from solver.profile_set import ProfileSet, solver_policy
 from solver.solve import solve
@@ -136,12 +137,8 @@ class FixedLayout:
     block_size: int
 
     def __post_init__(self) -> None:
-        if self.tp < 1 or self.block_size < 1:
-            raise ValueError(f"fixed layout: tp and block_size must be >= 1, got {self.tp}, "
-                             f"{self.block_size}")
-        if not 0 < self.threshold_min <= self.threshold_max <= 1:
-            raise ValueError(f"fixed layout: need 0 < threshold_min <= threshold_max <= 1, got "
-                             f"{self.threshold_min}, {self.threshold_max}")
+        check_replica_settings("fixed layout", self.tp, self.block_size, self.threshold_min,
+                               self.threshold_max)
 
     def describe(self) -> str:
         return f"TP{self.tp} x tau {self.threshold_max:g}"

@@ -9,6 +9,17 @@ import math
 from dataclasses import dataclass
 
 
+def check_replica_settings(where: str, tp: int, block_size: int, threshold_min: float,
+                           threshold_max: float) -> None:
+    """ValueError naming `where` unless TP and block size are >= 1 and the threshold range is
+    0 < threshold_min <= threshold_max <= 1."""
+    if tp < 1 or block_size < 1:
+        raise ValueError(f"{where}: tp and block_size must be >= 1, got {tp}, {block_size}")
+    if not 0 < threshold_min <= threshold_max <= 1:
+        raise ValueError(f"{where}: need 0 < threshold_min <= threshold_max <= 1, got "
+                         f"{threshold_min}, {threshold_max}")
+
+
 @dataclass(frozen=True, slots=True)
 class ReplicaConfig:
     """What a replica is: TP degree on a node type, and the decode settings it gives new requests
@@ -21,11 +32,8 @@ class ReplicaConfig:
     threshold_max: float
 
     def __post_init__(self) -> None:
-        if self.tp < 1 or self.block_size < 1:
-            raise ValueError(f"replica config needs tp >= 1 and block_size >= 1, got {self}")
-        if not 0 < self.threshold_min <= self.threshold_max <= 1:
-            raise ValueError(f"replica config needs 0 < threshold_min <= threshold_max <= 1, "
-                             f"got {self.threshold_min}, {self.threshold_max}")
+        check_replica_settings("replica config", self.tp, self.block_size, self.threshold_min,
+                               self.threshold_max)
 
     @property
     def slot(self) -> tuple[str, int]:
