@@ -15,11 +15,12 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -31,6 +32,8 @@ from worker.parallel.follower import follower_main
 from worker.parallel.group import local_init_method
 from worker.parallel.rank0 import Rank0, TpWorker, build_tp_worker, start_rank0
 from worker.service.setup import Worker
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -118,24 +121,11 @@ def start_local_tp_worker(
     **options,
 ) -> LocalTpWorker:
     """Spawn ranks 1..tp-1 and build rank 0's serving worker here (cuda: rank r on cuda:r)."""
-    directory, init_method, followers = _spawn(model_path, tp, ranks)
-    try:
-        tp_worker = build_tp_worker(
-            directory,
-            policy,
-            tp,
-            init_method,
-            profiles,
-            device=ranks.device_of(0),
-            dtype=ranks.dtype,
-            timeout_s=ranks.timeout_s,
-            start_timeout_s=ranks.start_timeout_s,
-            heartbeat_s=heartbeat_s,
-            **options,
-        )
-    except BaseException:
-        join_followers(followers, 0.5)
-        raise
+    tp_worker, followers = _start_ranks(model_path, tp, ranks, lambda directory, init_method: (
+        build_tp_worker(directory, policy, tp, init_method, profiles,
+                        device=ranks.device_of(0), dtype=ranks.dtype, timeout_s=ranks.timeout_s,
+                        start_timeout_s=ranks.start_timeout_s, heartbeat_s=heartbeat_s,
+                        **options)))
     replica = LocalTpWorker(tp_worker, followers)
     # before multiprocessing's own exit handler, which would wait for the followers forever: the
     # heartbeat thread keeps them from timing out
@@ -143,13 +133,19 @@ def start_local_tp_worker(
     return replica
 
 
-def _spawn(model_path: str | Path | None, tp: int,
-           ranks: LocalRanks) -> tuple[Path, str, list[BaseProcess]]:
-    """(model directory, init method, followers): ranks 1..tp-1 started for rank 0 to join."""
+def _start_ranks(model_path: str | Path | None, tp: int, ranks: LocalRanks,
+                 start: Callable[[Path, str], T]) -> tuple[T, list[BaseProcess]]:
+    """Ranks 1..tp-1 spawned, then rank 0 started here by `start(model directory, init
+    method)`: what it returns, and the followers. A rank 0 that fails to start stops them."""
     directory = resolve_model_dir(model_path)
     _check_local(directory, tp, ranks)
     init_method = local_init_method()
-    return directory, init_method, spawn_followers(tp, init_method, directory, ranks)
+    followers = spawn_followers(tp, init_method, directory, ranks)
+    try:
+        return start(directory, init_method), followers
+    except BaseException:
+        join_followers(followers, 0.5)
+        raise
 
 
 def _check_local(directory: Path, tp: int, ranks: LocalRanks) -> None:
@@ -171,21 +167,9 @@ def local_rank0(
     heartbeat_s: float = 2.0,
 ) -> Iterator[Rank0]:
     """Rank 0 here and ranks 1..tp-1 spawned; on exit, Stop and wait for the followers."""
-    directory, init_method, followers = _spawn(model_path, tp, ranks)
-    try:
-        rank0 = start_rank0(
-            tp,
-            init_method,
-            directory,
-            ranks.device_of(0),
-            ranks.dtype,
-            ranks.timeout_s,
-            ranks.start_timeout_s,
-            heartbeat_s,
-        )
-    except BaseException:
-        join_followers(followers, 0.5)
-        raise
+    rank0, followers = _start_ranks(model_path, tp, ranks, lambda directory, init_method: (
+        start_rank0(tp, init_method, directory, ranks.device_of(0), ranks.dtype, ranks.timeout_s,
+                    ranks.start_timeout_s, heartbeat_s)))
     try:
         yield rank0
     finally:
