@@ -6,9 +6,9 @@ path as a LLaDA checkpoint (`worker.models.hf_tokenizer`).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from worker.models.hf_tokenizer import save_tokenizer_files
 from worker.models.tiny_checkpoint import EOS, MASK
 
 PAD = "<|pad|>"
@@ -36,14 +36,6 @@ def special_ids() -> dict[str, int]:
 def write(directory: Path | str, alphabet: str, max_length: int) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    build(alphabet).save(str(directory / "tokenizer.json"))
-    config = {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "eos_token": EOS, "pad_token": PAD, "mask_token": MASK,
-        "add_bos_token": False, "add_eos_token": False,
-        "clean_up_tokenization_spaces": False,
-        "model_max_length": max_length,
-    }
-    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
-    (directory / "special_tokens_map.json").write_text(json.dumps(
-        {"eos_token": EOS, "pad_token": PAD, "mask_token": MASK}, indent=2) + "\n")
+    save_tokenizer_files(directory, build(alphabet),
+                         {"eos_token": EOS, "pad_token": PAD, "mask_token": MASK}, max_length,
+                         clean_up_tokenization_spaces=False)

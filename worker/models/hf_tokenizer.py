@@ -13,6 +13,7 @@ chat end-of-turn tokens the vocabulary holds (LLaDA's <|eot_id|>, ChatML's <|im_
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,19 @@ from worker.models.tokenizer import read_json_object
 # end-of-turn tokens of the common chat templates (Llama 3 / LLaDA, ChatML, Phi, Gemma, GPT-2)
 END_OF_TURN_TOKENS = ("<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
 MASK_TOKENS = ("<|mdm_mask|>", "<|mask|>", "[MASK]", "<mask>")
+
+
+def save_tokenizer_files(directory: Path, tokenizer: Any, special_tokens: dict[str, str],
+                         max_length: int, **config: Any) -> None:
+    """A `tokenizers.Tokenizer` written as the files this module loads: tokenizer.json,
+    tokenizer_config.json (PreTrainedTokenizerFast, `special_tokens` such as {"eos_token": ...},
+    no BOS or EOS added by encoding, then `config`'s keys) and special_tokens_map.json."""
+    tokenizer.save(str(directory / "tokenizer.json"))
+    settings = {"tokenizer_class": "PreTrainedTokenizerFast", **special_tokens,
+                "add_bos_token": False, "add_eos_token": False, "model_max_length": max_length,
+                **config}
+    (directory / "tokenizer_config.json").write_text(json.dumps(settings, indent=2) + "\n")
+    (directory / "special_tokens_map.json").write_text(json.dumps(special_tokens, indent=2) + "\n")
 
 
 def _ids(value: Any) -> list[int]:

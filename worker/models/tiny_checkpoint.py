@@ -12,13 +12,13 @@ real checkpoint does. Deterministic for a seed.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from worker.models.checkpoint import save_llada_format
 from worker.models.config import ModelConfig
+from worker.models.hf_tokenizer import save_tokenizer_files
 from worker.models.transformer import DiffusionTransformer
 
 # LLaDA-8B-Instruct's special tokens (../shared/llada-8b-instruct/README.md), in the same roles
@@ -86,15 +86,6 @@ def write_tiny_checkpoint(directory: Path | str, seed: int = 0, hidden: int = 64
                 model.lm_head.weight[token_id] = 0.0
         model.lm_head.weight.mul_(4.0)
     save_llada_format(model, directory)
-    tok.save(str(directory / "tokenizer.json"))
-    tokenizer_config = {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": BOS, "eos_token": EOS, "pad_token": EOS,
-        "add_bos_token": False, "add_eos_token": False,
-        "model_max_length": max_seq_len,
-        "chat_template": CHAT_TEMPLATE,
-    }
-    (directory / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2))
-    (directory / "special_tokens_map.json").write_text(json.dumps(
-        {"bos_token": BOS, "eos_token": EOS, "pad_token": EOS}, indent=2))
+    save_tokenizer_files(directory, tok, {"bos_token": BOS, "eos_token": EOS, "pad_token": EOS},
+                         max_seq_len, chat_template=CHAT_TEMPLATE)
     return directory
