@@ -10,6 +10,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
+from proto import dilaserve_pb2 as pb
 from tests.service.helpers import (
     FailingEngine,
     SlowEngine,
@@ -66,15 +67,20 @@ def test_rejected_at_admission_gets_resource_exhausted_and_no_message():
         assert client.stats().rejected == 1
 
 
+def _expires(client, max_new_tokens: int, **call) -> tuple[WorkerError, pb.StatsReply]:
+    """A request a fresh worker admits (its prior step cost predicts ~1 ms steps; SlowEngine's
+    take 20 ms) that then runs out of time: its error, and the stats once its row is freed."""
+    with pytest.raises(WorkerError) as err:
+        client.generate("abc", max_new_tokens, **call, **ONE_PER_STEP)
+    assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    return err.value, wait_for(lambda: (s := client.stats()).running == 0 and s)
+
+
 @pytest.mark.slow
 def test_non_best_effort_past_deadline_gets_deadline_exceeded():
     with serving(make_worker(engine_class=SlowEngine)) as (_, client):
-        # the prior step cost predicts ~1 ms steps, so admission accepts; steps take 20 ms
-        with pytest.raises(WorkerError) as err:
-            client.generate("abc", 32, deadline_ms=150, **ONE_PER_STEP)
-        assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert "not best-effort" in err.value.details
-        stats = wait_for(lambda: (s := client.stats()).running == 0 and s)
+        err, stats = _expires(client, 32, deadline_ms=150)
+        assert "not best-effort" in err.details
         assert stats.expired == 1 and stats.finished == 0
 
 
@@ -101,11 +107,7 @@ def test_client_cancel_frees_the_row():
 @pytest.mark.slow
 def test_grpc_deadline_earlier_than_slo_deadline_wins():
     with serving(make_worker(engine_class=SlowEngine)) as (_, client):
-        # a fresh worker predicts ~1 ms steps, so this is accepted; the gRPC deadline then ends it
-        with pytest.raises(WorkerError) as err:
-            client.generate("abc", 64, timeout=0.2, **ONE_PER_STEP)
-        assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
-        stats = wait_for(lambda: (s := client.stats()).running == 0 and s)
+        _, stats = _expires(client, 64, timeout=0.2)  # the gRPC deadline ends it
         assert stats.expired + stats.cancelled == 1
         quick = client.generate("abc", 8, timeout=5.0)
         assert quick.deadline_s < 5.1  # the call said 5 s (gRPC rounds up); the class 20 s
