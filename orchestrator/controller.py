@@ -37,7 +37,7 @@ from orchestrator.reconcile import reconcile
 from orchestrator.types import Action, ReplicaConfig, ReplicaView, Route, SetRoutes
 from solver.length_mix import LengthMix
 from solver.plan import Plan
-from solver.types import LengthDist, SloClass, Workload
+from solver.types import LengthDist, Workload, WorkloadClass
 
 # (workload, running plan) -> candidate plans, the planner's own choice first
 Planner = Callable[[Workload, Plan | None], Sequence[Plan]]
@@ -109,7 +109,7 @@ def plan_routes(plan: Plan) -> tuple[Route, ...]:
 
 
 class Controller:
-    def __init__(self, classes: Sequence[SloClass], planner: Planner,
+    def __init__(self, classes: Sequence[WorkloadClass], planner: Planner,
                  node_types: Sequence[str], gpus_per_node: Sequence[int],
                  config: ControllerConfig | None = None,
                  evaluator: Evaluator | None = None) -> None:
@@ -181,7 +181,7 @@ class Controller:
                 *reconcile(plan_replicas(self.plan), (), self.node_types, self._all_free(),
                            self.total_gpus)]
 
-    def update(self, classes: Sequence[SloClass] | None = None,
+    def update(self, classes: Sequence[WorkloadClass] | None = None,
                planner: Planner | None = None, reason: str = "policy changed") -> None:
         """New class templates and/or planner (a reloaded policy): the next tick re-plans, even
         within `min_interval_s` of the last plan and without drift."""

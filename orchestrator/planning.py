@@ -30,19 +30,18 @@ from orchestrator.types import check_replica_settings
 from solver.plan import Plan, ReplicaGroup, Route
 from solver.profile_set import ProfileSet, solver_policy
 from solver.solve import solve
-from solver.types import Cluster, LengthDist, ServingModel, SloClass, Workload
-from solver.types import Policy as SolverPolicy
+from solver.types import Cluster, LengthDist, ServingModel, SolverPolicy, Workload, WorkloadClass
 
 NOMINAL_PROMPT = 64.0  # lengths a class is planned with before any request of it was seen
 MAX_TARGET = 0.999  # the solver plans for attainment strictly below 1
 
 
-def class_templates(policy: Policy) -> list[SloClass]:
+def class_templates(policy: Policy) -> list[WorkloadClass]:
     out = []
     for c in policy.classes:
         nominal = float(policy.worker.max_new_tokens) / 2
         deadline = c.deadline_s(int(nominal)) if c.has_deadline else None
-        out.append(SloClass(
+        out.append(WorkloadClass(
             c.name, 0.0, LengthDist(NOMINAL_PROMPT), LengthDist(nominal), deadline_s=deadline,
             min_threshold=c.min_threshold, max_accuracy_drop=c.max_accuracy_drop,
             target_attainment=min(MAX_TARGET, c.target_attainment), priority=c.priority,

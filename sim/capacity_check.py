@@ -31,7 +31,7 @@ from solver.instance import build_instance
 from solver.length_mix import LengthMix
 from solver.plan import Plan, ReplicaGroup, Route
 from solver.profile_set import ProfileSet, solver_policy
-from solver.types import Cluster, LengthDist, NodeType, SloClass, Workload
+from solver.types import Cluster, LengthDist, NodeType, Workload, WorkloadClass
 from traces.records import Trace, TraceRequest
 
 STEP = 1.15  # bracketing step of the bisection (x rate)
@@ -105,7 +105,7 @@ def _predicted(profiles: ProfileSet, cluster: Cluster, tp: int, tau: float,
     """The planner's capacity for this layout: the solver's instance, restricted to it."""
     mean_prompt = float(np.mean([p for p, _ in pairs]))
     mean_canvas = float(np.mean([c for _, c in pairs]))
-    cls = SloClass("default", 1.0, LengthDist(mean_prompt), LengthDist(mean_canvas),
+    cls = WorkloadClass("default", 1.0, LengthDist(mean_prompt), LengthDist(mean_canvas),
                    slo_scale=slo_scale, target_attainment=target,
                    lengths=LengthMix.from_pairs(pairs))
     solver = replace(solver_policy(profiles, cluster), tp_degrees=(tp,), thresholds=(tau,),

@@ -14,7 +14,7 @@ from dilaserve.core.steps import DecodeSettings
 from dilaserve.profiles.quality import QualityProfile
 from sim.engine import RequestTruth
 from solver.profile_set import ProfileSet
-from solver.types import LengthDist, SloClass
+from solver.types import LengthDist, WorkloadClass
 from traces.jobs import CanvasPolicy, Job, prepare_jobs
 from traces.records import DEFAULT_CLASS, Trace
 from traces.transform import clip_lengths
@@ -35,8 +35,8 @@ class SimClass:
     priority: int = 0
     accuracy_budget: float | None = None  # the mean drop (0..1) its finished requests may take
 
-    def to_slo_class(self) -> SloClass:
-        return SloClass(self.name, 0.0, LengthDist(1.0), LengthDist(1.0),
+    def to_slo_class(self) -> WorkloadClass:
+        return WorkloadClass(self.name, 0.0, LengthDist(1.0), LengthDist(1.0),
                         slo_scale=self.slo_scale, min_threshold=self.min_threshold,
                         max_accuracy_drop=self.max_accuracy_drop,
                         target_attainment=self.target_attainment, priority=self.priority)

@@ -27,11 +27,11 @@ from solver.types import (
     Cluster,
     LengthDist,
     NodeType,
-    Policy,
     Profiles,
-    SloClass,
     SolverOptions,
+    SolverPolicy,
     Workload,
+    WorkloadClass,
 )
 
 SIZES = (8, 32, 256, 1024)
@@ -76,8 +76,8 @@ def bench_workload(gpus: int, load: float = 1.1) -> Workload:
          {"max_accuracy_drop": .13}, .9, 3, False),
         ("bulk", .10, (256, 512), (256, 512), {}, {}, .95, 0, True),
     ]
-    classes = [SloClass(name, share * per_gpu * gpus, LengthDist(*p), LengthDist(*o), **dl, **fl,
-                        target_attainment=tgt, priority=prio, best_effort=be)
+    classes = [WorkloadClass(name, share * per_gpu * gpus, LengthDist(*p), LengthDist(*o),
+                             **dl, **fl, target_attainment=tgt, priority=prio, best_effort=be)
                for name, share, p, o, dl, fl, tgt, prio, be in specs]
     return Workload(tuple(classes))
 
@@ -94,7 +94,7 @@ def run_bench(sizes: tuple[int, ...] = SIZES, solvers: tuple[str, ...] = SOLVERS
     rows = []
     for gpus in sizes:
         cluster, workload, profiles = bench_instance(gpus)
-        ref_policy = Policy(solver=SolverOptions("highs", time_limit_s=60.0, gap_rel=0.0))
+        ref_policy = SolverPolicy(solver=SolverOptions("highs", time_limit_s=60.0, gap_rel=0.0))
         ref = solve(cluster, workload, profiles, ref_policy)
         for name in solvers:
             policy = replace(ref_policy, solver=replace(options, solver=name))

@@ -16,7 +16,7 @@ from solver.batch_model import alone_s, rows_of
 from solver.capacity import Capacity, CapacityQuery, capacity_table
 from solver.length_mix import LengthMix
 from solver.tp_extrapolation import extrapolate, link_overhead
-from solver.types import Cluster, NodeType, Policy, Profiles, SloClass, Workload
+from solver.types import Cluster, NodeType, Profiles, SolverPolicy, Workload, WorkloadClass
 
 # Below these the solver treats a class as idle / a configuration as unable to serve it: tiny
 # positive values would only put huge coefficients (1 / rate, 1 / capacity) into the MILP.
@@ -42,7 +42,7 @@ class Config:
 class Instance:
     cluster: Cluster
     workload: Workload
-    policy: Policy
+    policy: SolverPolicy
     configs: tuple[Config, ...]
     deadlines: tuple[float | None, ...]  # per class, mean seconds over its mix (None: best effort)
     mixes: tuple[LengthMix, ...]  # per class: the lengths the capacities were computed for
@@ -53,7 +53,7 @@ class Instance:
     notes: tuple[str, ...]
 
     @property
-    def classes(self) -> tuple[SloClass, ...]:
+    def classes(self) -> tuple[WorkloadClass, ...]:
         return self.workload.classes
 
     def cap(self, k: int, c: int) -> float:
@@ -76,7 +76,7 @@ class Instance:
         return value
 
 
-def step_profiles(cluster: Cluster, profiles: Profiles, policy: Policy,
+def step_profiles(cluster: Cluster, profiles: Profiles, policy: SolverPolicy,
                   ) -> tuple[dict[tuple[int, int], StepCostProfile], list[str]]:
     """The step-cost profile for each (pool, TP degree) the policy allows; notes what was
     extrapolated or skipped."""
@@ -121,7 +121,7 @@ def step_profiles(cluster: Cluster, profiles: Profiles, policy: Policy,
     return out, notes
 
 
-def threshold_levels(profiles: Profiles, policy: Policy) -> dict[int, list[float]]:
+def threshold_levels(profiles: Profiles, policy: SolverPolicy) -> dict[int, list[float]]:
     quality = profiles.quality
     blocks = policy.block_sizes or tuple(quality.block_sizes())
     levels: dict[int, list[float]] = {}
@@ -141,13 +141,13 @@ def threshold_levels(profiles: Profiles, policy: Policy) -> dict[int, list[float
     return levels
 
 
-def _floor_ok(cls: SloClass, threshold: float, drop: float) -> bool:
+def _floor_ok(cls: WorkloadClass, threshold: float, drop: float) -> bool:
     if cls.min_threshold is not None and threshold < cls.min_threshold - 1e-12:
         return False
     return cls.max_accuracy_drop is None or drop <= cls.max_accuracy_drop + 1e-12
 
 
-def _weights(workload: Workload, policy: Policy) -> tuple[float, ...]:
+def _weights(workload: Workload, policy: SolverPolicy) -> tuple[float, ...]:
     prios = sorted({c.priority for c in workload.classes})
     span = max(1, len(prios) - 1)
     w = policy.weights
@@ -156,9 +156,9 @@ def _weights(workload: Workload, policy: Policy) -> tuple[float, ...]:
 
 
 def build_instance(cluster: Cluster, workload: Workload, profiles: Profiles,
-                   policy: Policy) -> Instance:
+                   policy: SolverPolicy) -> Instance:
     for name, obj, typ in (("cluster", cluster, Cluster), ("workload", workload, Workload),
-                           ("profiles", profiles, Profiles), ("policy", policy, Policy)):
+                           ("profiles", profiles, Profiles), ("policy", policy, SolverPolicy)):
         if not isinstance(obj, typ):
             raise ValueError(f"{name} must be a {typ.__name__}, got {type(obj).__name__}")
     quality = profiles.quality

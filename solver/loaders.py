@@ -22,7 +22,15 @@ import yaml
 from dilaserve.profiles.quality import QUALITY_SCHEMA, QualityProfile
 from dilaserve.profiles.step_cost import STEP_COST_SCHEMA, StepCostProfile
 from solver.tp_extrapolation import TpOverhead
-from solver.types import Cluster, LengthDist, NodeType, Policy, Profiles, SloClass, Workload
+from solver.types import (
+    Cluster,
+    LengthDist,
+    NodeType,
+    Profiles,
+    SolverPolicy,
+    Workload,
+    WorkloadClass,
+)
 
 
 def read_data(path: Path | str, what: str) -> object:
@@ -87,7 +95,7 @@ def _length(raw: object, where: str) -> LengthDist:
         raise ValueError(f"{where}: {err}") from None
 
 
-_CLASS_FIELDS = {f.name for f in fields(SloClass)}
+_CLASS_FIELDS = {f.name for f in fields(WorkloadClass)}
 _POLICY_FIELDS = {"tp_degrees", "thresholds", "block_sizes", "max_batch", "reload_s", "drain_s",
                   "best_effort_utilization", "extrapolate_tp", "tp_overhead"}
 
@@ -109,7 +117,7 @@ def load_workload(path: Path | str) -> tuple[Workload, dict]:
                 raise ValueError(f"{where}.{key}: missing (token lengths: mean and p90)")
             raw[key] = _length(raw[key], f"{where}.{key}")
         try:
-            out.append(SloClass(**raw))
+            out.append(WorkloadClass(**raw))
         except TypeError as err:
             raise ValueError(f"{where}: {err}") from None
         except ValueError as err:
@@ -118,8 +126,8 @@ def load_workload(path: Path | str) -> tuple[Workload, dict]:
     return Workload(tuple(out)), policy
 
 
-def make_policy(section: dict, base: Policy | None = None,
-                **overrides) -> tuple[Policy, TpOverhead | None]:
+def make_policy(section: dict, base: SolverPolicy | None = None,
+                **overrides) -> tuple[SolverPolicy, TpOverhead | None]:
     """The workload file's `policy` section over `base` (default: the solver's defaults)."""
     section = dict(section)
     overhead = section.pop("tp_overhead", None)
@@ -129,7 +137,8 @@ def make_policy(section: dict, base: Policy | None = None,
                 raise ValueError(f"workload.policy.{key}: expected a list")
             section[key] = tuple(section[key])
     try:
-        policy = replace(base, **section, **overrides) if base else Policy(**section, **overrides)
+        policy = (replace(base, **section, **overrides) if base
+                  else SolverPolicy(**section, **overrides))
         tp = TpOverhead(**_check_keys(overhead, {f.name for f in fields(TpOverhead)},
                                       "workload.policy.tp_overhead")) if overhead else None
     except TypeError as err:

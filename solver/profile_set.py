@@ -23,7 +23,7 @@ from dilaserve.profiles.step_cost import STEP_COST_SCHEMA, StepCostModel, StepCo
 from solver.capacity import service_affine
 from solver.published import LladaAssumptions, assumptions_from
 from solver.tp_extrapolation import TpOverhead, extrapolate, link_overhead
-from solver.types import Cluster, ObjectiveWeights, Policy, Profiles, ServingModel
+from solver.types import Cluster, ObjectiveWeights, Profiles, ServingModel, SolverPolicy
 
 DEFAULT_RELOAD_S = 5.0  # a small model on one host: weights from the page cache
 DEFAULT_MAX_ROWS = 16
@@ -169,7 +169,7 @@ PLAN_HORIZON_S = 600.0  # how long a plan is expected to hold (prices reloads; a
 
 
 def solver_policy(profiles: ProfileSet, cluster: Cluster,
-                  serving: ServingModel | None = None) -> Policy:
+                  serving: ServingModel | None = None) -> SolverPolicy:
     """What dilaserve's planner may choose from: TP degrees that fit a node, thresholds up to the
     quality reference (above it buys a tenth of a point for several times the steps), the
     reference block size; reload and drain times from the profiles.
@@ -180,7 +180,7 @@ def solver_policy(profiles: ProfileSet, cluster: Cluster,
     replicas between TP degrees for any small predicted gain, and every move idles GPUs for a
     minute. This puts reconfiguration above accuracy (1e-3): accuracy is what threshold ranges
     adjust, and those are free. `serving`: how the replicas serve (the capacity model's inputs;
-    default `ServingModel()`). The layout comes first (`Policy.layout_first`): a TP layout is
+    default `ServingModel()`). The layout comes first (`SolverPolicy.layout_first`): a TP layout is
     chosen for the capacity load control can reach, and kept; thresholds follow the load."""
     quality = profiles.quality
     block = profiles.reference_block
@@ -188,7 +188,7 @@ def solver_policy(profiles: ProfileSet, cluster: Cluster,
     taus = tuple(p.threshold for p in quality.threshold_points(block) if p.threshold <= ref)
     widest = max(n.gpus_per_node for n in cluster.nodes)
     reconfig = min(1.0, (profiles.reload_s + profiles.drain_s) / PLAN_HORIZON_S)
-    return Policy(tp_degrees=tuple(t for t in (1, 2, 4, 8) if t <= widest), thresholds=taus,
+    return SolverPolicy(tp_degrees=tuple(t for t in (1, 2, 4, 8) if t <= widest), thresholds=taus,
                   block_sizes=(block,), max_batch=profiles.max_rows, reload_s=profiles.reload_s,
                   drain_s=profiles.drain_s, weights=ObjectiveWeights(reconfig=reconfig),
                   serving=serving or ServingModel(), layout_first=True)

@@ -22,17 +22,17 @@ from solver.explain_layouts import layout_reasons
 from solver.ilp import OBJ_SCALE, Model, Pair, build_model
 from solver.instance import Instance, build_instance
 from solver.plan import Plan, ReplicaGroup, Route
-from solver.types import Cluster, Policy, Profiles, SolverOptions, Workload
+from solver.types import Cluster, Profiles, SolverOptions, SolverPolicy, Workload
 
 
-def solve(cluster: Cluster, workload: Workload, profiles: Profiles, policy: Policy | None = None,
-          current: Plan | None = None) -> Plan:
+def solve(cluster: Cluster, workload: Workload, profiles: Profiles,
+          policy: SolverPolicy | None = None, current: Plan | None = None) -> Plan:
     """Split `cluster` into replica groups and route each SLO class of `workload` among them.
 
     `current`, the running plan, makes changing replica counts per (node type, TP degree) cost
     reload / drain GPU-seconds (policy.reload_s, policy.drain_s)."""
     start = time.perf_counter()
-    policy = Policy() if policy is None else policy
+    policy = SolverPolicy() if policy is None else policy
     if current is not None and not isinstance(current, Plan):
         raise ValueError(f"current must be a Plan or None, got {type(current).__name__}")
     inst = build_instance(cluster, workload, profiles, policy)

@@ -111,7 +111,7 @@ class LengthDist:
 
 
 @dataclass(frozen=True)
-class SloClass:
+class WorkloadClass:
     """One SLO class. Deadline: `deadline_s` (absolute) or `slo_scale` x unloaded latency.
 
     Quality floor: `min_threshold` and/or `max_accuracy_drop` (0..1, vs the quality profile's
@@ -180,7 +180,7 @@ class SloClass:
 
 @dataclass(frozen=True)
 class Workload:
-    classes: tuple[SloClass, ...]
+    classes: tuple[WorkloadClass, ...]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "classes", tuple(self.classes))
@@ -273,7 +273,7 @@ class ServingModel:
     capacity model in `solver.capacity` predicts what these settings do).
 
     `max_refresh_rows`: the scheduler's per-step bound on refresh rows (None: a quarter of
-    `Policy.max_batch`, at least 4, what the simulated policies run). `admission` and
+    `SolverPolicy.max_batch`, at least 4, what the simulated policies run). `admission` and
     `admission_headroom`: the workers refuse at arrival what is predicted to miss its deadline
     with this margin. `router_tries`: replicas a request is offered to before it is lost (the
     deadline-aware router's first choice and its fallbacks). `speed_cv`: the spread of tokens
@@ -301,7 +301,7 @@ class ServingModel:
 
 
 @dataclass(frozen=True)
-class Policy:
+class SolverPolicy:
     """What the solver may choose from and what reconfiguring costs.
 
     `thresholds` / `block_sizes`: None means every profiled value. `reload_s` / `drain_s`: seconds

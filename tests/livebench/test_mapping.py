@@ -20,7 +20,7 @@ from dilaserve.policy.cluster_loader import load_cluster_policy
 from orchestrator.planning import FixedLayout
 from sim.policies import POLICIES, Layout
 from sim.workload import SimClass
-from solver.types import LengthDist, SloClass, Workload
+from solver.types import LengthDist, Workload, WorkloadClass
 from traces import Fixed, LogNormal, synthetic_trace
 from worker.models import tasks
 
@@ -87,7 +87,7 @@ def test_best_static_needs_its_layout_first():
 def test_fixed_layout_planner_fills_every_slot_and_never_changes():
     cluster = embedded_cluster(BASE, PROFILES)
     planner = FixedLayout(1, 0.5, 0.9, 32)(cluster, PROFILES, BASE.policy, BASE.cluster)
-    workload = Workload((SloClass("default", 3.0, LengthDist(40), LengthDist(64),
+    workload = Workload((WorkloadClass("default", 3.0, LengthDist(40), LengthDist(64),
                                   deadline_s=0.05),))
     first = planner(workload, None)[0]
     again = planner(workload, first)[0]

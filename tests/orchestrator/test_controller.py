@@ -12,9 +12,9 @@ from orchestrator.controller import (
 from orchestrator.load import Arrival, LoadEstimator
 from orchestrator.types import AddReplica, ReplicaConfig, SetRoutes
 from solver.plan import ClassOutcome, Plan, ReplicaGroup, Route
-from solver.types import LengthDist, SloClass, Workload
+from solver.types import LengthDist, Workload, WorkloadClass
 
-CHAT = SloClass("chat", 0.0, LengthDist(1.0), LengthDist(1.0), slo_scale=5.0,
+CHAT = WorkloadClass("chat", 0.0, LengthDist(1.0), LengthDist(1.0), slo_scale=5.0,
                 max_accuracy_drop=0.03, target_attainment=0.9)
 
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dilaserve.profiles.quality import QualityPoint, QualityProfile
 from dilaserve.profiles.step_cost import StepCostModel, StepCostProfile
-from solver.types import Cluster, LengthDist, NodeType, Policy, Profiles, SloClass, SolverOptions
+from solver.types import (
+    Cluster,
+    LengthDist,
+    NodeType,
+    Profiles,
+    SolverOptions,
+    SolverPolicy,
+    WorkloadClass,
+)
 
 COEF = (2e-3, 1e-5, 4e-5, 1e-8)
 # threshold -> (tokens per step, accuracy): fewer steps and a few points less accuracy as tau falls
@@ -35,12 +43,12 @@ def profiles(tps=(1,), hardware: str = "H100", **kw) -> Profiles:
 def slo(name: str = "chat", rate: float = 5.0, prompt=(128, 256), output=(128, 128), **kw):
     if "deadline_s" not in kw and "slo_scale" not in kw and not kw.get("best_effort"):
         kw["deadline_s"] = 0.5
-    return SloClass(name, rate, LengthDist(*prompt), LengthDist(*output), **kw)
+    return WorkloadClass(name, rate, LengthDist(*prompt), LengthDist(*output), **kw)
 
 
 def cluster(count: int = 1, gpus: int = 8, gpu_type: str = "H100") -> Cluster:
     return Cluster((NodeType(count, gpus, gpu_type),))
 
 
-def policy(solver: str = "cbc", **kw) -> Policy:
-    return Policy(solver=SolverOptions(solver, time_limit_s=20.0, gap_rel=0.0), **kw)
+def policy(solver: str = "cbc", **kw) -> SolverPolicy:
+    return SolverPolicy(solver=SolverOptions(solver, time_limit_s=20.0, gap_rel=0.0), **kw)

@@ -11,11 +11,11 @@ from solver.types import (
     LengthDist,
     NodeType,
     ObjectiveWeights,
-    Policy,
     Profiles,
-    SloClass,
     SolverOptions,
+    SolverPolicy,
     Workload,
+    WorkloadClass,
 )
 from tests.solver.solver_helpers import cluster, policy, profiles, slo, step_profile
 
@@ -43,12 +43,12 @@ from tests.solver.solver_helpers import cluster, policy, profiles, slo, step_pro
     (lambda: Cluster.from_spec("0x8:H100"), "count"),
     (lambda: Workload(()), "workload.classes"),
     (lambda: Workload((slo("a"), slo("a"))), "unique"),
-    (lambda: Policy(tp_degrees=(3,)), "policy.tp_degrees"),
-    (lambda: Policy(thresholds=(1.5,)), "policy.thresholds"),
-    (lambda: Policy(thresholds=(0.0,)), "policy.thresholds"),
-    (lambda: Policy(block_sizes=(0,)), "policy.block_sizes"),
-    (lambda: Policy(max_batch=0), "policy.max_batch"),
-    (lambda: Policy(reload_s=-1), "policy.reload_s"),
+    (lambda: SolverPolicy(tp_degrees=(3,)), "policy.tp_degrees"),
+    (lambda: SolverPolicy(thresholds=(1.5,)), "policy.thresholds"),
+    (lambda: SolverPolicy(thresholds=(0.0,)), "policy.thresholds"),
+    (lambda: SolverPolicy(block_sizes=(0,)), "policy.block_sizes"),
+    (lambda: SolverPolicy(max_batch=0), "policy.max_batch"),
+    (lambda: SolverPolicy(reload_s=-1), "policy.reload_s"),
     (lambda: SolverOptions("gurobi"), "solver"),
     (lambda: SolverOptions(time_limit_s=0), "time_limit_s"),
     (lambda: ObjectiveWeights(accuracy=-1), "weights.accuracy"),
@@ -64,7 +64,7 @@ def test_bad_inputs_name_the_field(make, field):
 
 def test_class_errors_name_the_class():
     with pytest.raises(ValueError, match="class 'chat': rate"):
-        SloClass("chat", -2.0, LengthDist(10), LengthDist(10), deadline_s=1.0)
+        WorkloadClass("chat", -2.0, LengthDist(10), LengthDist(10), deadline_s=1.0)
 
 
 def _solve(wl, **kw):
