@@ -106,8 +106,8 @@ def _predicted(profiles: ProfileSet, cluster: Cluster, tp: int, tau: float,
     mean_prompt = float(np.mean([p for p, _ in pairs]))
     mean_canvas = float(np.mean([c for _, c in pairs]))
     cls = WorkloadClass("default", 1.0, LengthDist(mean_prompt), LengthDist(mean_canvas),
-                   slo_scale=slo_scale, target_attainment=target,
-                   lengths=LengthMix.from_pairs(pairs))
+                        slo_scale=slo_scale, target_attainment=target,
+                        lengths=LengthMix.from_pairs(pairs))
     solver = replace(solver_policy(profiles, cluster), tp_degrees=(tp,), thresholds=(tau,),
                      serving=serving_model(policy, profiles.max_rows))
     inst = build_instance(cluster, Workload((cls,)), profiles.solver_profiles(), solver)

@@ -142,9 +142,9 @@ class Simulation:
                                    alternatives=policy.evaluate_plans)
         evaluator = (SimEvaluator(self.cluster, self.profiles, self.workload.classes, policy,
                                   self.options.seed) if policy.evaluate_plans else None)
-        self.controller = Controller([c.to_slo_class() for c in self.workload.classes], planner,
-                                     self.fleet.node_types(), self.fleet.gpus_per_node(),
-                                     policy.controller, evaluator)
+        classes = [c.to_workload_class() for c in self.workload.classes]
+        self.controller = Controller(classes, planner, self.fleet.node_types(),
+                                     self.fleet.gpus_per_node(), policy.controller, evaluator)
         # warm start: a cluster that has been serving this load, planned from its first window
         window = policy.controller.window_s
         warm = tuple(Arrival(j.arrival_s - window, j.slo_class, j.prompt_len, j.canvas_len)

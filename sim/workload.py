@@ -35,11 +35,11 @@ class SimClass:
     priority: int = 0
     accuracy_budget: float | None = None  # the mean drop (0..1) its finished requests may take
 
-    def to_slo_class(self) -> WorkloadClass:
+    def to_workload_class(self) -> WorkloadClass:
         return WorkloadClass(self.name, 0.0, LengthDist(1.0), LengthDist(1.0),
-                        slo_scale=self.slo_scale, min_threshold=self.min_threshold,
-                        max_accuracy_drop=self.max_accuracy_drop,
-                        target_attainment=self.target_attainment, priority=self.priority)
+                             slo_scale=self.slo_scale, min_threshold=self.min_threshold,
+                             max_accuracy_drop=self.max_accuracy_drop,
+                             target_attainment=self.target_attainment, priority=self.priority)
 
     def floor(self, quality: QualityProfile, block: int) -> float:
         """The lowest threshold this class allows, on the profiled grid (no floor given: any)."""

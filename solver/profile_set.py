@@ -188,7 +188,8 @@ def solver_policy(profiles: ProfileSet, cluster: Cluster,
     taus = tuple(p.threshold for p in quality.threshold_points(block) if p.threshold <= ref)
     widest = max(n.gpus_per_node for n in cluster.nodes)
     reconfig = min(1.0, (profiles.reload_s + profiles.drain_s) / PLAN_HORIZON_S)
-    return SolverPolicy(tp_degrees=tuple(t for t in (1, 2, 4, 8) if t <= widest), thresholds=taus,
-                  block_sizes=(block,), max_batch=profiles.max_rows, reload_s=profiles.reload_s,
-                  drain_s=profiles.drain_s, weights=ObjectiveWeights(reconfig=reconfig),
-                  serving=serving or ServingModel(), layout_first=True)
+    return SolverPolicy(tp_degrees=tuple(t for t in (1, 2, 4, 8) if t <= widest),
+                        thresholds=taus, block_sizes=(block,), max_batch=profiles.max_rows,
+                        reload_s=profiles.reload_s, drain_s=profiles.drain_s,
+                        weights=ObjectiveWeights(reconfig=reconfig),
+                        serving=serving or ServingModel(), layout_first=True)

@@ -88,7 +88,7 @@ def test_fixed_layout_planner_fills_every_slot_and_never_changes():
     cluster = embedded_cluster(BASE, PROFILES)
     planner = FixedLayout(1, 0.5, 0.9, 32)(cluster, PROFILES, BASE.policy, BASE.cluster)
     workload = Workload((WorkloadClass("default", 3.0, LengthDist(40), LengthDist(64),
-                                  deadline_s=0.05),))
+                                       deadline_s=0.05),))
     first = planner(workload, None)[0]
     again = planner(workload, first)[0]
     assert first.groups == again.groups

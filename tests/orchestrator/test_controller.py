@@ -15,7 +15,7 @@ from solver.plan import ClassOutcome, Plan, ReplicaGroup, Route
 from solver.types import LengthDist, Workload, WorkloadClass
 
 CHAT = WorkloadClass("chat", 0.0, LengthDist(1.0), LengthDist(1.0), slo_scale=5.0,
-                max_accuracy_drop=0.03, target_attainment=0.9)
+                     max_accuracy_drop=0.03, target_attainment=0.9)
 
 
 def make_plan(count: int = 2, tp: int = 2) -> Plan:

@@ -133,7 +133,7 @@ def test_planner_candidates_and_evaluator():
     from solver.profile_set import solver_policy
     from solver.types import LengthDist, Workload
 
-    cls = SimClass(slo_scale=5.0).to_slo_class()
+    cls = SimClass(slo_scale=5.0).to_workload_class()
     wl = Workload((replace(cls, rate=8.0, prompt=LengthDist(500, 1200),
                            output=LengthDist(160, 320)),))
     planner = CandidatePlanner(CLUSTER, PROFILES, solver_policy(PROFILES, CLUSTER))
