@@ -15,7 +15,7 @@ from worker.models.tokenizer import load_tokenizer
 
 
 def _stages() -> tuple[long_recipe.Stage, ...]:
-    first, second = long_recipe.RECIPE
+    first, second = long_recipe.RECIPE[:2]  # two stages are enough to test a restart across one
     return (dataclasses.replace(first, steps=3, warmup=1, batch=4, threads=1),
             dataclasses.replace(second, steps=2, batch=4, threads=1))
 
