@@ -2,7 +2,9 @@
 
 `generate` (gRPC and HTTP alike) first takes a place under the call limit (`overload.py`): a call
 past it is refused there and then, and counted; then the request is checked, counted, routed and
-streamed back (`proxy.py`)."""
+streamed back (`proxy.py`). Every valid request is reported to the controller as an arrival
+(`on_arrival`), whether routed, shed or refused at the call limit: the controller plans for the
+load offered, not only the load served."""
 
 from __future__ import annotations
 
@@ -58,17 +60,30 @@ class RouterServicer(pb_grpc.GenerateServicer):
 
     async def _overloaded(self, request: pb.GenerateRequest, context: Sink,
                           arrival: float) -> None:
-        """Refuse a call past the limit before anything else, and book it: under its class if
-        the request names one the policy has (or none: the default), else as UNKNOWN_CLASS."""
+        """Refuse a call past the limit, and book it: under its class if the request names one
+        the policy has (or none: the default), else as UNKNOWN_CLASS. A valid request is also
+        demand the controller must see (refused calls are the load the cluster lacks capacity
+        for), so it is reported as an arrival, as `_serve` reports one it routes; checking it
+        is the router's prepare (about 20 us for the shipped model's prompts)."""
         try:
-            slo_class = self.policy().slo_class(request.slo_class).name
-        except ValueError:
-            slo_class = UNKNOWN_CLASS
+            routed = prepare(request, self.policy(), self.tokenizer, self.pool.request_limits(),
+                             arrival, context.time_remaining())
+        except InvalidRequest:  # refused all the same (the client sees RESOURCE_EXHAUSTED)
+            slo_class = self._class_of(request)
+        else:
+            slo_class = routed.slo.name
+            self.on_arrival(routed.arrival())
         self.book.arrived(slo_class)
         self.book.ended(slo_class, Ending.OVERLOADED)
         self.proxy.on_decision(self.proxy.clock() - arrival, True)
         context.set_trailing_metadata(RETRY_HINT)
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, self.limit.refusal())
+
+    def _class_of(self, request: pb.GenerateRequest) -> str:
+        try:
+            return self.policy().slo_class(request.slo_class).name
+        except ValueError:
+            return UNKNOWN_CLASS
 
     async def _serve(self, request: pb.GenerateRequest, context: Sink, arrival: float) -> None:
         try:

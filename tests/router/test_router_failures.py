@@ -47,6 +47,8 @@ def test_sheds_at_once_what_no_replica_can_finish_in_time_but_never_best_effort(
         assert not late.deadline_met and late.replica == "0"
         stats = client.stats()
         assert stats.shed == 1 and stats.rejected == 1 and stats.finished == 1
+        # the shed request is load the controller must see, as the served one is
+        assert [a.slo_class for a in router.take_arrivals()] == ["standard", "batch"]
 
 
 def test_a_refusal_passes_the_request_to_the_next_choice_and_all_refusing_rejects_it():
@@ -226,6 +228,8 @@ def test_calls_past_the_routers_limit_are_refused_at_once_and_booked():
         assert classes["standard"]["overloaded"] == 1 and classes["strict"]["overloaded"] == 1
         assert classes["(unknown)"]["overloaded"] == 1 and classes["(unknown)"]["ended"] == 1
         assert router.summary()["overloaded"] == 3 and client.stats().shed == 3
+        # the controller sees the valid ones as arrivals: the running call and two refused
+        assert [a.slo_class for a in router.take_arrivals()] == ["standard", "standard", "strict"]
         runner.join(30)
         assert client.generate("abc", 8, deadline_ms=20_000).text is not None  # room again
         standard = router.summary()["classes"]["standard"]
