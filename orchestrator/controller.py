@@ -32,9 +32,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from dilaserve.core.checks import check_ranges
+from orchestrator.actions import Action, SetRoutes
 from orchestrator.load import Arrival, ClassLoad, LoadEstimator
 from orchestrator.reconcile import reconcile
-from orchestrator.types import Action, ReplicaConfig, ReplicaView, Route, SetRoutes
+from orchestrator.types import ReplicaConfig, ReplicaView, Route
 from solver.length_mix import LengthMix
 from solver.plan import Plan
 from solver.types import LengthDist, Workload, WorkloadClass

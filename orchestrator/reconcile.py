@@ -20,15 +20,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from orchestrator.types import (
-    Action,
-    AddReplica,
-    RemoveReplica,
-    ReplicaConfig,
-    ReplicaState,
-    ReplicaView,
-    SetThresholdRange,
-)
+from orchestrator.actions import Action, AddReplica, RemoveReplica, SetThresholdRange
+from orchestrator.types import ReplicaConfig, ReplicaState, ReplicaView
 
 
 def reconcile(wanted: Sequence[ReplicaConfig], replicas: Sequence[ReplicaView],

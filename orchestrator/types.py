@@ -1,6 +1,7 @@
-"""Plain typed data between the cluster's decision logic and whatever runs it (the simulator here,
-Ray actors and a gRPC router later): replica configurations and views, routing requests and
-decisions, and the controller's actions. Frozen, no behaviour beyond small derived values."""
+"""Plain typed data between the cluster's decision logic and whatever runs it (the simulator, the
+Ray runtime and the router): replica configurations and views, routing requests and decisions
+(the controller's actions on replicas are in `orchestrator.actions`). Frozen, no behaviour beyond
+small derived values."""
 
 from __future__ import annotations
 
@@ -116,38 +117,3 @@ class Route:
     slo_class: str
     config: ReplicaConfig
     fraction: float
-
-
-# -- the controller's actions ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AddReplica:
-    """Start a replica of this configuration on a node of its type (it serves after loading)."""
-
-    config: ReplicaConfig
-    node: int
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveReplica:
-    """Stop routing to a replica; with drain, it finishes its requests before its GPUs free up."""
-
-    replica_id: int
-    drain: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class SetThresholdRange:
-    """New decode settings for a replica's new requests (free: no reload)."""
-
-    replica_id: int
-    config: ReplicaConfig
-
-
-@dataclass(frozen=True, slots=True)
-class SetRoutes:
-    routes: tuple[Route, ...]
-
-
-Action = AddReplica | RemoveReplica | SetThresholdRange | SetRoutes

@@ -11,16 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from orchestrator.types import (
-    Action,
-    AddReplica,
-    RemoveReplica,
-    ReplicaConfig,
-    ReplicaState,
-    ReplicaView,
-    SetRoutes,
-    SetThresholdRange,
-)
+from orchestrator.actions import Action, AddReplica, RemoveReplica, SetRoutes, SetThresholdRange
+from orchestrator.types import ReplicaConfig, ReplicaState, ReplicaView
 from sim.engine import QualityTable
 from sim.replica import SimReplica
 from sim.workload import SimWorkload

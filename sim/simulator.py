@@ -21,11 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from orchestrator.actions import SetRoutes
 from orchestrator.controller import Controller, Observation, plan_replicas, plan_routes
 from orchestrator.load import Arrival
 from orchestrator.planning import CandidatePlanner
 from orchestrator.reconcile import reconcile
-from orchestrator.types import ReplicaConfig, ReplicaState, RouteRequest, SetRoutes
+from orchestrator.types import ReplicaConfig, ReplicaState, RouteRequest
 from sim.fleet import Fleet
 from sim.metrics import Outcome, Records, RunSummary, summarize
 from sim.planning import SimEvaluator, serving_model

@@ -22,20 +22,12 @@ from dataclasses import dataclass, field, replace
 
 from dilaserve.policy import Policy
 from dilaserve.policy.cluster import ClusterSettings
+from orchestrator.actions import Action, AddReplica, RemoveReplica, SetRoutes, SetThresholdRange
 from orchestrator.runtime.backoff import StartBackoff
 from orchestrator.runtime.placement import PlacementError, release, replica_resources
 from orchestrator.runtime.replica_actor import ReplicaActor
 from orchestrator.runtime.shape import GPU, ClusterShape
-from orchestrator.types import (
-    Action,
-    AddReplica,
-    RemoveReplica,
-    ReplicaConfig,
-    ReplicaState,
-    ReplicaView,
-    SetRoutes,
-    SetThresholdRange,
-)
+from orchestrator.types import ReplicaConfig, ReplicaState, ReplicaView
 
 log = logging.getLogger("dilaserve.fleet")
 

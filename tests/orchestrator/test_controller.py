@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.actions import AddReplica, SetRoutes
 from orchestrator.controller import (
     Controller,
     ControllerConfig,
@@ -10,7 +11,7 @@ from orchestrator.controller import (
     plan_routes,
 )
 from orchestrator.load import Arrival, LoadEstimator
-from orchestrator.types import AddReplica, ReplicaConfig, SetRoutes
+from orchestrator.types import ReplicaConfig
 from solver.plan import ClassOutcome, Plan, ReplicaGroup, Route
 from solver.types import LengthDist, Workload, WorkloadClass
 

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
+from orchestrator.actions import AddReplica, SetRoutes
 from orchestrator.controller import Controller, ControllerConfig, Observation
-from orchestrator.types import AddReplica, SetRoutes
 from tests.orchestrator.test_controller import CHAT, RecordingPlanner, arrivals, make_plan
 
 

@@ -1,14 +1,8 @@
 from __future__ import annotations
 
+from orchestrator.actions import AddReplica, RemoveReplica, SetThresholdRange
 from orchestrator.reconcile import reconcile
-from orchestrator.types import (
-    AddReplica,
-    RemoveReplica,
-    ReplicaConfig,
-    ReplicaState,
-    ReplicaView,
-    SetThresholdRange,
-)
+from orchestrator.types import ReplicaConfig, ReplicaState, ReplicaView
 
 TP1_HI = ReplicaConfig("n", 1, 32, 0.9, 0.9)
 TP1_LO = ReplicaConfig("n", 1, 32, 0.7, 0.9)

@@ -15,11 +15,11 @@ import torch
 from dilaserve.policy import SloClass
 from dilaserve.policy.cluster import ClusterSettings
 from dilaserve.policy.types import Policy
+from orchestrator.actions import AddReplica
 from orchestrator.controller import Controller
 from orchestrator.planning import class_templates
 from orchestrator.runtime.replica_actor import ReplicaActor, replica_device
 from orchestrator.runtime.shape import GPU, cluster_shape
-from orchestrator.types import AddReplica
 from solver.plan import ClassOutcome, Plan, ReplicaGroup, Route
 from worker.models.device import checkpoint_dtype, choose_device
 
