@@ -119,7 +119,7 @@ class Fleet:
         self._stopped_steps += replica.steps
         self._stopped_scheduler_s += replica.scheduler_s
         replica.mark(ReplicaState.DRAINING)
-        self.used[replica.node] -= replica.gpus
+        self.used[replica.node] -= replica.config.tp
         self.live.remove(replica)
         del self.replicas[replica.replica_id]
 

@@ -130,10 +130,6 @@ class SimReplica:
     def active(self) -> int:
         return self.scheduler.active_count
 
-    @property
-    def gpus(self) -> int:
-        return self.config.tp
-
     def view(self) -> ReplicaView:
         if self._view is None:
             self._view = self._make_view()

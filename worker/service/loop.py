@@ -271,15 +271,15 @@ class ServingLoop:
             if tracked is None:
                 continue
             if event.kind is TerminalKind.FINISHED:
-                self.counters.on_finished(tracked.slo_class, event.deadline_met)
+                self.counters.on_finished(tracked.spec.slo_class, event.deadline_met)
                 reason = event.finish_reason or FinishReason.LENGTH
                 tracked.sink.send(tracked.final(event, self._final_text(tracked, event), reason))
             elif event.kind is TerminalKind.EXPIRED:
-                self.counters.on_expired(tracked.slo_class)
+                self.counters.on_expired(tracked.spec.slo_class)
                 message = (
                     f"SLO deadline of {tracked.spec.relative_deadline_s * 1e3:.1f} ms passed "
                     f"{tracked.elapsed_ms(event.at_s):.1f} ms after arrival "
-                    f"({event.steps} steps done, class {tracked.slo_class} is not best-effort)"
+                    f"({event.steps} steps done, class {tracked.spec.slo_class} is not best-effort)"
                 )
                 tracked.sink.send(FailedResult(event.request_id, Failure.EXPIRED, message))
             elif event.kind is TerminalKind.FAILED:

@@ -36,10 +36,6 @@ class Tracked:
     def request_id(self) -> str:
         return self.spec.request_id
 
-    @property
-    def slo_class(self) -> str:
-        return self.spec.slo_class
-
     def ran_at(self, threshold: float) -> None:
         self.steps += 1
         self.threshold_sum += threshold
@@ -78,7 +74,7 @@ class Tracked:
             threshold_mean=self.threshold_sum / self.steps if self.steps else start,
             forwards=self.steps,
             block_size=event.block_size or self.spec.settings.block_size,
-            slo_class=self.slo_class,
+            slo_class=self.spec.slo_class,
             deadline_s=self.spec.relative_deadline_s,
             prompt_tokens=len(self.spec.prompt_ids),
         )
