@@ -20,9 +20,9 @@ class Ending(enum.StrEnum):
     EXPIRED = "expired"  # DEADLINE_EXCEEDED
     SHED = "shed"  # the router refused it: no replica predicted to make the deadline
     OVERLOADED = "overloaded"  # the router refused it at once: at its call limit (overload.py)
-    REJECTED = "rejected"  # every replica the router offered it to refused it
+    REJECTED = "rejected"  # every replica the router offered a new request to refused it
     CANCELLED = "cancelled"  # the client cancelled, or its gRPC deadline passed
-    FAILED = "failed"  # any other error (worker errors, no replica could take it)
+    FAILED = "failed"  # any other error (a worker's; nothing could take it, or take it back)
     INVALID = "invalid"  # INVALID_ARGUMENT (from the router or the worker)
 
 

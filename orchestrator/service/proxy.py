@@ -182,10 +182,13 @@ class Proxy:
             if restart_reason:
                 restarts += 1
             elif refusals:
-                # a restarted request that no replica takes ends as "nothing can take it"
-                code = UNAVAILABLE if restarts else RESOURCE_EXHAUSTED
+                # a restarted request that no replica takes ends as "nothing can take it": a
+                # replica took it once, so it failed (as a client counts UNAVAILABLE), it was not
+                # refused at arrival
+                code, ending = ((UNAVAILABLE, Ending.FAILED) if restarts
+                                else (RESOURCE_EXHAUSTED, Ending.REJECTED))
                 raise _End(code, "every replica offered the request refused it: "
-                           + "; ".join(refusals), Ending.REJECTED)
+                           + "; ".join(refusals), ending)
             # else every choice was unreachable: route again among the others
 
     def _choose(self, routed: RoutedRequest, excluded: set[int], restarted: bool) -> list[int]:

@@ -202,6 +202,10 @@ def test_a_restarted_request_is_not_shed_and_if_every_replica_refuses_it_is_unav
         assert "refused it: replica 1:" in err.value.details()
         with WorkerClient(servers[1].target) as one:
             assert one.stats().rejected == 1
+        # admitted once, so booked failed (out of attainment's denominator, as a client counts
+        # UNAVAILABLE), not rejected at arrival
+        standard = router.summary()["classes"]["standard"]
+        assert (standard["failed"], standard["rejected"], standard["ended"]) == (1, 0, 0)
 
 
 def test_calls_past_the_routers_limit_are_refused_at_once_and_booked():
