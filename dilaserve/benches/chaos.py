@@ -12,11 +12,12 @@ One cluster (the default policy, local Ray on 127.0.0.1, loopback only) serves, 
 6. abandon: streams opened and dropped by the client at once or after their first block; then
    every replica must report nothing left in flight.
 Per scenario: requests sent, how each ended (a final message, or its status), lost (no answer by
-the client's own deadline), attainment of the admitted (met / not refused at arrival) by the
-client's count and by the router's, and the time to a refusal (p50/p99) at the client. The
-client judges each request by the deadline the server applies to it (`relative_deadline_s`, the
-earliest of its deadline_ms, its class's and its gRPC deadline); both counts leave out requests
-refused as invalid, and the router's books count its refusals at the call limit.
+the client's own deadline), attainment of the admitted (met / not refused) and of all counted
+requests by the client's clock, the latter also by the router's books, best-effort requests
+apart, and the time to a refusal (p50/p99) at the client and at the router. The client judges
+each request by the deadline the server applies to it (`relative_deadline_s`, the earliest of its
+deadline_ms, its class's and its gRPC deadline). The rules (`chaos_load.Call`, and
+`_router_books` for the router's side) are docs/reliability.md's "How bench-chaos counts".
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from dilaserve.benches.chaos_load import (
     Call,
     Prompts,
     Sent,
+    best_effort_class,
     call,
     fuzzed,
     poisson,
@@ -58,30 +60,44 @@ class Scenario:
     name: str
     calls: list[Call]
     notes: list[str] = field(default_factory=list)
-    router_attainment: float | None = None  # met / ended by the router's books, same requests
+    # met / ended by the router's books over the same requests, SLO classes only
+    router_attainment: float | None = None
     router_refusal_ms: tuple[float, float] | None = None  # p50, p99 at the router (histogram)
-    router_endings: dict[str, int] = field(default_factory=dict)  # the router's books, per ending
+    router_endings: dict[str, int] = field(default_factory=dict)  # SLO classes, per ending
+    router_best_effort: dict[str, int] = field(default_factory=dict)  # best-effort classes
 
     def row(self) -> dict:
+        """The figures of docs/reliability.md "How bench-chaos counts": attainment over the SLO
+        classes' requests; best-effort ones (no SLO) in their own counts."""
         statuses = Counter(c.status for c in self.calls)
-        admitted = [c for c in self.calls if c.admitted and c.status != "abandoned"]
-        met = sum(c.met for c in admitted)
-        counted = [c for c in self.calls if c.counted]
-        refusals = sorted(c.latency_s for c in self.calls if not c.admitted)
+        slo = [c for c in self.calls if not c.best_effort]
+        admitted = [c for c in slo if c.admitted]
+        counted = [c for c in slo if c.counted]
+        best_effort = [c for c in self.calls if c.best_effort and c.admitted]
+        refusals = sorted(c.latency_s for c in self.calls if c.refused)
         unexpected = sum(n for s, n in statuses.items()
                          if s not in EXPECTED_CODES | {"ok", "abandoned"})
         return {
             "scenario": self.name, "sent": len(self.calls), "statuses": dict(statuses),
             "lost": statuses.get("lost", 0), "unexpected": unexpected,
             "admitted": len(admitted),
-            "attainment_admitted": met / len(admitted) if admitted else None,
-            "client_attainment": met / len(counted) if counted else None,
+            "attainment_admitted": _share(admitted),
+            "counted": len(counted),
+            "client_attainment": _share(counted),
             "router_attainment": self.router_attainment,
+            "best_effort_admitted": len(best_effort),
+            "best_effort_met": sum(c.met for c in best_effort),
             "refusal_p50_ms": _pct(refusals, 50), "refusal_p99_ms": _pct(refusals, 99),
             "router_refusal_ms": self.router_refusal_ms,
             "router_endings": self.router_endings,
+            "router_best_effort": self.router_best_effort,
             "notes": self.notes,
         }
+
+
+def _share(calls: list[Call]) -> float | None:
+    """The share of `calls` that met their deadline (None: no calls)."""
+    return sum(c.met for c in calls) / len(calls) if calls else None
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -106,8 +122,9 @@ class ChaosRun:
 
     def capacity(self, start_rate: float = 20.0, attainment: float = 0.9,
                  lowest: float = 2.0) -> tuple[float, Scenario]:
-        """Up by x1.5 from `start_rate` while >= `attainment` of the requests meet their
-        deadline (down by /2 first if the start rate already misses); after a warm-up step."""
+        """Up by x1.5 from `start_rate` while >= `attainment` of the SLO classes' requests
+        meet their deadline (down by /2 first if the start rate already misses); after a
+        warm-up step."""
         asyncio.run(poisson(self.target, start_rate, WARMUP_S, self.prompts, self.seed))
         best = 0.0
 
@@ -116,7 +133,7 @@ class ChaosRun:
             rate, calls = start_rate, []
             while lowest <= rate < 5000:
                 step = asyncio.run(poisson(self.target, rate, STEP_S, self.prompts, self.seed))
-                met = sum(c.met for c in step) / max(1, len(step))
+                met = _share([c for c in step if not c.best_effort]) or 0.0
                 self.log(f"  capacity: {rate:.1f} req/s -> {met:.1%} met")
                 calls += step
                 if met >= attainment:
@@ -223,8 +240,9 @@ class ChaosRun:
     # -- accounting ---------------------------------------------------------------------------
 
     def _with_deadline(self, sent: Sent) -> Sent:
-        return Sent(sent.request, sent.slo_class,
-                    applied_deadline_s(sent.request, self.prompts.policy))
+        policy = self.prompts.policy
+        return Sent(sent.request, sent.slo_class, applied_deadline_s(sent.request, policy),
+                    best_effort_class(policy, sent.request.slo_class))
 
     def _scored(self, name: str, run, notes: list[str] | None = None) -> Scenario:
         return self._measured(name, lambda: asyncio.run(run()), notes)
@@ -236,25 +254,27 @@ class ChaosRun:
         calls = measure()
         after = self._router_books()
         refused = bucket_percentiles(decided, decision_buckets(self.metrics_url))
-        delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
-        ended = delta.get("ended", 0)
+        slo, best_effort = (_delta(before[side], after[side]) for side in (False, True))
+        ended = slo.get("ended", 0)
         scenario = Scenario(name, calls, list(notes or []),
-                            delta.get("met", 0) / ended if ended else None, refused,
-                            {k: v for k, v in delta.items() if v})
+                            slo.get("met", 0) / ended if ended else None, refused,
+                            slo, best_effort)
         row = scenario.row()
         self.log(f"  {name}: {row['sent']} sent, {row['statuses']}; router: "
-                 f"{scenario.router_endings}")
+                 f"{scenario.router_endings}; best-effort: {best_effort}")
         return scenario
 
-    def _router_books(self) -> dict[str, int]:
-        """Counts over every class (the class-less "(unknown)" too), by the router's books:
-        met, ended, each ending, and invalid."""
+    def _router_books(self) -> dict[bool, Counter[str]]:
+        """The router's books summed over the SLO classes (the class-less "(unknown)" too, with
+        the requests refused as invalid before a class was known) and, apart, over the
+        best-effort classes (key True): met, ended, each ending."""
         router = self.handle.summary().get("router", {})
-        totals: Counter[str] = Counter({"invalid": router.get("invalid", 0)})
-        for c in router.get("classes", {}).values():
-            totals.update({k: v for k, v in c.items()
-                           if isinstance(v, int) and k not in ("requests", "invalid")})
-        return dict(totals)
+        books = {False: Counter({"invalid": router.get("invalid", 0)}), True: Counter()}
+        for name, c in router.get("classes", {}).items():
+            books[best_effort_class(self.prompts.policy, name)].update(
+                {k: v for k, v in c.items()
+                 if isinstance(v, int) and k not in ("requests", "invalid")})
+        return books
 
     def _rows_left_after(self, wait_s: float) -> int:
         end = time.monotonic() + wait_s
@@ -264,6 +284,11 @@ class ChaosRun:
             if left == 0 or time.monotonic() >= end:
                 return left
             time.sleep(0.2)
+
+
+def _delta(before: Counter[str], after: Counter[str]) -> dict[str, int]:
+    """What was counted between two readings (counts that did not move left out)."""
+    return {k: after[k] - before[k] for k in after if after[k] != before[k]}
 
 
 def _arrival_times(count: int, rate: float | None, rng: random.Random) -> list[float]:
@@ -345,18 +370,23 @@ def _longest_shed(calls: list[Call], from_s: float, window_s: float = 0.5) -> st
 
 
 async def _raw_call(raw, sent_request: Sent, t0: float) -> Call:
+    """Bytes that are not a valid message: the server must refuse them as INVALID_ARGUMENT."""
     request = sent_request.request
     data = request.SerializeToString()
     text = request.prompt_text.encode()
     data = data.replace(text, b"\xff" * len(text), 1) if text else data + b"\x12\x01\xff"
     sent = time.monotonic()
+
+    def ended(status: str, detail: str = "") -> Call:
+        return Call(sent_request.slo_class, status, sent - t0, time.monotonic() - sent,
+                    sent_request.deadline_s, detail, best_effort=sent_request.best_effort)
+
     try:
-        async for _ in raw(data, timeout=30.0):
+        async for _ in raw(data, timeout=LOST_AFTER_S):
             pass
-        return Call(request.slo_class, "ok", sent - t0, time.monotonic() - sent)
+        return ended("ok")
     except grpc.aio.AioRpcError as err:
-        return Call(request.slo_class, err.code().name, sent - t0, time.monotonic() - sent,
-                    detail=err.details() or "")
+        return ended(err.code().name, err.details() or "")
 
 
 async def _one(target: str, prompts: Prompts) -> Call:
@@ -367,7 +397,8 @@ async def _one(target: str, prompts: Prompts) -> Call:
 def summary_table(rows: list[dict]) -> str:
     lines = [f"{'scenario':<18} {'sent':>6} {'ok':>6} {'refused':>8} {'expired':>8} "
              f"{'invalid':>8} {'other':>6} {'lost':>5} {'admitted met':>13} {'all met':>8} "
-             f"{'router':>7} {'refusal p50/p99 ms: client':>27} {'router':>13}"]
+             f"{'router':>7} {'best-effort met':>16} "
+             f"{'refusal p50/p99 ms: client':>27} {'router':>13}"]
     for r in rows:
         s = r["statuses"]
         other = r["sent"] - sum(s.get(k, 0) for k in ("ok", "RESOURCE_EXHAUSTED",
@@ -376,6 +407,8 @@ def summary_table(rows: list[dict]) -> str:
         att = "-" if r["attainment_admitted"] is None else f"{r['attainment_admitted']:.1%}"
         client = "-" if r["client_attainment"] is None else f"{r['client_attainment']:.1%}"
         router = "-" if r["router_attainment"] is None else f"{r['router_attainment']:.1%}"
+        best_effort = (f"{r['best_effort_met']} / {r['best_effort_admitted']}"
+                       if r["best_effort_admitted"] else "-")
         p50, p99 = r["refusal_p50_ms"], r["refusal_p99_ms"]
         refusal = "-" if p50 is None else f"{p50:.1f} / {p99:.1f}"
         at_router = r["router_refusal_ms"]
@@ -383,7 +416,8 @@ def summary_table(rows: list[dict]) -> str:
         lines.append(f"{r['scenario']:<18} {r['sent']:>6} {s.get('ok', 0):>6} "
                      f"{s.get('RESOURCE_EXHAUSTED', 0):>8} {s.get('DEADLINE_EXCEEDED', 0):>8} "
                      f"{s.get('INVALID_ARGUMENT', 0):>8} {other:>6} {r['lost']:>5} {att:>13} "
-                     f"{client:>8} {router:>7} {refusal:>27} {at_router:>13}")
+                     f"{client:>8} {router:>7} {best_effort:>16} {refusal:>27} "
+                     f"{at_router:>13}")
         for note in r["notes"]:
             lines.append(f"{'':<18} {note}")
     return "\n".join(lines)

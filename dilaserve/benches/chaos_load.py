@@ -5,6 +5,12 @@ their own deadline_ms (the class's deadline applies). Fuzzed requests mix valid 
 invalid and extreme ones (huge, tiny, NaN and infinite floats; negative and huge integers; bytes
 that are not UTF-8). Every call has a client-side gRPC deadline well past its SLO deadline: a
 call that reaches it is *lost* (the server never answered).
+
+How a call is counted (`Call`; the same rules as the router's books, docs/reliability.md "How
+bench-chaos counts"): *refused* when the server said no before any partial (a refusal status:
+RESOURCE_EXHAUSTED, INVALID_ARGUMENT, ALREADY_EXISTS, ...), else *admitted*; an admitted call
+*met* its deadline only with a final message in time by the client's clock (lost, expired,
+failed and late ones are misses). Calls in a best-effort class (no SLO) are counted apart.
 """
 
 from __future__ import annotations
@@ -25,6 +31,21 @@ from worker.models import tasks
 LOST_AFTER_S = 30.0  # the client's own gRPC deadline: a call still open then was never answered
 EXPECTED_CODES = {"INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED",
                   "ALREADY_EXISTS", "CANCELLED"}  # CANCELLED: only for calls the client dropped
+# the server's "no" to a request it did not take on (when it comes before any partial): a
+# refusal, not an admitted request that failed
+REFUSAL_CODES = frozenset({
+    "RESOURCE_EXHAUSTED", "INVALID_ARGUMENT", "ALREADY_EXISTS", "FAILED_PRECONDITION",
+    "OUT_OF_RANGE", "NOT_FOUND", "PERMISSION_DENIED", "UNAUTHENTICATED", "UNIMPLEMENTED"})
+
+
+def best_effort_class(policy: Policy, name: str) -> bool:
+    """Whether requests naming class `name` are best-effort (no SLO: admitted even when late, and
+    not in the attainment figures); a name the policy lacks is not (such a request is invalid,
+    or refused at the router's call limit under the class-less "(unknown)")."""
+    try:
+        return policy.slo_class(name).best_effort
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -35,9 +56,10 @@ class Call:
     status: str  # "ok" (a final message) or the gRPC status code's name; "lost"; "abandoned"
     sent_s: float  # since the scenario started
     latency_s: float  # send -> the end (final message or status)
-    deadline_s: float = float("inf")  # the class's SLO deadline for this request
+    deadline_s: float = float("inf")  # the deadline the server applies to this request
     detail: str = ""
     partials: int = 0
+    best_effort: bool = False  # its class is best-effort: no SLO, counted apart
 
     @property
     def met(self) -> bool:
@@ -45,15 +67,23 @@ class Call:
         return self.status == "ok" and self.latency_s <= self.deadline_s
 
     @property
-    def counted(self) -> bool:
-        """What attainment counts, as the router's books do: finished, expired, refused."""
-        return self.status in ("ok", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
+    def refused(self) -> bool:
+        """The server refused it before any partial: never admitted."""
+        return self.status in REFUSAL_CODES and not self.partials
 
     @property
     def admitted(self) -> bool:
-        """It was not refused at arrival (a refusal is RESOURCE_EXHAUSTED before any partial)."""
-        return not (self.status == "RESOURCE_EXHAUSTED" and not self.partials) and \
-            self.status != "INVALID_ARGUMENT"
+        """Taken on by the server (not refused, not dropped by the client): from here on it
+        either met its deadline or missed it (late, expired, failed or lost)."""
+        return not self.refused and self.status != "abandoned"
+
+    @property
+    def counted(self) -> bool:
+        """In the attainment of all requests, as the router's books count (bookkeeping.COUNTED):
+        a final message (met or late), expired, or refused for capacity (RESOURCE_EXHAUSTED
+        before any partial); not invalid, failed, cancelled or lost."""
+        return self.status in ("ok", "DEADLINE_EXCEEDED") or (
+            self.status == "RESOURCE_EXHAUSTED" and not self.partials)
 
 
 class Prompts:
@@ -71,7 +101,7 @@ class Prompts:
         slo = self.policy.slo_class(self.classes[self.turn % len(self.classes)])
         self.turn += 1
         request = generate_request(ex.prompt, max_new_tokens, slo_class=slo.name)
-        return Sent(request, slo.name, slo.deadline_s(max_new_tokens))
+        return Sent(request, slo.name, slo.deadline_s(max_new_tokens), slo.best_effort)
 
 
 @dataclass(frozen=True)
@@ -79,34 +109,36 @@ class Sent:
     request: pb.GenerateRequest
     slo_class: str
     deadline_s: float = float("inf")
+    best_effort: bool = False
 
 
 async def call(client: AsyncWorkerClient, sent_request: Sent, t0: float,
                cancel_after_s: float | None = None) -> Call:
     """Run one request to its end. `cancel_after_s`: the client drops the call then."""
-    request, slo_class, deadline = (sent_request.request, sent_request.slo_class,
-                                    sent_request.deadline_s)
+    request = sent_request.request
     sent = time.monotonic()
     partials = 0
+
+    def ended(status: str, detail: str = "") -> Call:
+        return Call(sent_request.slo_class, status, sent - t0, time.monotonic() - sent,
+                    sent_request.deadline_s, detail, partials, sent_request.best_effort)
+
     stream = client.stream(request, LOST_AFTER_S)
     try:
         async with asyncio.timeout(cancel_after_s):
             async for message in stream:
                 if message.HasField("final"):
-                    return Call(slo_class, "ok", sent - t0, time.monotonic() - sent, deadline,
-                                partials=partials)
+                    return ended("ok")
                 partials += message.HasField("partial")
     except TimeoutError:  # the client's own drop
-        return Call(slo_class, "abandoned", sent - t0, time.monotonic() - sent, deadline,
-                    partials=partials)
+        return ended("abandoned")
     except grpc.aio.AioRpcError as err:
         code, details = err.code(), err.details() or ""
-        took = time.monotonic() - sent
-        if code is grpc.StatusCode.DEADLINE_EXCEEDED and took >= LOST_AFTER_S * 0.99:
-            return Call(slo_class, "lost", sent - t0, took, deadline, details, partials)
-        return Call(slo_class, code.name, sent - t0, took, deadline, details, partials)
-    return Call(slo_class, "lost", sent - t0, time.monotonic() - sent, deadline,
-                "the stream ended without a final message", partials)
+        if code is grpc.StatusCode.DEADLINE_EXCEEDED and \
+                time.monotonic() - sent >= LOST_AFTER_S * 0.99:
+            return ended("lost", details)
+        return ended(code.name, details)
+    return ended("lost", "the stream ended without a final message")
 
 
 async def poisson(target: str, rate: float, duration_s: float, prompts: Prompts,

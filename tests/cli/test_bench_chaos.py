@@ -33,6 +33,51 @@ def test_a_scenario_scores_admitted_requests_by_the_clients_clock():
     assert "s " in summary_table([row]) and "25.0%" in summary_table([row])
 
 
+def test_refusals_are_not_admitted_and_best_effort_requests_are_counted_apart():
+    """docs/reliability.md "How bench-chaos counts": any refusal status before a partial (a
+    duplicate id's ALREADY_EXISTS too) is a refusal; an admitted request with a deadline that
+    missed it is a miss however it ended; best-effort requests (no SLO) have their own counts."""
+    calls = [
+        Call("a", "ok", 0.0, 0.05, deadline_s=0.1),  # met
+        Call("a", "ALREADY_EXISTS", 0.1, 0.001),  # a duplicate id: refused, not admitted
+        Call("a", "RESOURCE_EXHAUSTED", 0.2, 0.3, deadline_s=0.1, partials=2),  # admitted, failed
+        Call("a", "INTERNAL", 0.3, 0.01, deadline_s=0.1),  # admitted, failed: a miss
+        Call("b", "ok", 0.4, 0.5, deadline_s=1e-303, best_effort=True),  # best-effort, late
+        Call("b", "ok", 0.5, 0.05, deadline_s=30.0, best_effort=True),  # best-effort, in time
+        Call("b", "RESOURCE_EXHAUSTED", 0.6, 0.001, best_effort=True),  # refused
+        Call("a", "abandoned", 0.7, 0.005, deadline_s=0.1),  # the client's doing
+    ]
+    assert [c.refused for c in calls] == [False, True, False, False, False, False, True, False]
+    row = Scenario("s", calls).row()
+    assert row["admitted"] == 3 and row["attainment_admitted"] == pytest.approx(1 / 3)
+    # as the router's books: ALREADY_EXISTS, INTERNAL and a refusal after partials are failed
+    assert row["counted"] == 1 and row["client_attainment"] == 1.0
+    assert (row["best_effort_admitted"], row["best_effort_met"]) == (2, 1)
+    assert "1 / 2" in summary_table([row])
+
+
+def test_the_router_books_are_split_into_slo_and_best_effort_classes():
+    """The router's attainment is taken over the same requests as the client's: the SLO
+    classes' (and the class-less "(unknown)"), best-effort classes apart."""
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from dilaserve.benches.chaos import ChaosRun, _delta
+    from dilaserve.cli.serve import DEFAULT_POLICY
+    from dilaserve.policy.cluster_loader import load_cluster_policy
+
+    policy = load_cluster_policy(DEFAULT_POLICY).policy  # batch is best-effort
+    book = {"requests": 9, "ended": 4, "met": 3, "late": 1, "invalid": 2, "attainment": 0.75}
+    router = {"invalid": 5, "classes": {"interactive": book, "(unknown)": {"overloaded": 2},
+                                       "batch": {"ended": 2, "met": 1, "late": 1}}}
+    handle = SimpleNamespace(target="127.0.0.1:1", summary=lambda: {"router": router})
+    books = ChaosRun(handle, DEFAULT_POLICY, policy, print, "")._router_books()
+    assert books[False] == {"invalid": 5, "ended": 4, "met": 3, "late": 1, "overloaded": 2}
+    assert books[True] == {"ended": 2, "met": 1, "late": 1}
+    after = Counter({"met": 1, "ended": 5, "shed": 3})
+    assert _delta(Counter({"met": 1, "ended": 2}), after) == {"ended": 3, "shed": 3}
+
+
 def test_router_percentiles_come_from_the_histogram_between_two_readings():
     before = {0.001: 10.0, 0.005: 10.0, 0.05: 10.0, float("inf"): 10.0}
     after = {0.001: 60.0, 0.005: 108.0, 0.05: 110.0, float("inf"): 110.0}
