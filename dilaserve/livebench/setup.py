@@ -80,6 +80,6 @@ def measured_tp_only(base: ClusterPolicy, profiles: ProfileSet) -> tuple[Cluster
         return base, ""
     cluster = dataclasses.replace(base.cluster, max_tp=measured)
     return dataclasses.replace(base, cluster=cluster), (
-        f"max_tp {base.cluster.max_tp} -> {measured}: the CPU replicas' profiles measure TP="
-        f"{measured} only (TP=2 on these cores measured ~2x slower than TP=1, "
+        f"max_tp {base.cluster.max_tp} -> {measured}: the CPU replicas' profiles measure TP up "
+        f"to {measured} (TP=2 on these cores measured ~2x slower than TP=1, "
         f"docs/parallel.md); planner and best-static's sweep keep to it")

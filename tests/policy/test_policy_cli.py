@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from dilaserve.cli.main import main
+from dilaserve.core.locations import SHIPPED_MODEL_DIR
+from worker.measure.profile_files import profiles_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = sorted((ROOT / "deploy" / "policies").glob("*.yaml"))
@@ -109,7 +111,9 @@ def test_a_broken_quality_profile_is_an_error(capsys, tmp_path):
 def test_check_model_requires_the_model_and_its_profiles_here(capsys, tmp_path):
     code, out, _ = validate(capsys, str(ROOT / "deploy" / "policies" / "default.yaml"),
                             "--check-model")
-    assert code == 0 and "tiny-dlm with 3 step-cost profile(s) is on this machine" in out
+    shipped = len(list(profiles_dir(SHIPPED_MODEL_DIR).glob("step_cost.*.json")))
+    assert code == 0 and f"{SHIPPED_MODEL_DIR.name} with {shipped} step-cost profile(s) is on " \
+        "this machine" in out
     model = tmp_path / "model"
     model.mkdir()
     path = tmp_path / "p.yaml"

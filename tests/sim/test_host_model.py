@@ -86,7 +86,6 @@ def test_loop_time_is_paid_once_for_each_request_a_step_takes_in():
     added = latencies(run(5.0, 0.0, pairs_workload(), one, loop_s_per_request=0.002)) - pairs
     assert np.allclose(added[1::2], 0.004)
     assert np.all(np.isclose(added[0::2], 0.002) | np.isclose(added[0::2], 0.004))
-    assert np.isclose(added[0::2], 0.002).any()
 
 
 def test_bad_host_options_are_refused():

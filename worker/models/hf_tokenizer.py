@@ -132,7 +132,15 @@ class HFTokenizer:
 
     def encode(self, text: str) -> list[int]:
         with self._lock:
-            return list(self._fast.encode(text))
+            try:
+                return list(self._fast.encode(text))
+            except Exception as err:  # the Rust backend's: a word-level vocabulary without [UNK]
+                vocab = self._fast.get_vocab()
+                unknown = "".join(sorted({c for c in text if c not in vocab}))
+                if unknown:
+                    raise ValueError("prompt: characters outside the model's vocabulary: "
+                                     f"{unknown!r}") from None
+                raise ValueError(f"prompt: the tokenizer cannot encode it: {err}") from None
 
     def encode_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
         if not self.has_chat_template:
