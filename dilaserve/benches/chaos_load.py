@@ -26,7 +26,7 @@ from dilaserve.policy import Policy
 from proto import dilaserve_pb2 as pb
 from worker.client.async_client import AsyncWorkerClient
 from worker.client.messages import generate_request
-from worker.models import tasks
+from worker.models.task_suites import suite_of
 
 LOST_AFTER_S = 30.0  # the client's own gRPC deadline: a call still open then was never answered
 EXPECTED_CODES = {"INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED",
@@ -91,7 +91,8 @@ class Prompts:
     class's deadline (the request sets none of its own)."""
 
     def __init__(self, policy: Policy, seed: int = 0) -> None:
-        self.examples = tasks.heldout_set(40, seed=1234 + seed)
+        suite = suite_of()  # the shipped model's one-block tasks: requests take 32-token canvases
+        self.examples = suite.heldout_set(40, seed=1234 + seed, tasks=suite.short_tasks)
         self.policy = policy
         self.classes = [c.name for c in policy.classes]
         self.turn = 0
@@ -170,7 +171,9 @@ FLOATS = [0.0, -1.0, 1e-300, 1e-45, 1e39, 1e308, NAN, INF, -INF]
 
 def fuzzed(rng: random.Random, classes: list[str], i: int) -> Sent:
     """Mostly valid, with one to three fields set to something invalid or extreme."""
-    ex = tasks.heldout_set(4, seed=1234)[i % 16]
+    suite = suite_of()
+    examples = suite.heldout_set(4, seed=1234, tasks=suite.short_tasks)
+    ex = examples[i % len(examples)]
     request = generate_request(ex.prompt, rng.choice([1, 4, 8, 16]),
                                slo_class=rng.choice(classes))
     for _ in range(rng.randint(1, 3)):

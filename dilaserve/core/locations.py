@@ -10,7 +10,7 @@ from pathlib import Path
 
 _MODELS = Path(__file__).resolve().parent.parent.parent / "worker" / "models"
 
-SHIPPED_MODEL_DIR = _MODELS / "shipped" / "tiny-dlm"
+SHIPPED_MODEL_DIR = _MODELS / "shipped" / "tiny-dlm-long"
 SHIPPED_PROFILES_DIR = SHIPPED_MODEL_DIR / "profiles"
 PUBLISHED_PROFILES_DIR = _MODELS / "profiles_published" / "llada-8b"
 

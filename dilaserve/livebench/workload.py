@@ -30,6 +30,7 @@ from solver.profile_set import ProfileSet
 from traces.jobs import CanvasPolicy, prepare_jobs
 from traces.records import Trace, TraceRequest
 from worker.models import tasks
+from worker.models.task_suites import suite_of
 
 POOL_PER_TASK = 64  # held-out prompts per task the requests are drawn from
 POOL_SEED = 4321  # + the bench seed (the quality profile was measured on seed 1234's set)
@@ -96,12 +97,13 @@ class PromptPool:
     are all 6-21 characters), each the nearest in length within its task."""
 
     def __init__(self, seed: int, per_task: int = POOL_PER_TASK) -> None:
-        examples = tasks.heldout_set(per_task, seed=POOL_SEED + seed)
+        self.suite = suite_of()
+        examples = self.suite.heldout_set(per_task, seed=POOL_SEED + seed)
         self.by_task: dict[str, dict[int, list[tasks.Example]]] = {}
         for ex in examples:
             self.by_task.setdefault(ex.task, {}).setdefault(len(ex.prompt), []).append(ex)
         self.long = max(self.by_task, key=lambda t: max(self.by_task[t]))
-        self.short = tuple(t for t in tasks.TASKS if t != self.long and t in self.by_task)
+        self.short = tuple(t for t in self.suite.tasks if t != self.long and t in self.by_task)
         self.rng = random.Random(seed)
         self.turns: dict[tuple[str, int], int] = {}
         self.next_short = self.rng.randrange(len(self.short))
@@ -155,7 +157,7 @@ def build_live_workload(trace: Trace, classes: tuple[SimClass, ...], profiles: P
         LiveRequest(j.index, j.request_id, j.arrival_s, j.slo_class, ex.task, ex.prompt,
                     ex.answer, j.canvas_len, (j.deadline_s - j.arrival_s) * 1e3)
         for j, ex in zip(jobs, chosen))
-    counts = {t: sum(ex.task == t for ex in chosen) for t in tasks.TASKS}
+    counts = {t: sum(ex.task == t for ex in chosen) for t in pool.suite.tasks}
     mix = ", ".join(f"{t} {n / max(1, len(chosen)):.0%}" for t, n in counts.items())
     notes = (f"prompts: held-out task prompts near the trace's prompt lengths (clipped to "
              f"{max_prompt}): head for long ones, the short tasks in turn; task mix {mix}",

@@ -13,7 +13,12 @@ import sys
 
 import pytest
 
+from dilaserve.core.locations import SHIPPED_MODEL_DIR
+from dilaserve.profiles.quality import QualityProfile
+from worker.measure.profile_files import QUALITY_FILE, profiles_dir
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(200)]
+REFERENCE = QualityProfile.load(profiles_dir(SHIPPED_MODEL_DIR) / QUALITY_FILE).reference
 
 
 def bench(tmp_path, mode: str, *flags: str) -> tuple[str, str, dict]:
@@ -42,7 +47,8 @@ def test_two_policies_live_on_the_embedded_cluster(tmp_path):
         assert r["requests"] == point["requests"] > 10
         assert r["met"] + r["late"] + r["expired"] + r["rejected"] + r["shed"] <= r["requests"]
         assert r["met"] > 0 and r["replica_steps"] > 0
-        assert r["mean_accuracy"] > 0.8  # measured: exact answers of held-out prompts
+        # measured: exact answers of held-out prompts, about as the quality profile says
+        assert r["mean_accuracy"] > REFERENCE.accuracy - 0.15
         assert r["latency_p50_s"] < 1.0
     assert results["static"]["layout"] == "TP1 x tau 0.9"
     assert results["dilaserve"]["layout"].startswith("ILP")

@@ -14,7 +14,7 @@ from dilaserve.core.steps import (
     StepPlan,
 )
 from worker.engine.engine import DenoisingEngine
-from worker.models import tasks
+from worker.models.task_suites import suite_of
 from worker.models.tokenizer import CharTokenizer
 
 
@@ -26,7 +26,7 @@ class Script:
 
 
 def _prompt(tok: CharTokenizer, task: str, index: int = 0) -> tuple[int, ...]:
-    examples = [ex for ex in tasks.heldout_set(4) if ex.task == task]
+    examples = suite_of().heldout_set(4, tasks=(task,))
     return tuple(tok.encode(examples[index].prompt))
 
 
@@ -40,7 +40,7 @@ def mixed_script(tok: CharTokenizer, cache_modes: tuple[str, ...] = ("dual", "pr
         admits={
             0: (
                 row("xor", "xor", 16, block_size=8, threshold=0.999, cache_mode=first),
-                row("head", "head", 32, block_size=16, threshold=0.99, cache_mode=second),
+                row("long", "sft", 32, block_size=16, threshold=0.99, cache_mode=second),
                 row("sort", "sort", 32, block_size=32, threshold=0.9, cache_mode=first),
                 row("cancelled", "rev", 48, block_size=16, rule="topk", cache_mode=second),
             ),
@@ -50,7 +50,7 @@ def mixed_script(tok: CharTokenizer, cache_modes: tuple[str, ...] = ("dual", "pr
                 row("nocache", "xor", 16, 1, block_size=8, threshold=1.0, cache_mode="none"),
             ),
             4: (
-                row("changed", "head", 64, 1, block_size=16, threshold=1.0, cache_mode=second),
+                row("changed", "sft", 64, 1, block_size=16, threshold=1.0, cache_mode=second),
                 row("factor", "sort", 32, 1, block_size=8, rule="factor", cache_mode=first),
             ),
         },

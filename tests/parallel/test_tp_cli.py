@@ -16,7 +16,7 @@ from dilaserve.policy import default_policy
 from tests.waiting import wait_for
 from worker.client import WorkerClient
 from worker.client.worker_process import READY_MARK
-from worker.models import tasks
+from worker.models.task_suites import suite_of
 from worker.service.server import ServerThread
 from worker.service.setup import load_worker
 
@@ -51,7 +51,8 @@ def _tp1_answers(prompts: list[str]) -> list[str]:
 
 @pytest.mark.slow
 def test_worker_tp2_serves_like_tp1_and_stops_on_a_group_sigterm(tmp_path):
-    examples = tasks.heldout_set(2)
+    suite = suite_of()
+    examples = suite.heldout_set(2, tasks=suite.short_tasks)
     prompts = [ex.prompt for ex in examples]
     command = [sys.executable, "-m", "dilaserve.cli.main", "worker", "--tp", "2", "--port", "0"]
     log = open(tmp_path / "worker.log", "w")

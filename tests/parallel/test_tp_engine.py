@@ -4,6 +4,7 @@ time on heartbeats, and stops cleanly."""
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import pytest
@@ -13,8 +14,8 @@ from dilaserve.core.steps import AdmitRow, DecodeSettings, StepPlan
 from tests.parallel.scenario import Script, drive, mixed_script
 from tests.parallel.tp_helpers import HEARTBEAT_S, TIMEOUT_S, local_replica
 from worker.engine.engine import DenoisingEngine, EngineConfig
-from worker.models.checkpoint import save_model
-from worker.models.shipped import load
+from worker.models.checkpoint import save_llada_format
+from worker.models.shipped import SHIPPED_MODEL_DIR, load
 from worker.parallel.engine import TensorParallelEngine
 from worker.parallel.group import local_init_method
 from worker.parallel.local import LocalRanks, join_followers, spawn_followers
@@ -101,7 +102,9 @@ def test_followers_adopt_rank0_tokens_even_when_their_head_disagrees(shipped, tm
     wrong = load()[0]
     with torch.no_grad():
         wrong.lm_head.weight.neg_()
-    save_model(wrong, tmp_path, tok)
+    save_llada_format(wrong, tmp_path)  # the shipped model's layout, with its tokenizer files
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(SHIPPED_MODEL_DIR / name, tmp_path)
     init_method = local_init_method()
     ranks = LocalRanks(timeout_s=TIMEOUT_S, start_timeout_s=60.0)
     followers = spawn_followers(2, init_method, tmp_path, ranks)

@@ -51,17 +51,18 @@ def _wait_for_url(proc: subprocess.Popen, errors: list[str]) -> str:
 
 
 def _check(client: openai.OpenAI) -> None:
-    assert [m.id for m in client.models.list().data] == ["tiny-dlm"]
-    whole = client.completions.create(model="tiny-dlm", prompt=PROMPT, max_tokens=8)
+    assert [m.id for m in client.models.list().data] == [SHIPPED_MODEL_DIR.name]
+    whole = client.completions.create(model=SHIPPED_MODEL_DIR.name, prompt=PROMPT, max_tokens=8)
     text = whole.choices[0].text
     assert sorted(text) == list(text) and len(text) == 4, text  # its digits, sorted
     assert whole.usage.prompt_tokens == len(load_tokenizer(SHIPPED_MODEL_DIR).encode(PROMPT))
     assert whole.usage.completion_tokens == len(text)  # the char model: a token a character
-    chunks = list(client.completions.create(model="tiny-dlm", prompt=PROMPT, max_tokens=8,
-                                            stream=True, stream_options={"include_usage": True}))
+    chunks = list(client.completions.create(model=SHIPPED_MODEL_DIR.name, prompt=PROMPT,
+                                            max_tokens=8, stream=True,
+                                            stream_options={"include_usage": True}))
     assert "".join(c.choices[0].text for c in chunks if c.choices) == text  # greedy: the same
     assert chunks[-1].usage.model_dump() == whole.usage.model_dump()
     with pytest.raises(openai.BadRequestError) as err:  # the shipped model has no chat template
-        client.chat.completions.create(model="tiny-dlm", max_tokens=8,
+        client.chat.completions.create(model=SHIPPED_MODEL_DIR.name, max_tokens=8,
                                        messages=[{"role": "user", "content": "hi"}])
     assert err.value.param == "messages" and "no chat template" in err.value.message

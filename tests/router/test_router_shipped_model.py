@@ -11,8 +11,8 @@ from dilaserve.policy import load_policy
 from orchestrator.service import ReplicaEndpoint, RouterServer
 from orchestrator.types import ReplicaConfig, ReplicaState
 from worker.client import WorkerClient
-from worker.models import tasks
 from worker.models.shipped import load
+from worker.models.task_suites import suite_of
 from worker.service.server import ServerThread
 from worker.service.setup import load_worker
 
@@ -25,7 +25,7 @@ def test_shipped_model_answers_through_the_router_as_it_does_directly():
     torch.set_num_threads(1)
     policy = load_policy(POLICY)
     _, tokenizer, _ = load(None)
-    examples = tasks.heldout_set(per_task=1, tasks=("xor", "sort"))
+    examples = suite_of().heldout_set(1, tasks=suite_of().short_tasks)
     server = ServerThread(load_worker(None, policy))
     server.start()
     w = policy.worker

@@ -26,7 +26,7 @@ from tests import waiting  # noqa: E402
 from tests.net import free_port  # noqa: E402
 from worker.client.loadgen import Job, replay  # noqa: E402
 from worker.client.sync_client import WorkerClient  # noqa: E402
-from worker.models import tasks  # noqa: E402
+from worker.models.task_suites import suite_of  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -126,7 +126,9 @@ def wait_for(predicate, timeout_s: float, what: str, handle):
 
 
 def jobs(count: int, gap_s: float, deadline_ms: float | None = None) -> list[Job]:
-    examples = tasks.heldout_set(count // len(tasks.TASKS) + 1)[:count]
+    suite = suite_of()  # the shipped model's one-block tasks: the replays send 32-token canvases
+    examples = suite.heldout_set(count // len(suite.short_tasks) + 1,
+                                 tasks=suite.short_tasks)[:count]
     return [Job(i * gap_s, ex.task, ex.prompt, ex.answer, deadline_ms)
             for i, ex in enumerate(examples)]
 

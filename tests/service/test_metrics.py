@@ -51,13 +51,13 @@ def test_scrape_after_real_requests_on_the_shipped_model():
     server.start()
     try:
         with WorkerClient(server.target) as client:
-            done = [client.generate(p, 32) for p in ("add:0482+0397=", "rev:hello>")]
+            done = [client.generate(p, 32) for p in ("sort:0482397>", "rev:hello>")]
             done.append(client.generate("sort:3141>", 32, slo_class="interactive"))
             with pytest.raises(WorkerError) as rejected:  # cannot finish in 1 ms
                 client.generate("rev:abcdefgh>", 128, deadline_ms=1, commit_rule="topk")
             assert rejected.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
             with pytest.raises(WorkerError):
-                client.generate("add:1+1=", 8, slo_class="gold")
+                client.generate("sort:11>", 8, slo_class="gold")
             stats = client.stats()
             got = scrape(metrics.port)
             client.control(threshold_range=(0.6, 0.8))
@@ -107,7 +107,7 @@ def test_dilaserve_worker_metrics_port():
         assert "serving" in serving, proc.stderr.read() if proc.poll() is not None else serving
         assert f"metrics on http://127.0.0.1:{metrics_port}/metrics" in announced
         with WorkerClient(serving.split(" on ")[1].split()[0]) as client:
-            result = client.generate("add:0482+0397=", 32)
+            result = client.generate("sort:0482397>", 32)
         got = scrape(metrics_port)
         assert got[by_class("dilaserve_worker_requests_total", "standard")] == 1
         assert got[by_class("dilaserve_worker_e2e_seconds_sum", "standard")] == pytest.approx(

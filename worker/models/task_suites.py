@@ -25,6 +25,11 @@ class TaskSuite:
     task_of: Callable[[str], str | None]
     canvas_of: Callable[[str], int]  # the canvas a task's answers are decoded in
 
+    @property
+    def short_tasks(self) -> tuple[str, ...]:
+        """The tasks whose answers fit one 32-token block."""
+        return tuple(t for t in self.tasks if t not in self.long_tasks)
+
     def canvases(self) -> dict[str, int]:
         return {task: self.canvas_of(task) for task in self.tasks}
 
