@@ -4,13 +4,14 @@ as simulator jobs.
 
 Mapping a trace request (arrival, prompt length, output length) onto the shipped model:
 - prompt: a held-out task prompt near the trace's prompt length clipped to the model (prompt +
-  largest canvas <= max_seq_len): the tasks' prompts are 6-21 characters (add, rev, sort) or
-  156 (head); a trace prompt nearer 156 becomes `head`, a shorter one the short tasks in turn,
-  each the prompt of its task nearest in length (seeded rotation among equals);
+  largest canvas <= max_seq_len): the shipped model's long tasks (xor, sft) have 69-character
+  prompts and its short ones (rev, sort) 9-21; a trace prompt nearer 69 becomes the long tasks
+  in turn, a shorter one the short tasks in turn, each the prompt of its task nearest in length
+  (seeded rotation among equals);
 - canvas (max_new_tokens): the trace's output length rounded up to the block size, clipped to
-  [the block the answer needs, the policy's max_new_tokens]; every task's answer (<= 16
-  characters) and its EOS end in the first block, where the engine stops early, so a request
-  decodes one block over a canvas that the trace's output length sizes (the simulator's
+  [the blocks the longest answer needs, the policy's max_new_tokens]; the engine stops early
+  once a block ends in EOS, so a short answer decodes one block and a long one (64 tokens) three
+  over a canvas that the trace's output length sizes (the simulator's
   fixed-canvas-with-early-stop case, per request);
 - deadline: arrival + SLO scale x the request's unloaded latency from the shipped model's
   step-cost and quality profiles (`ProfileSet.unloaded_latency`, via `traces.prepare_jobs`),
@@ -23,6 +24,7 @@ import dataclasses
 import math
 import random
 from bisect import bisect_left
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sim.workload import DEFAULT_SPEED_CV, SimClass, SimWorkload, workload_from_jobs
@@ -73,28 +75,31 @@ class LiveWorkload:
 
 @dataclass(frozen=True)
 class TaskCanvas(CanvasPolicy):
-    """Canvas = output length rounded up to the block, within [answer_canvas, max_canvas]; the
-    request decodes `answer_canvas` tokens (its answer's block, then EOS: early stop)."""
+    """Canvas = output length rounded up to the block, within [answer_canvas, max_canvas]; a
+    request decodes the blocks its own answer and EOS take (early stop), `answer_canvas` (the
+    longest answer's) for a request not in `decoded_of`."""
 
     max_canvas: int = 128
     answer_canvas: int = 32
+    decoded_of: Mapping[TraceRequest, int] = dataclasses.field(default_factory=dict)
 
     def canvas(self, request: TraceRequest) -> int:
         return min(self.max_canvas, max(self.answer_canvas, self.round_up(request.output_len)))
 
     def decoded(self, request: TraceRequest, canvas: int) -> int:
-        return min(canvas, self.answer_canvas)
+        return min(canvas, self.decoded_of.get(request, self.answer_canvas))
 
     def describe(self) -> str:
         return (f"canvas = trace output length rounded up to block {self.block_size}, clipped to "
-                f"[{self.answer_canvas}, {self.max_canvas}]; every task answer ends (EOS) in the "
-                f"first {self.answer_canvas} tokens, where decoding stops early")
+                f"[{self.answer_canvas}, {self.max_canvas}]; decoding stops early at the block "
+                f"where its answer ends (EOS)")
 
 
 class PromptPool:
-    """Held-out task examples by task and prompt length. `pick(n)`: `head` when its prompt is
-    the nearest in length to n, else the short tasks in turn (add, rev, sort; their prompts
-    are all 6-21 characters), each the nearest in length within its task."""
+    """Held-out task examples by task and prompt length. `pick(n)`: the long tasks in turn (the
+    suite's multi-block ones: tiny-dlm-long's xor and sft, 69-character prompts) when one of
+    their prompts is the nearest in length to n, else the short tasks in turn (rev, sort: 9-21
+    characters), each the nearest in length within its task."""
 
     def __init__(self, seed: int, per_task: int = POOL_PER_TASK) -> None:
         self.suite = suite_of()
@@ -102,8 +107,11 @@ class PromptPool:
         self.by_task: dict[str, dict[int, list[tasks.Example]]] = {}
         for ex in examples:
             self.by_task.setdefault(ex.task, {}).setdefault(len(ex.prompt), []).append(ex)
-        self.long = max(self.by_task, key=lambda t: max(self.by_task[t]))
-        self.short = tuple(t for t in self.suite.tasks if t != self.long and t in self.by_task)
+        # the suite's multi-block tasks, else the task with the longest prompts
+        self.long = self.suite.long_tasks or (
+            max(self.by_task, key=lambda t: max(self.by_task[t])),)
+        self.short = tuple(t for t in self.suite.tasks if t not in self.long and t in self.by_task)
+        self.next_long = 0
         self.rng = random.Random(seed)
         self.turns: dict[tuple[str, int], int] = {}
         self.next_short = self.rng.randrange(len(self.short))
@@ -111,8 +119,9 @@ class PromptPool:
 
     def pick(self, length: int) -> tasks.Example:
         gaps = {t: abs(self._nearest(t, length) - length) for t in self.by_task}
-        if gaps[self.long] < min(gaps[t] for t in self.short):
-            task = self.long
+        if min(gaps[t] for t in self.long) < min(gaps[t] for t in self.short):
+            task = self.long[self.next_long % len(self.long)]
+            self.next_long += 1
         else:
             task = self.short[self.next_short % len(self.short)]
             self.next_short += 1
@@ -149,7 +158,10 @@ def build_live_workload(trace: Trace, classes: tuple[SimClass, ...], profiles: P
         ex = pool.pick(min(max(1, r.prompt_len), max_prompt))
         chosen.append(ex)
         mapped.append(TraceRequest(r.arrival_s, len(ex.prompt), r.output_len, r.slo_class))
-    canvas = TaskCanvas(block_size=block, max_canvas=max_canvas, answer_canvas=answer_canvas)
+    decoded_of = {m: block * math.ceil((len(ex.answer) + 1) / block)
+                  for m, ex in zip(mapped, chosen)}
+    canvas = TaskCanvas(block_size=block, max_canvas=max_canvas, answer_canvas=answer_canvas,
+                        decoded_of=decoded_of)
     mapped_trace = trace.with_requests(mapped, "prompts: held-out task prompts")
     jobs = prepare_jobs(mapped_trace, canvas, profiles.unloaded_latency,
                         {c.name: c.slo_scale for c in classes})

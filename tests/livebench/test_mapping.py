@@ -23,6 +23,7 @@ from sim.workload import SimClass
 from solver.types import LengthDist, Workload, WorkloadClass
 from traces import Fixed, LogNormal, synthetic_trace
 from worker.models import tasks
+from worker.models.task_suites import suite_of
 
 BASE = load_cluster_policy(DEFAULT_POLICY)
 PROFILES = served_profiles(BASE)
@@ -125,16 +126,18 @@ def test_requests_are_held_out_task_prompts_with_block_canvases_and_simulator_de
     w = workload()
     assert len(w.requests) == len(w.sim.jobs) > 50
     for r, job in zip(w.requests, w.sim.jobs):
-        assert tasks.is_heldout(r.prompt) and tasks.task_of(r.prompt) == r.task
+        assert tasks.is_heldout(r.prompt) and suite_of().task_of(r.prompt) == r.task
         assert r.canvas % 32 == 0 and 32 <= r.canvas <= 128
         assert (job.arrival_s, job.prompt_len, job.canvas_len) == (r.at_s, len(r.prompt),
                                                                    r.canvas)
-        assert job.decoded_len == 32  # every answer and its EOS end in the first block
-        unloaded = PROFILES.unloaded_latency(len(r.prompt), r.canvas, 32)
+        # the blocks its answer and EOS take: one for a short task, three for a long one
+        assert job.decoded_len == 32 * math.ceil((len(r.answer) + 1) / 32)
+        unloaded = PROFILES.unloaded_latency(len(r.prompt), r.canvas, job.decoded_len)
         assert r.deadline_ms == pytest.approx(5.0 * unloaded * 1e3)
-    assert {r.task for r in w.requests} == set(tasks.TASKS)
-    long = [r for r in w.requests if r.task == "head"]
-    assert long and all(len(r.prompt) > 100 for r in long)
+    suite = suite_of()
+    assert {r.task for r in w.requests} == set(suite.tasks)
+    long = [r for r in w.requests if r.task in suite.long_tasks]
+    assert long and all(len(r.prompt) > 60 for r in long)
 
 
 def test_the_mapping_is_deterministic_under_the_seed_and_scales_deadlines():
