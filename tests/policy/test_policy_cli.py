@@ -42,7 +42,7 @@ def test_summary_shows_classes_cluster_and_knobs(capsys):
     assert code == 0
     assert "default: standard" in out
     row = next(line for line in out.splitlines() if line.strip().startswith("interactive"))
-    assert "30 ms + 0.5 ms/tok" in row and "46 ms" in row and "drop <= 0.01 -> tau >= " in row
+    assert "40 ms + 3 ms/tok" in row and "136 ms" in row and "drop <= 0.01 -> tau >= " in row
     assert "none (best-effort)" in out
     assert "ask Ray (without GPUs: 2 CPU replicas x 1 thread)" in out
     assert "router: 127.0.0.1:50051" in out and "tick every 5 s" in out
