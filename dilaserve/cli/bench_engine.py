@@ -96,8 +96,15 @@ def chosen_tasks(suite: TaskSuite, spec: str | None) -> tuple[str, ...]:
 
 
 def longest_prompts(suite: TaskSuite, names: tuple[str, ...], count: int) -> list[Example]:
+    """The longest prompts, the tasks taken in turn (each task's longest first), so tasks whose
+    prompts are equally long (tiny-dlm-long's xor and sft) are all in the mix."""
     pool = suite.heldout_set(max(count, 64), tasks=names)
-    return sorted(pool, key=lambda ex: (-len(ex.prompt), ex.prompt))[:count]
+    ranked = {task: sorted((ex for ex in pool if ex.task == task),
+                           key=lambda ex: (-len(ex.prompt), ex.prompt)) for task in names}
+    turns = sorted((i, -len(ex.prompt), names.index(task), ex)
+                   for task, group in ranked.items() for i, ex in enumerate(group))
+    chosen = [ex for *_, ex in turns][:count]
+    return sorted(chosen, key=lambda ex: (-len(ex.prompt), ex.prompt))
 
 
 def step_times(report: RunReport) -> dict[str, float]:
