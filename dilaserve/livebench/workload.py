@@ -172,7 +172,8 @@ def build_live_workload(trace: Trace, classes: tuple[SimClass, ...], profiles: P
     counts = {t: sum(ex.task == t for ex in chosen) for t in pool.suite.tasks}
     mix = ", ".join(f"{t} {n / max(1, len(chosen)):.0%}" for t, n in counts.items())
     notes = (f"prompts: held-out task prompts near the trace's prompt lengths (clipped to "
-             f"{max_prompt}): head for long ones, the short tasks in turn; task mix {mix}",
+             f"{max_prompt}): the long tasks in turn for long ones, the short tasks in turn; "
+             f"task mix {mix}",
              canvas.describe(),
              f"deadline = arrival + SLO scale x unloaded latency ({profiles.name} profiles, "
              f"as the simulator assigns it)")
