@@ -50,7 +50,8 @@ def _free_port() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dilaserve.benches.chaos import ChaosRun, summary_table
+    from dilaserve.benches.chaos import ChaosRun
+    from dilaserve.benches.chaos_report import summary_table
     from dilaserve.policy.cluster_loader import load_cluster_policy
     from orchestrator.runtime.cluster import start_cluster
 

@@ -5,14 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from dilaserve.benches.chaos import (
-    Scenario,
-    _longest_shed,
-    applied_deadline_s,
-    bucket_percentiles,
-    summary_table,
-)
+from dilaserve.benches.chaos import Scenario, applied_deadline_s
 from dilaserve.benches.chaos_load import Call, fuzzed
+from dilaserve.benches.chaos_report import bucket_percentiles, longest_shed, summary_table
 from dilaserve.cli.main import main
 
 
@@ -88,9 +83,9 @@ def test_router_percentiles_come_from_the_histogram_between_two_readings():
 def test_the_longest_run_of_refused_windows_after_a_fault():
     refused = [Call("x", "RESOURCE_EXHAUSTED", t, 0.001) for t in (4.1, 4.3, 4.6, 4.9, 5.2)]
     served = [Call("y", "ok", t, 0.01, deadline_s=1.0) for t in (4.1, 4.6, 5.1)]
-    note = _longest_shed([*refused, *served, Call("x", "ok", 5.6, 0.01, 1.0)], 4.0)
+    note = longest_shed([*refused, *served, Call("x", "ok", 5.6, 0.01, 1.0)], 4.0)
     assert note.startswith("after the kill class x had all its requests refused for 1.5 s")
-    assert "no class" in _longest_shed(served, 4.0)
+    assert "no class" in longest_shed(served, 4.0)
 
 
 def test_fuzzed_requests_are_deterministic_and_some_are_extreme():
