@@ -16,6 +16,7 @@ failed and late ones are misses). Calls in a best-effort class (no SLO) are coun
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from dataclasses import dataclass
@@ -169,10 +170,16 @@ NAN, INF = float("nan"), float("inf")
 FLOATS = [0.0, -1.0, 1e-300, 1e-45, 1e39, 1e308, NAN, INF, -INF]
 
 
+@functools.cache
+def _fuzz_bases() -> tuple:
+    """The held-out prompts fuzzed requests start from (drawn once, not per request)."""
+    suite = suite_of()
+    return tuple(suite.heldout_set(4, seed=1234, tasks=suite.short_tasks))
+
+
 def fuzzed(rng: random.Random, classes: list[str], i: int) -> Sent:
     """Mostly valid, with one to three fields set to something invalid or extreme."""
-    suite = suite_of()
-    examples = suite.heldout_set(4, seed=1234, tasks=suite.short_tasks)
+    examples = _fuzz_bases()
     ex = examples[i % len(examples)]
     request = generate_request(ex.prompt, rng.choice([1, 4, 8, 16]),
                                slo_class=rng.choice(classes))
