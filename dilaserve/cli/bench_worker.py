@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     suite = suite_of(args.model)
     bench = Bench(args, suite.heldout_set(args.per_task), suite)
     workdir = Path(tempfile.mkdtemp(prefix="dilaserve-bench-"))
-    policy = None if args.target else write_policy(args, workdir)
+    policy = None if args.target else write_policy(args, workdir, suite)
     result: dict = {
         "command": "dilaserve " + " ".join(sys.argv[1:]),
         "prompts": len(bench.examples),
@@ -239,7 +239,7 @@ def scheduler_cost(depths: tuple[int, ...] = (16, 64, 256), steps: int = 500) ->
     return [run_depth(depth, steps, online=True) for depth in depths]
 
 
-def write_policy(args: argparse.Namespace, workdir: Path) -> Path:
+def write_policy(args: argparse.Namespace, workdir: Path, suite: TaskSuite) -> Path:
     """One class: each request brings its deadline; the floor is a 1-point accuracy drop."""
     directory = args.profiles or profiles_dir(resolve_model_dir(args.model))
     reference = QualityProfile.load(directory / QUALITY_FILE).reference
@@ -251,7 +251,7 @@ classes:
 worker:
   threshold_range: {{min: 0.05, max: {reference.threshold}}}
   block_size: {reference.block_size}
-  max_new_tokens: {max(args.max_new_tokens or max(suite_of(args.model).canvases().values()),
+  max_new_tokens: {max(args.max_new_tokens or max(suite.canvases().values()),
                         reference.block_size)}
 """
     path = workdir / "policy.yaml"
