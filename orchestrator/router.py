@@ -9,8 +9,11 @@ Three routers, one interface (all pure; `now` is input):
 
 Predicted latency (`predicted_latency`): the request's own steps (its blocks at the start
 threshold's tokens per step, at least one step per block) plus, when every row slot is taken, a
-wait for a slot (the requests ahead, each with the mean backlog per active request, over the row
-slots), times the step time with one more row.
+wait for a slot (the requests ahead of it, each with the mean backlog per active request, over the
+row slots), times the step time with one more row. Ahead of it are the active requests of its
+priority or higher and at most a row's worth of lower-priority ones (`ReplicaView.ahead_of`): a
+worker queues by priority first, so a backlog of low-priority (best-effort) work does not make
+the router shed a request the worker would serve before that backlog.
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ def request_steps(request: RouteRequest, block_size: int, tokens_per_step: float
 def predicted_latency(request: RouteRequest, view: ReplicaView) -> float:
     own = request_steps(request, view.config.block_size, view.tokens_per_step)
     wait = 0.0
-    if view.active >= view.max_rows:
+    ahead = view.ahead_of(request.priority)
+    if ahead >= view.max_rows:
         per_request = view.backlog_steps / max(1, view.active)
-        wait = (view.active + 1 - view.max_rows) * per_request / view.max_rows
+        wait = (ahead + 1 - view.max_rows) * per_request / view.max_rows
     rows = min(view.active + 1, view.max_rows)
     return (own + wait) * view.step_s(rows)
 

@@ -60,7 +60,9 @@ class ReplicaView:
     A step of r rows is predicted to take `step_base_s + r * row_step_s`; `backlog_steps` is the
     steps its active requests still need (each at the start threshold's rate); `tokens_per_step`
     is the rate a new request starts at; `machine_scale` is the factor the worker scales its
-    step-cost profile by (its Stats: 1 within 10% or not calibrated; nan: not polled yet)."""
+    step-cost profile by (its Stats: 1 within 10% or not calibrated; nan: not polled yet);
+    `active_by_priority` splits `active` by the requests' priority, as (priority, count) pairs
+    (empty: not known, every active request counts as ahead of a new one)."""
 
     replica_id: int
     config: ReplicaConfig
@@ -74,10 +76,20 @@ class ReplicaView:
     row_step_s: float
     tokens_per_step: float
     machine_scale: float = math.nan
+    active_by_priority: tuple[tuple[int, int], ...] = ()
 
     @property
     def accepting(self) -> bool:
         return self.state is ReplicaState.ACTIVE
+
+    def ahead_of(self, priority: int) -> int:
+        """The active requests a new one of `priority` waits behind: the worker orders its queue
+        by priority first, so only those of its priority or higher, plus the lower-priority ones
+        that may hold every row slot (rows are not pre-empted), at most `max_rows` of them."""
+        if not self.active_by_priority:
+            return self.active
+        higher = sum(n for p, n in self.active_by_priority if p >= priority)
+        return higher + min(self.active - higher, self.max_rows)
 
     def step_s(self, rows: int) -> float:
         return self.step_base_s + max(1, rows) * self.row_step_s
@@ -91,6 +103,7 @@ class RouteRequest:
     canvas_len: int
     arrival_s: float
     deadline_s: float = math.inf
+    priority: int = 0  # the worker's queue order: higher goes first (the class's, or its own)
 
 
 @dataclass(frozen=True, slots=True)

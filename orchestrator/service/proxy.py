@@ -227,7 +227,8 @@ class Proxy:
     async def _attempt(self, routed: RoutedRequest, replica_id: int, context: Sink,
                        booking: _Booking) -> AttemptOutcome:
         endpoint = self.pool.endpoint(replica_id)
-        if endpoint is None or not self.pool.started(replica_id, endpoint.target):
+        priority = routed.route.priority
+        if endpoint is None or not self.pool.started(replica_id, endpoint.target, priority):
             return AttemptOutcome(Kind.UNREACHABLE, "it left the replica set")
         sent_at = self.clock()
         offset_ms = (sent_at - routed.arrival_s) * 1e3
@@ -263,7 +264,7 @@ class Proxy:
             raise
         finally:
             self._attempts[replica_id].discard(attempt)
-            self.pool.ended(replica_id, endpoint.target)
+            self.pool.ended(replica_id, endpoint.target, priority)
             if not finished:
                 call.cancel()
 

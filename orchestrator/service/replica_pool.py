@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dilaserve.core.limits import RequestLimits, tightest
 from orchestrator.service.views import TypicalRequest, replica_view
@@ -35,6 +36,7 @@ class ReplicaEndpoint:
 class _Replica:
     endpoint: ReplicaEndpoint
     in_flight: int = 0
+    by_priority: Counter = field(default_factory=Counter)  # in_flight split by priority
     stats: pb.StatsReply | None = None
     polled_at: float | None = None
     healthy: bool = True  # until a poll or a call says otherwise
@@ -97,21 +99,28 @@ class ReplicaPool:
 
     # ---- the event loop's side -----------------------------------------------------------------
 
-    def started(self, replica_id: int, target: str) -> bool:
-        """A request of ours went to this replica; False if it has left the set meanwhile."""
+    def started(self, replica_id: int, target: str, priority: int = 0) -> bool:
+        """A request of ours (of `priority`) went to this replica; False if it has left the set
+        meanwhile."""
         with self._lock:
             replica = self._replicas.get(replica_id)
             if replica is None or replica.endpoint.target != target:
                 return False
             replica.in_flight += 1
+            replica.by_priority[priority] += 1
             return True
 
-    def ended(self, replica_id: int, target: str) -> None:
+    def ended(self, replica_id: int, target: str, priority: int = 0) -> None:
+        """The end of what `started` counted, with the same priority."""
         with self._lock:
             replica = self._replicas.get(replica_id)
             # the same id at another target is a new replica: it never had this request
             if replica is not None and replica.endpoint.target == target and replica.in_flight:
                 replica.in_flight -= 1
+                if replica.by_priority[priority] > 1:
+                    replica.by_priority[priority] -= 1
+                else:
+                    del replica.by_priority[priority]
 
     def record_poll(self, endpoint: ReplicaEndpoint, stats: pb.StatsReply | None,
                     error: str = "") -> None:
@@ -144,7 +153,8 @@ class ReplicaPool:
         with self._lock:
             typical = self._typical
             return [
-                replica_view(r.endpoint, r.stats, r.in_flight, r.healthy, typical, self.cache_mode)
+                replica_view(r.endpoint, r.stats, r.in_flight, r.healthy, typical, self.cache_mode,
+                             tuple(sorted(r.by_priority.items())))
                 for r in self._replicas.values()
             ]
 

@@ -23,6 +23,7 @@ from worker.service.validation import (
     block_size_of,
     canvas_of,
     check_context,
+    priority_of,
     prompt_field,
     prompt_ids_of,
     relative_deadline_s,
@@ -86,7 +87,8 @@ def prepare(request: pb.GenerateRequest, policy: Policy, tokenizer: Tokenizer | 
     forwarded.request_id = request_id
     forwarded.slo_class = slo.name
     deadline = arrival_s + relative
-    route = RouteRequest(request_id, slo.name, prompt_len, canvas, arrival_s, deadline)
+    route = RouteRequest(request_id, slo.name, prompt_len, canvas, arrival_s, deadline,
+                         priority_of(request, slo))
     return RoutedRequest(forwarded, slo, arrival_s, deadline, route, counted)
 
 

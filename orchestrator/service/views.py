@@ -3,7 +3,8 @@
 - state: the controller's (LOADING, ACTIVE, DRAINING); an ACTIVE replica that failed its last poll
   or a call, or that reports itself draining, is seen as DRAINING (takes nothing new);
 - active: the router's own requests on it (live; the polled queue is up to a period old, and the
-  router is the cluster's only front door), resident: as many of them as fit in its rows;
+  router is the cluster's only front door), split by priority; resident: as many of them as fit
+  in its rows;
 - backlog_steps: active x the worker's steps left per request (its Stats: backlog_steps over
   queued + running), or a typical request's steps when it reported none;
 - step time: `orchestrator.step_model` (as the simulator) from the worker's online step-cost
@@ -45,15 +46,18 @@ class TypicalRequest:
 
 
 def replica_view(endpoint, stats: pb.StatsReply | None, in_flight: int, healthy: bool,
-                 typical: TypicalRequest, cache_mode: str) -> ReplicaView:
-    """`endpoint` is a ReplicaEndpoint (replica id, config, node, state)."""
+                 typical: TypicalRequest, cache_mode: str,
+                 by_priority: tuple[tuple[int, int], ...] = ()) -> ReplicaView:
+    """`endpoint` is a ReplicaEndpoint (replica id, config, node, state); `by_priority` splits
+    `in_flight` by priority ((priority, count) pairs)."""
     state = endpoint.state
     if state is ReplicaState.ACTIVE and (not healthy or (stats is not None and stats.draining)):
         state = ReplicaState.DRAINING
     config = endpoint.config
     if stats is None or len(stats.step_cost_coef) != 4:
         return ReplicaView(endpoint.replica_id, config, state, endpoint.node, in_flight,
-                           in_flight, UNPOLLED_MAX_ROWS, 0.0, 0.0, 0.0, 1.0)
+                           in_flight, UNPOLLED_MAX_ROWS, 0.0, 0.0, 0.0, 1.0,
+                           active_by_priority=by_priority)
     block = stats.block_size or config.block_size
     rate = stats.tokens_per_step
     rate = min(max(rate, 1.0), float(block)) if math.isfinite(rate) and rate > 0 else 1.0
@@ -69,4 +73,4 @@ def replica_view(endpoint, stats: pb.StatsReply | None, in_flight: int, healthy:
     # 0: a worker built before the field (unscaled)
     return ReplicaView(endpoint.replica_id, config, state, endpoint.node, in_flight,
                        min(in_flight, max_rows), max_rows, in_flight * per_request, base, row,
-                       rate, scale if scale > 0 else 1.0)
+                       rate, scale if scale > 0 else 1.0, by_priority)

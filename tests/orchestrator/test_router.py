@@ -33,6 +33,22 @@ def test_predicted_latency_counts_own_steps_and_slot_wait():
     assert predicted_latency(request(), full) == pytest.approx((20 + 2 * 10 / 8) * 0.18)
 
 
+def test_a_backlog_of_lower_priority_work_waits_behind_a_higher_priority_request():
+    # 8 rows, 200 active: 195 at priority 0 (best-effort work), 5 at priority 2
+    busy = ReplicaView(0, SLOW, ReplicaState.ACTIVE, 0, 200, 8, 8, 2000.0, 0.1, 0.01, 3.2,
+                       active_by_priority=((0, 195), (2, 5)))
+    assert busy.ahead_of(0) == 200 and busy.ahead_of(1) == 5 + 8 and busy.ahead_of(2) == 13
+    assert busy.ahead_of(3) == 8  # nothing of its priority: a row's worth of lower work
+    high = RouteRequest("r1", "chat", 100, 64, 0.0, 100.0, priority=2)
+    low = RouteRequest("r2", "chat", 100, 64, 0.0, 100.0, priority=0)
+    # 10 steps per active request: 6 ahead past the 8 slots for the high one, 193 for the low
+    assert predicted_latency(high, busy) == pytest.approx((20 + 6 * 10 / 8) * 0.18)
+    assert predicted_latency(low, busy) == pytest.approx((20 + 193 * 10 / 8) * 0.18)
+    # without the split every active request is ahead, whatever the priority
+    unsplit = view(1, active=200, backlog=2000.0)
+    assert predicted_latency(high, unsplit) == predicted_latency(low, busy)
+
+
 def test_round_robin_cycles_over_accepting_replicas():
     router = RoundRobinRouter()
     views = [view(0), view(1, state=ReplicaState.DRAINING), view(2), view(3)]

@@ -31,6 +31,19 @@ def test_a_push_returns_the_replicas_that_left_or_moved_and_keeps_the_rest():
         pool.set_endpoints([at(0, "a:1"), at(0, "b:1")])
 
 
+def test_in_flight_requests_are_counted_by_priority():
+    pool = ReplicaPool("dual")
+    pool.set_endpoints([at(0, "a:1")])
+    for priority in (0, 0, 0, 2):
+        assert pool.started(0, "a:1", priority)
+    pool.ended(0, "a:1", 0)
+    (view,) = pool.views()
+    assert view.active == 3 and view.active_by_priority == ((0, 2), (2, 1))
+    pool.ended(0, "a:1", 2)
+    (view,) = pool.views()
+    assert view.active_by_priority == ((0, 2),)
+
+
 def test_polls_and_failed_calls_decide_health():
     pool = ReplicaPool("dual", clock=lambda: 7.0)
     pool.set_endpoints([at(0, "a:1"), at(1, "b:1")])

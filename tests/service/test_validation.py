@@ -80,6 +80,10 @@ def test_effective_settings():
 
     own = prepare(generate_request("abc", 8, min_threshold=0.7, priority=-2))
     assert own.floor == 0.7 and own.priority == -2
+    # a request may yield to its class's others, not jump another class's queue
+    jumper = prepare(generate_request("abc", 8, priority=1 << 30))
+    assert jumper.priority == 0
+    assert prepare(generate_request("abc", 8, slo_class="strict", priority=5)).priority == 1
 
     narrow = prepare(generate_request("abc", 8), replica=ThresholdRange(0.85, 0.95))
     assert narrow.floor == 0.85 and narrow.settings.threshold == 0.95

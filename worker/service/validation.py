@@ -86,7 +86,7 @@ class RequestValidator:
         floor, start = self._thresholds(req.quality, slo.floor(self.quality, block), replica)
         settings = self._settings(req, start, block)
         relative = relative_deadline_s(req, slo, grpc_remaining_s)
-        priority = req.priority if req.HasField("priority") else slo.priority
+        priority = priority_of(req, slo)
         return RequestSpec(
             request_id=rid,
             prompt_ids=prompt,
@@ -294,6 +294,13 @@ def relative_deadline_s(
     if grpc_remaining_s is not None:
         relative = min(relative, max(grpc_remaining_s, 0.0))
     return relative
+
+
+def priority_of(req: pb.GenerateRequest, slo: SloClass) -> int:
+    """The request's queue priority, for the worker and the router: its own `priority` when it
+    set one, but never above its class's (a client may yield to its class's other requests, not
+    jump ahead of another class's: priority, like the deadline, is the policy's to give)."""
+    return min(req.priority, slo.priority) if req.HasField("priority") else slo.priority
 
 
 def _threshold(value: float, field: str) -> float:
