@@ -140,7 +140,7 @@ class SimReplica:
         self._view = None
 
     def _make_view(self) -> ReplicaView:
-        rate = self._start_rate
+        rate = min(self._start_rate * self.scheduler.predictor.speed, self.config.block_size)
         seq = self._mean_seq or float(self.limits.max_seq_len // 2)
         base, row = step_time_model(self.cost.coef, self.config.block_size, rate, seq,
                                     self.cache_mode)

@@ -34,6 +34,9 @@ class SchedulerConfig:
     admission_protects_queue: also refuse an arrival that would make a queued request late.
     rate_prior_tokens: how many committed tokens of evidence the profile's tokens-per-step prior is
         worth when blended with a request's observed rate.
+    speed_memory_steps: the replica learns its workload's speed (tokens committed per step over
+        what the quality profile predicts: the profile's tasks are not the live ones) over about
+        this many row steps, and predicts new requests with it; 0: the profile as it is.
     """
 
     ordering: str = "edf"
@@ -50,6 +53,7 @@ class SchedulerConfig:
     admission_headroom: float = 0.1
     admission_protects_queue: bool = True
     rate_prior_tokens: float = 16.0
+    speed_memory_steps: float = 2048.0
 
     def __post_init__(self) -> None:
         if self.ordering not in ORDERINGS:
@@ -81,6 +85,8 @@ class SchedulerConfig:
             _fail("admission_headroom", "must be >= 0", self.admission_headroom)
         if not _finite(self.rate_prior_tokens) or self.rate_prior_tokens <= 0:
             _fail("rate_prior_tokens", "must be > 0", self.rate_prior_tokens)
+        if not _finite(self.speed_memory_steps) or self.speed_memory_steps < 0:
+            _fail("speed_memory_steps", "must be >= 0 (0: not learned)", self.speed_memory_steps)
 
     @property
     def lowers_threshold(self) -> bool:

@@ -90,6 +90,7 @@ class FakeEngine:
     seed: int = 0
     eos_chance: float = 0.0  # chance that a finished block ends the canvas early (EOS)
     jitter: float = 0.0  # relative noise on tokens committed and on elapsed time
+    speed: float = 1.0  # tokens per step over the synthetic truth (a workload unlike the profile's)
     admit_before_evict: bool = False  # the strictest reading of the contract's limits
     rows: dict[str, FakeRow] = field(default_factory=dict)
     admitted_total: int = 0
@@ -145,7 +146,7 @@ class FakeEngine:
         row.steps += 1
         block_len = min(row.block_size, row.canvas_len - row.block_start)
         left_in_block = block_len - row.committed_in_block
-        rate = tokens_per_step(row.threshold, row.block_size)
+        rate = tokens_per_step(row.threshold, row.block_size) * self.speed
         rate *= 1 + self.jitter * self.rng.uniform(-1, 1)
         whole = int(rate)
         committed = min(left_in_block, max(1, whole + (self.rng.random() < rate - whole)))

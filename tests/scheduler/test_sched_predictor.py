@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from sched_fakes import TRUE_COST, FakeEngine, make_quality, make_scheduler, spec
+from sched_fakes import LIMITS, TRUE_COST, FakeEngine, drive, make_quality, make_scheduler, spec
 
 from dilaserve.core.steps import Phase, RowShape, step_features
 from worker.scheduler import RequestState, SchedulerConfig
@@ -80,3 +80,26 @@ def test_predicted_remaining_time_tracks_a_fake_engine_run() -> None:
         if any(e.request_id == "r10" for e in events):
             assert now == pytest.approx(predicted, rel=0.15)
             return
+
+
+@pytest.mark.parametrize("speed", [3.0, 0.5])
+def test_the_replica_learns_its_workload_speed_and_predicts_new_requests_with_it(speed) -> None:
+    """A workload that commits `speed` times the profile's tokens per step: after a few
+    requests the prior a new request is predicted with has moved to it, with memory on; with
+    it off (speed_memory_steps 0) the profile stays the prior."""
+    learned = make_scheduler(speed_memory_steps=512)
+    fixed = make_scheduler(speed_memory_steps=0)
+    for scheduler in (learned, fixed):
+        engine = FakeEngine(LIMITS, seed=1, speed=speed)
+        for i in range(12):
+            scheduler.submit(spec(f"r{i}", canvas=64, block=16, threshold=0.8), 0.0)
+        events, _ = drive(scheduler, engine)
+    profile = fixed.predictor.prior_rate(0.8, 16)
+    # what the engine did: the same mix in both runs (a block's last step commits what is left)
+    measured = sum(e.committed for e in events) / sum(e.steps for e in events) / profile
+    assert abs(measured - 1.0) > 0.4  # really unlike the profile
+    assert learned.predictor.speed == pytest.approx(measured, rel=0.1)
+    assert fixed.predictor.speed == 1.0
+    assert learned.predictor.prior_rate(0.8, 16) == pytest.approx(profile * measured, rel=0.1)
+    new = fresh(learned.predictor, canvas=64, block=16, threshold=0.8)
+    assert new.steps_left == pytest.approx(64 / learned.predictor.prior_rate(0.8, 16))

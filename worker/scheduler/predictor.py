@@ -2,9 +2,13 @@
 
 Steps left: the current block needs masked-in-block / rate steps (at least one), each later block
 size / rate, where rate is the quality profile's tokens per step at the request's threshold and
-block size times the request's own correction, (committed + K) / (expected + K): a blend of the
-profile prior (worth K tokens) and what the request actually committed. A decoder commits only in
-the current block, so later blocks are wholly masked and the current block's masked count follows
+block size, times the workload's speed, times the request's own correction,
+(committed + K) / (expected + K): a blend of the prior (worth K tokens) and what the request
+actually committed. The workload's speed is the same ratio over every row step the replica ran
+lately (`learn_speed`, decayed over `speed_memory_steps`): the profile was measured on its own
+tasks, and a live workload's answers may come several times faster or slower, which the prior
+for a new request must know before the request has taken a step. A decoder commits only in the
+current block, so later blocks are wholly masked and the current block's masked count follows
 from masked_left. Refresh steps: one per block start still ahead (every step with no cache).
 
 Seconds per step: every resident row steps together, so a request's remaining time is its steps
@@ -24,6 +28,7 @@ from dilaserve.profiles.step_cost import StepCost
 from worker.scheduler.requests import RequestState
 
 MIN_CORRECTION, MAX_CORRECTION = 0.25, 4.0
+MIN_SPEED, MAX_SPEED = 0.1, 10.0  # the rate is clamped to [1, block] after it anyway
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,23 +90,47 @@ class BatchShape:
 
 class Predictor:
     def __init__(
-        self, quality: QualityProfile, step_cost: StepCost, rate_prior_tokens: float = 16.0
+        self,
+        quality: QualityProfile,
+        step_cost: StepCost,
+        rate_prior_tokens: float = 16.0,
+        speed_memory_steps: float = 0.0,
     ) -> None:
         self.quality = quality
         self.step_cost = step_cost
         self.rate_prior_tokens = rate_prior_tokens
         self._profiled_blocks = tuple(quality.block_sizes())
         self._rates: dict[tuple[float, int], float] = {}
+        self.speed = 1.0  # the workload's tokens per step over the profile's (`learn_speed`)
+        self._keep = 1.0 - 1.0 / speed_memory_steps if speed_memory_steps > 0 else None
+        self._seen_committed = self._seen_expected = 0.0
 
-    def prior_rate(self, threshold: float, block: int, state: RequestState | None = None) -> float:
+    def profile_rate(self, threshold: float, block: int) -> float:
         """The profile's tokens per step at this setting (nearest profiled block size)."""
-        if state is not None and state.topk:
-            return min(float(block), state.spec.settings.param)
         rate = self._rates.get((threshold, block))
         if rate is None:
             rate = profiled_rate(self.quality, threshold, block, self._profiled_blocks)
             self._rates[(threshold, block)] = rate
         return rate
+
+    def prior_rate(self, threshold: float, block: int, state: RequestState | None = None) -> float:
+        """Tokens per step a request starts with at this setting: the profile's at the
+        workload's speed, in [1, block] (a top-k rule's k)."""
+        if state is not None and state.topk:
+            return min(float(block), state.spec.settings.param)
+        rate = self.profile_rate(threshold, block) * self.speed
+        return 1.0 if rate < 1.0 else (block if rate > block else rate)
+
+    def learn_speed(self, committed: int, profiled: float) -> None:
+        """One row step: it committed `committed` tokens where the profile expected `profiled`."""
+        keep = self._keep
+        if keep is None:
+            return
+        self._seen_committed = self._seen_committed * keep + committed
+        self._seen_expected = self._seen_expected * keep + profiled
+        k = self.rate_prior_tokens
+        speed = (self._seen_committed + k) / (self._seen_expected + k)
+        self.speed = MIN_SPEED if speed < MIN_SPEED else (MAX_SPEED if speed > MAX_SPEED else speed)
 
     def correction(self, state: RequestState) -> float:
         k = self.rate_prior_tokens
@@ -117,9 +146,13 @@ class Predictor:
     def _corrected_rate(
         self, threshold: float, block: int, correction: float, state: RequestState
     ) -> float:
-        rate = self._rates.get((threshold, block))
-        if rate is None or state.topk:
+        if state.topk:
             rate = self.prior_rate(threshold, block, state)
+        else:
+            rate = self._rates.get((threshold, block))
+            if rate is None:
+                rate = self.profile_rate(threshold, block)
+            rate *= self.speed
         rate *= correction
         return 1.0 if rate < 1.0 else (block if rate > block else rate)
 

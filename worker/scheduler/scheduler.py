@@ -77,7 +77,9 @@ class Scheduler:
         self.config = config
         self.limits = limits
         self.step_cost = step_cost
-        self.predictor = Predictor(quality, step_cost, config.rate_prior_tokens)
+        self.predictor = Predictor(
+            quality, step_cost, config.rate_prior_tokens, config.speed_memory_steps
+        )
         self.budget = Budget(quality)
         self.load_control = LoadController(config, self.predictor, self.budget)
         self.admission = Admission(config, limits, self.predictor, self.budget)
@@ -219,6 +221,11 @@ class Scheduler:
             state.refreshes += outcome.phase is Phase.REFRESH
             self.budget.commit(state, outcome.committed)
             state.committed += outcome.committed
+            if not state.topk:
+                self.predictor.learn_speed(
+                    outcome.committed,
+                    self.predictor.profile_rate(state.threshold, state.block_size),
+                )
             state.expected_committed += self.predictor.prior_rate(
                 state.threshold, state.block_size, state
             )

@@ -93,6 +93,7 @@ class LoopStats:
     busy_seconds: float = 0.0  # the serving loop's time in turns that stepped (steps included)
     machine_scale: float = 1.0  # the factor the step-cost profile is scaled by
     machine_scale_measured: float = math.nan  # the measured one (nan: not measured)
+    workload_speed: float = 1.0  # tokens per step over the quality profile's, learned
 
     @property
     def attainment(self) -> float:

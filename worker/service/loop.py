@@ -377,6 +377,7 @@ class ServingLoop:
             step_prior_seconds=c.step_prior_seconds,
             machine_scale=machine.applied if machine else 1.0,
             machine_scale_measured=machine.measured if machine else math.nan,
+            workload_speed=predictor.speed,
         )
 
 

@@ -18,6 +18,8 @@ range and draining from the replica's Control state.
     dilaserve_worker_predicted_step_seconds, dilaserve_worker_steps_total
     dilaserve_worker_machine_scale                      the factor the step-cost profile is
                                                         scaled by (dilaserve.profiles.machine_scale)
+    dilaserve_worker_workload_speed                     tokens per step over the quality profile's,
+                                                        learned (worker.scheduler.predictor)
 
 Attainment per class is requests_met_total / requests_ended_total.
 """
@@ -174,6 +176,9 @@ class LoopCollector:
         yield CounterMetricFamily(f"{PREFIX}_steps", "engine steps", value=s.steps)
         yield _gauge("machine_scale", "the factor this machine's steps scale the step-cost "
                      "profile by (1: within 10%, or not calibrated)", s.machine_scale)
+        yield _gauge("workload_speed", "tokens committed per step over the quality profile's, "
+                     "learned over recent steps (new requests are predicted with it)",
+                     s.workload_speed)
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

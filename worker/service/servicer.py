@@ -114,7 +114,9 @@ class GenerateServicer(pb_grpc.GenerateServicer):
         block = self.validator.policy.worker.block_size
         quality = self.validator.quality
         start = self.replica.threshold_range.max
-        rate = profiled_rate(quality, start, block) if quality is not None else math.nan
+        rate = math.nan
+        if quality is not None:  # at the speed the replica has learned of its workload
+            rate = min(profiled_rate(quality, start, block) * snapshot.workload_speed, block)
         return stats_message(
             snapshot,
             self.model_name,
