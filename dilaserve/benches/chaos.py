@@ -5,7 +5,8 @@ One cluster (the default policy, local Ray on 127.0.0.1, loopback only) serves, 
    falls below 90%; the last rate above it is the capacity the next scenarios are sized by;
 2. fuzz: requests with invalid and extreme fields (and some whose bytes are not UTF-8), Poisson
    at a fixed rate (at most 100 in flight);
-3. overload: 10x the capacity for 20 s;
+3. overload: 10x the capacity offered for 20 s, by a client that holds at most twice the router's
+   call limit open (on one small box an unbounded client starves the servers it measures);
 4. kill: half the capacity; a replica is killed mid-run;
 5. bad reload: a quarter of the capacity; the policy file is replaced by a broken one, then
    restored;
@@ -178,11 +179,19 @@ class ChaosRun:
                 return list(await asyncio.gather(*(one(i, at) for i, at in enumerate(times))))
         return self._scored("fuzz", run)
 
-    def overload(self, capacity: float, factor: float, duration_s: float) -> Scenario:
+    def overload(self, capacity: float, factor: float, duration_s: float,
+                 in_flight: int | None = None) -> Scenario:
+        """`factor` x `capacity` offered for `duration_s`, by a client holding at most
+        `in_flight` calls open (None: no limit); the note says the rate actually sent."""
         rate = capacity * factor
-        return self._scored(f"overload x{factor:g}", lambda: poisson(
-            self.target, rate, duration_s, self.prompts, self.seed + 1),
-            [f"{rate:.0f} req/s for {duration_s:g} s"])
+        scenario = self._scored(f"overload x{factor:g}", lambda: poisson(
+            self.target, rate, duration_s, self.prompts, self.seed + 1, in_flight=in_flight))
+        span = max((c.sent_s for c in scenario.calls), default=0.0)
+        held = f", at most {in_flight} calls open" if in_flight is not None else ""
+        scenario.notes.append(f"{rate:.0f} req/s offered for {duration_s:g} s{held}: "
+                              f"sent at {len(scenario.calls) / max(span, 1e-9):.0f} req/s "
+                              f"over {span:.1f} s")
+        return scenario
 
     def kill(self, capacity: float, duration_s: float = 12.0, at_s: float = 4.0) -> Scenario:
         import ray

@@ -144,10 +144,18 @@ async def call(client: AsyncWorkerClient, sent_request: Sent, t0: float,
 
 
 async def poisson(target: str, rate: float, duration_s: float, prompts: Prompts,
-                  seed: int = 0, during=None) -> list[Call]:
+                  seed: int = 0, during=None, in_flight: int | None = None) -> list[Call]:
     """Open-loop Poisson arrivals at `rate` for `duration_s`; `during(t0)`: a coroutine run
-    beside the load (a fault injected mid-run)."""
+    beside the load (a fault injected mid-run); `in_flight`: the client holds at most that many
+    calls open, and an arrival that finds them all open waits for one to end before it is sent
+    (its clock starts when it is sent)."""
     rng = random.Random(seed)
+    gate = asyncio.Semaphore(in_flight) if in_flight is not None else None
+
+    async def gated(sent: Sent, t0: float) -> Call:
+        async with gate:
+            return await call(client, sent, t0)
+
     async with AsyncWorkerClient(target) as client:
         loop_t0 = time.monotonic()
         side = asyncio.create_task(during(loop_t0)) if during is not None else None
@@ -159,7 +167,9 @@ async def poisson(target: str, rate: float, duration_s: float, prompts: Prompts,
             delay = loop_t0 + at - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            pending.append(asyncio.create_task(call(client, prompts.next(), loop_t0)))
+            pending.append(asyncio.create_task(
+                call(client, prompts.next(), loop_t0) if gate is None
+                else gated(prompts.next(), loop_t0)))
         calls = list(await asyncio.gather(*pending))
         if side is not None:
             await side

@@ -36,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overload", type=float, default=10.0,
                    help="overload as a multiple of the measured capacity (default 10)")
     p.add_argument("--overload-s", type=float, default=20.0, help="its duration (default 20 s)")
+    p.add_argument("--overload-open", type=int, default=None,
+                   help="calls the overload client holds open at once; an arrival past them "
+                        "waits in the client (default: twice router.max_concurrent_calls, so "
+                        "the router's call limit is reached; 0: no limit)")
     p.add_argument("--abandon", type=int, default=1000,
                    help="streams opened and dropped by the client (default 1000)")
     p.add_argument("--seed", type=int, default=0)
@@ -62,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--overload and --overload-s: must be > 0")
     if not args.fuzz_rate > 0:
         raise ValueError("--fuzz-rate: must be > 0")
+    if args.overload_open is not None and args.overload_open < 0:
+        raise ValueError("--overload-open: must be >= 0 (0: no limit)")
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -71,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
     policy_path = workdir / "policy.yaml"
     shutil.copy(args.policy, policy_path)
     cluster_policy = load_cluster_policy(policy_path)
+    open_calls = args.overload_open
+    if open_calls is None:
+        open_calls = 2 * cluster_policy.cluster.router_max_calls
     metrics_port = _free_port()  # the router's metrics: its decision times
     overrides = {"metrics_port": metrics_port, "router_port": 0}
     cluster_policy = dataclasses.replace(cluster_policy, cluster=dataclasses.replace(
@@ -88,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         scenarios = [measured]
         if args.fuzz:
             scenarios.append(chaos.fuzz(args.fuzz, rate=args.fuzz_rate))
-        scenarios.append(chaos.overload(capacity, args.overload, args.overload_s))
+        scenarios.append(chaos.overload(capacity, args.overload, args.overload_s,
+                                        open_calls or None))
         scenarios.append(chaos.kill(capacity))
         handle.wait_ready(READY_S)  # the replacement replica serves before the next scenario
         scenarios.append(chaos.bad_reload(capacity))

@@ -222,10 +222,9 @@ class Scheduler:
             self.budget.commit(state, outcome.committed)
             state.committed += outcome.committed
             if not state.topk:
-                self.predictor.learn_speed(
-                    outcome.committed,
-                    self.predictor.profile_rate(state.threshold, state.block_size),
-                )
+                profiled = self.predictor.profile_rate(state.threshold, state.block_size)
+                state.profiled_committed += profiled
+                self.predictor.learn_speed(outcome.committed, profiled)
             state.expected_committed += self.predictor.prior_rate(
                 state.threshold, state.block_size, state
             )
@@ -235,6 +234,7 @@ class Scheduler:
                 events.append(terminal_event(state, TerminalKind.FAILED, now, outcome.error))
                 continue
             if outcome.done:  # the engine frees the row itself
+                self.predictor.learn_request(state)
                 self._forget(state, finished=True)
                 events.append(
                     terminal_event(
