@@ -13,9 +13,11 @@ source of truth with Stats); only latencies are observed as requests end.
     dilaserve_router_shed_total{slo_class}                  refused by the router at once
                                                             (shed or overloaded)
     dilaserve_router_restarts_total                         restarted on another replica
-    dilaserve_router_e2e_seconds{slo_class}                 histogram: arrival to final message
-    dilaserve_router_decision_seconds{decision}             histogram: arrival to the decision
-                                                            (refused, or routed: first offered)
+    dilaserve_router_e2e_seconds{slo_class}                 histogram: arrival (at the transport:
+                                                            loop_lag.py) to final message
+    dilaserve_router_decision_seconds{decision}             histogram: the handler's start to the
+                                                            decision (refused, or routed: first
+                                                            offered)
     dilaserve_router_replica_{in_flight,queued,running,threshold_min,threshold_max,healthy}
                                                             {replica,target,state}
     dilaserve_router_replicas{node_type,tp,state}           replicas per layout and state

@@ -118,7 +118,8 @@ class Proxy:
         self.on_e2e = on_e2e
         self._best_effort_router = LeastLoadedRouter()
         self._attempts: dict[int, set[_Attempt]] = {}
-        self.on_decision = on_decision  # (seconds from arrival, refused) once per request
+        # (seconds from the handler's start to the decision, refused) once per request
+        self.on_decision = on_decision
 
     def abandon(self, replica_ids) -> None:
         """The replicas left the set: restart their requests elsewhere (event loop thread)."""
@@ -152,10 +153,10 @@ class Proxy:
                 order = self._choose(routed, excluded, restarted=restarts > 0)
             except _End:
                 if arrival:
-                    self.on_decision(self.clock() - routed.arrival_s, True)
+                    self.on_decision(self._in_hand(routed), True)
                 raise
             if arrival:
-                self.on_decision(self.clock() - routed.arrival_s, False)
+                self.on_decision(self._in_hand(routed), False)
             if restart_reason:  # said once a replica is chosen to start again on
                 self.book.restarted()
                 await context.write(pb.GenerateResponse(restarted=pb.Restarted(
@@ -190,6 +191,10 @@ class Proxy:
                 raise _End(code, "every replica offered the request refused it: "
                            + "; ".join(refusals), ending)
             # else every choice was unreachable: route again among the others
+
+    def _in_hand(self, routed: RoutedRequest) -> float:
+        """Seconds since the router's handler took the request."""
+        return self.clock() - routed.arrival_s - routed.waited_s
 
     def _choose(self, routed: RoutedRequest, excluded: set[int], restarted: bool) -> list[int]:
         """The replicas to offer it to, in order. A best-effort request is never shed, and

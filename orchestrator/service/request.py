@@ -43,6 +43,9 @@ class RoutedRequest:
     deadline_s: float  # absolute, on the router's clock (inf: none)
     route: RouteRequest
     counted: bool  # the prompt was counted in the model's tokens (else estimated from its text)
+    # of the time since arrival_s, how long it waited before the router's handler ran (the
+    # router's estimate, `loop_lag`): arrival_s is when it reached the server's transport
+    waited_s: float = 0.0
 
     @property
     def request_id(self) -> str:
@@ -72,15 +75,19 @@ class RoutedRequest:
 
 def prepare(request: pb.GenerateRequest, policy: Policy, tokenizer: Tokenizer | None,
             limits: RequestLimits | None, arrival_s: float,
-            grpc_remaining_s: float | None) -> RoutedRequest:
+            grpc_remaining_s: float | None, waited_s: float = 0.0) -> RoutedRequest:
     """Raises InvalidRequest naming the field. `limits`: the replicas' (None before any
-    reported: the policy's max_new_tokens is checked, the rest is left to the worker)."""
+    reported: the policy's max_new_tokens is checked, the rest is left to the worker).
+    `arrival_s`: when it reached the server's transport, `waited_s` before its handler ran,
+    when `grpc_remaining_s` (the time left of the call's gRPC deadline) was read."""
     request_id = request_id_of(request.request_id)
     prompt_len, counted = _prompt_len(request, tokenizer, limits)
     slo = slo_class_of(policy, request.slo_class)
     block = block_size_of(request.quality, policy, limits)
     canvas = canvas_of(request.max_new_tokens, block, limits, policy)
     check_context(prompt_len if counted else 0, canvas, request.max_new_tokens, block, limits)
+    if grpc_remaining_s is not None:  # gRPC's own clock ran from the transport too
+        grpc_remaining_s += waited_s
     relative = relative_deadline_s(request, slo, grpc_remaining_s)
     forwarded = pb.GenerateRequest()
     forwarded.CopyFrom(request)
@@ -89,7 +96,7 @@ def prepare(request: pb.GenerateRequest, policy: Policy, tokenizer: Tokenizer | 
     deadline = arrival_s + relative
     route = RouteRequest(request_id, slo.name, prompt_len, canvas, arrival_s, deadline,
                          priority_of(request, slo))
-    return RoutedRequest(forwarded, slo, arrival_s, deadline, route, counted)
+    return RoutedRequest(forwarded, slo, arrival_s, deadline, route, counted, waited_s)
 
 
 def _prompt_len(request: pb.GenerateRequest, tokenizer: Tokenizer | None,

@@ -33,6 +33,7 @@ from orchestrator.service.auth import Access, TokenInterceptor, http_middleware
 from orchestrator.service.bookkeeping import RouterBook
 from orchestrator.service.channels import Channels
 from orchestrator.service.http_api import HttpApi
+from orchestrator.service.loop_lag import LoopLag
 from orchestrator.service.metrics import RouterMetrics
 from orchestrator.service.overload import CallLimit
 from orchestrator.service.proxy import Proxy
@@ -233,9 +234,11 @@ class RouterServer:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
+        lag = LoopLag(self.proxy.clock)
+        lag_task = asyncio.create_task(lag.run())
         servicer = RouterServicer(
             self.proxy, self.pool, self.channels, self.book, self._policy_now, self._tokenizer,
-            self.stats, self._arrived, self._controlled, self.limit)
+            self.stats, self._arrived, self._controlled, self.limit, lag)
         try:
             if self.metrics_port is not None:
                 self.metrics_port = self.metrics.serve(self.host, self.metrics_port)
@@ -249,6 +252,7 @@ class RouterServer:
                     [http_middleware(self.access)] if self.access is not None else [])
             server, health_servicer = await self._start_grpc(servicer)
         except BaseException as err:
+            lag_task.cancel()
             self.metrics.stop()
             if self._http is not None:
                 await self._http.stop()
@@ -263,6 +267,7 @@ class RouterServer:
             await health_servicer.set(name, NOT_SERVING)
         await asyncio.gather(server.stop(self._grace_s), self._stop_http(self._grace_s))
         poller.cancel()
+        lag_task.cancel()
         await self.channels.close_all()
         self.metrics.stop()
 

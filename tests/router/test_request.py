@@ -35,6 +35,18 @@ def test_the_deadline_is_the_earliest_of_the_class_request_and_grpc_deadlines():
     assert own_batch.deadline_s == pytest.approx(130.0)  # no class deadline; gRPC's earlier
 
 
+def test_a_request_that_waited_before_the_handler_counts_from_the_transport():
+    """The handler ran at 100.05 after a 50 ms wait in line: the class's and deadline_ms's
+    deadlines count from 100.0, the gRPC deadline (read at the handler) stays where it was."""
+    own = prepare(generate_request("abc", 20, deadline_ms=500),
+                  POLICY, TOKENIZER, None, 100.0, None, waited_s=0.05)
+    assert own.deadline_s == pytest.approx(100.5) and own.waited_s == 0.05
+    grpc = prepare(generate_request("abc", 20, deadline_ms=500),
+                   POLICY, TOKENIZER, None, 100.0, 0.2, waited_s=0.05)
+    assert grpc.deadline_s == pytest.approx(100.05 + 0.2)
+    assert grpc.relative_deadline_ms == pytest.approx(250.0)
+
+
 def test_route_request_and_arrival_have_the_lengths_the_worker_will_use():
     routed = prepare(generate_request("abc+12", 20, request_id="x"),
                      POLICY, TOKENIZER, None, 5.0, None)
