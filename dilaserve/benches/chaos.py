@@ -5,8 +5,8 @@ One cluster (the default policy, local Ray on 127.0.0.1, loopback only) serves, 
    falls below 90%; the last rate above it is the capacity the next scenarios are sized by;
 2. fuzz: requests with invalid and extreme fields (and some whose bytes are not UTF-8), Poisson
    at a fixed rate (at most 100 in flight);
-3. overload: 10x the capacity offered for 20 s, by a client that holds at most twice the router's
-   call limit open (on one small box an unbounded client starves the servers it measures);
+3. overload: 10x the capacity offered for 20 s, by a client that holds at most the router's call
+   limit open (past what gRPC accepts, calls wait unseen in its transport: docs/reliability.md);
 4. kill: half the capacity; a replica is killed mid-run;
 5. bad reload: a quarter of the capacity; the policy file is replaced by a broken one, then
    restored;

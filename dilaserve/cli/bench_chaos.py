@@ -38,8 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overload-s", type=float, default=20.0, help="its duration (default 20 s)")
     p.add_argument("--overload-open", type=int, default=None,
                    help="calls the overload client holds open at once; an arrival past them "
-                        "waits in the client (default: twice router.max_concurrent_calls, so "
-                        "the router's call limit is reached; 0: no limit)")
+                        "waits in the client (default: router.max_concurrent_calls, what the "
+                        "router takes at once; 0: no limit)")
     p.add_argument("--abandon", type=int, default=1000,
                    help="streams opened and dropped by the client (default 1000)")
     p.add_argument("--seed", type=int, default=0)
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     cluster_policy = load_cluster_policy(policy_path)
     open_calls = args.overload_open
     if open_calls is None:
-        open_calls = 2 * cluster_policy.cluster.router_max_calls
+        open_calls = cluster_policy.cluster.router_max_calls
     metrics_port = _free_port()  # the router's metrics: its decision times
     overrides = {"metrics_port": metrics_port, "router_port": 0}
     cluster_policy = dataclasses.replace(cluster_policy, cluster=dataclasses.replace(

@@ -18,6 +18,7 @@ source of truth with Stats); only latencies are observed as requests end.
     dilaserve_router_decision_seconds{decision}             histogram: the handler's start to the
                                                             decision (refused, or routed: first
                                                             offered)
+    dilaserve_router_loop_lag_seconds                       the event loop's lateness (loop_lag.py)
     dilaserve_router_replica_{in_flight,queued,running,threshold_min,threshold_max,healthy}
                                                             {replica,target,state}
     dilaserve_router_replicas{node_type,tp,state}           replicas per layout and state
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from orchestrator.service.bookkeeping import REFUSED_AT_ARRIVAL, BookSnapshot, Ending
@@ -42,11 +43,16 @@ class RouterMetrics:
     def __init__(self, book: Callable[[], BookSnapshot],
                  replicas: Callable[[], list[ReplicaSnapshot]]) -> None:
         self.registry = CollectorRegistry()
-        self.e2e = Histogram(f"{PREFIX}_e2e_seconds", "arrival at the router to final message",
+        self.e2e = Histogram(f"{PREFIX}_e2e_seconds", "arrival at the router's transport to "
+                             "final message",
                              ["slo_class"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.decision = Histogram(f"{PREFIX}_decision_seconds", "arrival at the router to its "
-                                  "decision: refused, or routed (first offered to a replica)",
+        self.decision = Histogram(f"{PREFIX}_decision_seconds", "the router's handler's start "
+                                  "to its decision: refused, or routed (first offered to a "
+                                  "replica)",
                                   ["decision"], buckets=DECISION_BUCKETS, registry=self.registry)
+        self.loop_lag = Gauge(f"{PREFIX}_loop_lag_seconds", "how late the router's event loop "
+                              "runs (smoothed): a new call's estimated wait before its handler",
+                              registry=self.registry)
         self.registry.register(_Collector(book, replicas))
         self._server = None
 

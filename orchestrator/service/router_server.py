@@ -236,6 +236,7 @@ class RouterServer:
         self._stop_event = asyncio.Event()
         lag = LoopLag(self.proxy.clock)
         lag_task = asyncio.create_task(lag.run())
+        self.metrics.loop_lag.set_function(lambda: lag.seconds)
         servicer = RouterServicer(
             self.proxy, self.pool, self.channels, self.book, self._policy_now, self._tokenizer,
             self.stats, self._arrived, self._controlled, self.limit, lag)

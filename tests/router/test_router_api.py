@@ -178,6 +178,7 @@ def test_metrics_endpoint_serves_router_metrics():
         assert 'dilaserve_router_attainment{slo_class="standard"} 0.5' in text
         assert 'dilaserve_router_e2e_seconds_count{slo_class="standard"} 1.0' in text
         assert "dilaserve_router_restarts_total 0.0" in text
+        assert "dilaserve_router_loop_lag_seconds " in text
         replica = f'replica="0",state="active",target="{servers[0].target}"'
         assert f"dilaserve_router_replica_in_flight{{{replica}}} 0.0" in text
         assert f"dilaserve_router_replica_threshold_max{{{replica}}} 0.9" in text
