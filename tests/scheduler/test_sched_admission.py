@@ -91,3 +91,19 @@ def test_accepted_requests_mostly_meet_their_deadlines_under_overload() -> None:
     met = sum(e.deadline_met for e in events)
     assert len(events) == accepted and 0 < accepted < 60
     assert met >= 0.9 * accepted
+
+
+def test_a_queue_of_short_requests_waits_for_the_refresh_bound_not_for_slots() -> None:
+    """Rows are free, but a queued request joins the batch through a refresh step, at most
+    max_refresh_rows a step: behind 12 queued ones, an arrival waits 3 steps with a bound of 4
+    and none without one."""
+    waits = {}
+    for bound in (4, None):
+        scheduler = make_scheduler(EngineLimits(max_rows=32, max_tokens=32 * 64, max_seq_len=64),
+                                   ordering="fcfs", max_refresh_rows=bound)
+        for i in range(12):
+            assert scheduler.submit(spec(f"q{i}", canvas=16, block=16), 0.0).accepted
+        decision = scheduler.submit(spec("new", deadline=10.0, canvas=16, block=16), 0.0)
+        assert decision.accepted
+        waits[bound] = decision.reason.split("(wait ")[1].split(" ")[0]
+    assert waits == {4: "3", None: "0"}

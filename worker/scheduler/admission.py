@@ -10,7 +10,11 @@ deadline, where
   wait    = when a row slot frees up for it: the work ahead of it (the resident rows' steps left
             at their current settings, which load control keeps unless they run late, and the
             planned steps of every queued request the ordering puts before it) list-scheduled onto
-            the row slots it can have (max_rows, fewer when its length limits it by max_tokens),
+            the row slots it can have (max_rows, fewer when its length limits it by max_tokens);
+            and no sooner than the refresh bound lets it in: a queued request joins the batch
+            through a refresh step, at most `max_refresh_rows` of them a step (block starts of
+            resident rows first: `batching`), so a queue of short requests waits for entry, not
+            for slots,
   step time = the predicted step time of the current batch with it added, filled to as many rows
             as the work ahead will keep busy or as recent steps have had (the arrivals that will
             join during its service), whichever is more.
@@ -109,7 +113,7 @@ class Admission:
         for q in ahead:
             heapq.heappush(free_at, heapq.heappop(free_at) + q.planned_steps)
         without = list(free_at)
-        wait_steps = heapq.heappop(free_at)
+        wait_steps = max(heapq.heappop(free_at), self._entry_steps(spec.seq_len, ahead, resident))
         caution = self._caution()
         service_steps = self._start(state, now, wait_steps, step_s, stretch, caution)
         heapq.heappush(free_at, wait_steps + service_steps)
@@ -129,6 +133,20 @@ class Admission:
                     state, f"admitting it would make {victim} late; {detail}", finish
                 )
         return AdmissionDecision(rid, Verdict.ACCEPTED, f"accepted: {detail}", finish)
+
+    def _entry_steps(
+        self, seq_len: int, ahead: list[RequestState], resident: Collection[RequestState]
+    ) -> float:
+        """Steps before the refresh bound lets the arrival into the batch (0: the next one)."""
+        per_step = self.config.max_refresh_rows
+        budget = self.config.refresh_token_budget
+        if budget is not None:
+            fit = max(1, budget // seq_len)
+            per_step = fit if per_step is None else min(per_step, fit)
+        if per_step is None:
+            return 0.0
+        block_starts = sum(1 for r in resident if r.at_block_start and r.cache_mode != "none")
+        return float((len(ahead) + block_starts) // per_step)
 
     def _caution(self) -> float:
         """How many times the mean's steps the arrival is planned to need (>= 1): the workload's
