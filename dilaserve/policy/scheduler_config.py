@@ -37,9 +37,6 @@ class SchedulerConfig:
     speed_memory_steps: the replica learns its workload's speed (tokens committed per step over
         what the quality profile predicts: the profile's tasks are not the live ones) over about
         this many row steps, and predicts new requests with it; 0: the profile as it is.
-    admission_speed_quantile: admission plans an arrival's own steps at this quantile of the
-        recent requests' own speeds (0.5: the median request; lower: a slower one, refusing
-        sooner), since it cannot tell a quick answer from a slow one before the first step.
     """
 
     ordering: str = "edf"
@@ -57,7 +54,6 @@ class SchedulerConfig:
     admission_protects_queue: bool = True
     rate_prior_tokens: float = 16.0
     speed_memory_steps: float = 2048.0
-    admission_speed_quantile: float = 0.25
 
     def __post_init__(self) -> None:
         if self.ordering not in ORDERINGS:
@@ -91,9 +87,6 @@ class SchedulerConfig:
             _fail("rate_prior_tokens", "must be > 0", self.rate_prior_tokens)
         if not _finite(self.speed_memory_steps) or self.speed_memory_steps < 0:
             _fail("speed_memory_steps", "must be >= 0 (0: not learned)", self.speed_memory_steps)
-        q = self.admission_speed_quantile
-        if not _finite(q) or not 0 < q <= 1:
-            _fail("admission_speed_quantile", "must be in (0, 1]", q)
 
     @property
     def lowers_threshold(self) -> bool:

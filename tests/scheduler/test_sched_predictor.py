@@ -103,26 +103,3 @@ def test_the_replica_learns_its_workload_speed_and_predicts_new_requests_with_it
     assert learned.predictor.prior_rate(0.8, 16) == pytest.approx(profile * measured, rel=0.1)
     new = fresh(learned.predictor, canvas=64, block=16, threshold=0.8)
     assert new.steps_left == pytest.approx(64 / learned.predictor.prior_rate(0.8, 16))
-
-
-def test_admission_plans_an_arrival_at_a_slow_request_speed() -> None:
-    """A quarter of the workload's requests run at a third of the others' speed: planned at the
-    mean, an arrival whose deadline fits only a quick answer is taken; at the 0.25 quantile it
-    is refused, and the reason says the steps it was planned with."""
-    def with_spread(quantile: float):
-        scheduler = make_scheduler(speed_memory_steps=512, admission_speed_quantile=quantile)
-        for i in range(40):
-            done = fresh(scheduler.predictor, canvas=64, block=16, threshold=0.8)
-            done.committed, done.profiled_committed = 64, 64.0 * (3.0 if i % 4 == 0 else 1.0)
-            scheduler.predictor.learn_request(done)
-        return scheduler
-
-    assert with_spread(0.25).predictor.cautious_speed(0.25) == pytest.approx(1 / 3)
-    probe = fresh(Predictor(make_quality(), TRUE_COST), canvas=64, block=16, threshold=0.8)
-    step_s = BatchShape().with_row(0.1, 16, 96).step_seconds(TRUE_COST.coef)  # one row's step
-    deadline = probe.steps_left * step_s * 1.8  # the mean's steps fit; three times them do not
-    decisions = {q: with_spread(q).submit(spec("new", deadline=deadline, canvas=64, block=16,
-                                                threshold=0.8, floor=0.8), 0.0)
-                 for q in (1.0, 0.25)}
-    assert decisions[1.0].accepted
-    assert not decisions[0.25].accepted and "service" in decisions[0.25].reason

@@ -3,10 +3,7 @@ start what it accepts at the threshold the predicted load calls for.
 
 The rule. An arrival is feasible when now + (wait + service) x step time x (1 + headroom) <= its
 deadline, where
-  service = its predicted steps at its starting threshold (and starting block size), at the
-            speed of a slow request of the workload: before its first step nothing tells a
-            quick answer from a slow one, so it is planned at `admission_speed_quantile` of the
-            recent requests' own speeds (`Predictor.cautious_speed`), not at their mean,
+  service = its predicted steps at its starting threshold (and starting block size),
   wait    = when a row slot frees up for it: the work ahead of it (the resident rows' steps left
             at their current settings, which load control keeps unless they run late, and the
             planned steps of every queued request the ordering puts before it) list-scheduled onto
@@ -114,13 +111,12 @@ class Admission:
             heapq.heappush(free_at, heapq.heappop(free_at) + q.planned_steps)
         without = list(free_at)
         wait_steps = max(heapq.heappop(free_at), self._entry_steps(spec.seq_len, ahead, resident))
-        caution = self._caution()
-        service_steps = self._start(state, now, wait_steps, step_s, stretch, caution)
+        service_steps = self._start(state, now, wait_steps, step_s, stretch)
         heapq.heappush(free_at, wait_steps + service_steps)
-        finish = now + (wait_steps + service_steps * caution) * stretch
+        finish = now + (wait_steps + service_steps) * stretch
         detail = (
             f"predicted finish in {(finish - now) * 1e3:.1f} ms (wait {wait_steps:.0f} + "
-            f"service {service_steps * caution:.0f} steps of {step_s * 1e3:.2f} ms at threshold "
+            f"service {service_steps:.0f} steps of {step_s * 1e3:.2f} ms at threshold "
             f"{state.threshold:g}) against a deadline in "
             f"{(spec.deadline_s - now) * 1e3:.1f} ms"
         )
@@ -148,25 +144,12 @@ class Admission:
         block_starts = sum(1 for r in resident if r.at_block_start and r.cache_mode != "none")
         return float((len(ahead) + block_starts) // per_step)
 
-    def _caution(self) -> float:
-        """How many times the mean's steps the arrival is planned to need (>= 1): the workload's
-        mean speed over its speed at `admission_speed_quantile` of recent requests."""
-        predictor = self.predictor
-        return predictor.speed / predictor.cautious_speed(self.config.admission_speed_quantile)
-
     def _start(
-        self,
-        state: RequestState,
-        now: float,
-        wait_steps: float,
-        step_s: float,
-        stretch: float,
-        caution: float = 1.0,
+        self, state: RequestState, now: float, wait_steps: float, step_s: float, stretch: float
     ) -> float:
-        """Set the arrival's starting rung (see the module's rule); returns its service steps
-        (at the mean speed; `caution` x those are what must fit). Block sizes as they are: a
-        larger block can only be reached at aligned block starts, so it is a bonus, not counted
-        on."""
+        """Set the arrival's starting rung (see the module's rule); returns its service steps.
+        Block sizes as they are: a larger block can only be reached at aligned block starts, so
+        it is a bonus, not counted on."""
         rungs = state.threshold_rungs
         if len(rungs) == 1:
             return state.planned_steps
@@ -178,9 +161,8 @@ class Admission:
                 break
             chosen = rung
             steps, _ = self.predictor.work(state, threshold)
-            service_s = steps * caution * step_s
-            if (state.deadline_s - now - (wait_steps + steps * caution) * stretch
-                    >= margin * service_s):
+            service_s = steps * step_s
+            if state.deadline_s - now - (wait_steps + steps) * stretch >= margin * service_s:
                 break
         if chosen:
             state.threshold_rung = chosen

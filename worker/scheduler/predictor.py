@@ -7,10 +7,7 @@ block size, times the workload's speed, times the request's own correction,
 actually committed. The workload's speed is the same ratio over every row step the replica ran
 lately (`learn_speed`, decayed over `speed_memory_steps`): the profile was measured on its own
 tasks, and a live workload's answers may come several times faster or slower, which the prior
-for a new request must know before the request has taken a step. Admission, which decides on a
-request before its first step, also knows how the speeds of recent requests spread
-(`cautious_speed`): a workload of quick and slow answers has a mean that half of them miss.
-A decoder commits only in the
+for a new request must know before the request has taken a step. A decoder commits only in the
 current block, so later blocks are wholly masked and the current block's masked count follows
 from masked_left. Refresh steps: one per block start still ahead (every step with no cache).
 
@@ -24,8 +21,6 @@ forward's fixed cost weighted by the chance that the forward happens at all (`Ba
 
 from __future__ import annotations
 
-import math
-from collections import deque
 from dataclasses import dataclass
 
 from dilaserve.profiles.quality import QualityProfile
@@ -34,8 +29,6 @@ from worker.scheduler.requests import RequestState
 
 MIN_CORRECTION, MAX_CORRECTION = 0.25, 4.0
 MIN_SPEED, MAX_SPEED = 0.1, 10.0  # the rate is clamped to [1, block] after it anyway
-SPEED_SAMPLES = 256  # the finished requests whose own speeds `cautious_speed` reads
-MIN_SPEED_SAMPLES = 16  # fewer: the mean speed stands for every request
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +104,6 @@ class Predictor:
         self.speed = 1.0  # the workload's tokens per step over the profile's (`learn_speed`)
         self._keep = 1.0 - 1.0 / speed_memory_steps if speed_memory_steps > 0 else None
         self._seen_committed = self._seen_expected = 0.0
-        self._request_speeds: deque[float] = deque(maxlen=SPEED_SAMPLES)
-        self._sorted_speeds: list[float] | None = None
 
     def profile_rate(self, threshold: float, block: int) -> float:
         """The profile's tokens per step at this setting (nearest profiled block size)."""
@@ -129,25 +120,6 @@ class Predictor:
             return min(float(block), state.spec.settings.param)
         rate = self.profile_rate(threshold, block) * self.speed
         return 1.0 if rate < 1.0 else (block if rate > block else rate)
-
-    def learn_request(self, state: RequestState) -> None:
-        """A request finished: keep its own speed (committed over the profile's expectation)."""
-        if self._keep is None or state.topk or state.profiled_committed <= 0:
-            return
-        self._request_speeds.append(state.committed / state.profiled_committed)
-        self._sorted_speeds = None
-
-    def cautious_speed(self, quantile: float) -> float:
-        """The speed a request arriving now has with probability 1 - `quantile` or more: that
-        quantile of the recent requests' own speeds (slower ones first), at most the mean
-        speed; the mean speed until enough requests have finished."""
-        if len(self._request_speeds) < MIN_SPEED_SAMPLES:
-            return self.speed
-        if self._sorted_speeds is None:
-            self._sorted_speeds = sorted(self._request_speeds)
-        speeds = self._sorted_speeds
-        at = min(len(speeds) - 1, max(0, math.ceil(quantile * len(speeds)) - 1))
-        return min(self.speed, max(MIN_SPEED, speeds[at]))
 
     def learn_speed(self, committed: int, profiled: float) -> None:
         """One row step: it committed `committed` tokens where the profile expected `profiled`."""

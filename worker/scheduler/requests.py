@@ -88,9 +88,7 @@ class RequestState:
     Block geometry: the current block is [block_start, block_start + block_size); `pending_block`
     is a requested block size not yet in force (it takes effect at the next block start).
     `expected_committed` is what the quality profile predicted for the steps taken, so that
-    committed / expected is the request's own correction to the profile's tokens per step;
-    `profiled_committed` is the same at the profile's rates alone (without the workload's
-    speed), so that committed / profiled is the request's own speed.
+    committed / expected is the request's own correction to the profile's tokens per step.
     """
 
     __slots__ = (
@@ -113,7 +111,6 @@ class RequestState:
         "steps",
         "committed",
         "expected_committed",
-        "profiled_committed",
         "steps_at_change",
         "deferrals",
         "resident",
@@ -156,7 +153,6 @@ class RequestState:
         self.refreshes = 0  # refresh steps taken
         self.committed = 0
         self.expected_committed = 0.0
-        self.profiled_committed = 0.0
         self.steps_at_change = 0
         self.deferrals = 0
         self.resident = False

@@ -222,9 +222,10 @@ class Scheduler:
             self.budget.commit(state, outcome.committed)
             state.committed += outcome.committed
             if not state.topk:
-                profiled = self.predictor.profile_rate(state.threshold, state.block_size)
-                state.profiled_committed += profiled
-                self.predictor.learn_speed(outcome.committed, profiled)
+                self.predictor.learn_speed(
+                    outcome.committed,
+                    self.predictor.profile_rate(state.threshold, state.block_size),
+                )
             state.expected_committed += self.predictor.prior_rate(
                 state.threshold, state.block_size, state
             )
@@ -234,7 +235,6 @@ class Scheduler:
                 events.append(terminal_event(state, TerminalKind.FAILED, now, outcome.error))
                 continue
             if outcome.done:  # the engine frees the row itself
-                self.predictor.learn_request(state)
                 self._forget(state, finished=True)
                 events.append(
                     terminal_event(
