@@ -101,3 +101,14 @@ def test_both_prompts_is_an_error():
     with pytest.raises(InvalidRequest) as err:
         prepare(request, POLICY, TOKENIZER, None, 0.0, None)
     assert err.value.field == "prompt_text" and "not both" in str(err.value)
+
+
+def test_the_route_carries_the_priority_the_worker_will_queue_it_at():
+    """The class's, or the request's own when lower: never above the class's."""
+    def priority(**fields) -> int:
+        return prepare(generate_request("abc", 8, **fields), POLICY, TOKENIZER, None, 1.0,
+                       None).route.priority
+
+    assert priority(slo_class="strict") == 1 and priority() == 0
+    assert priority(slo_class="strict", priority=7) == 1
+    assert priority(slo_class="strict", priority=-3) == -3
