@@ -87,6 +87,7 @@ def test_scrape_after_real_requests_on_the_shipped_model():
     assert got[("dilaserve_worker_steps_total", ())] == stats.steps > 0
     assert got[("dilaserve_worker_step_seconds", ())] > 0
     assert got[("dilaserve_worker_machine_scale", ())] == stats.machine_scale > 0
+    assert got[("dilaserve_worker_workload_speed", ())] > 0
     assert (got[("dilaserve_worker_threshold_min", ())],
             got[("dilaserve_worker_threshold_max", ())]) == (0.5, 0.9)
     assert (after_control[("dilaserve_worker_threshold_min", ())],
