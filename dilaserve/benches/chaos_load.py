@@ -16,6 +16,7 @@ failed and late ones are misses). Calls in a best-effort class (no SLO) are coun
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import random
 import time
@@ -150,7 +151,7 @@ async def poisson(target: str, rate: float, duration_s: float, prompts: Prompts,
     calls open, and an arrival that finds them all open waits for one to end before it is sent
     (its clock starts when it is sent)."""
     rng = random.Random(seed)
-    gate = asyncio.Semaphore(in_flight) if in_flight is not None else None
+    gate = asyncio.Semaphore(in_flight) if in_flight is not None else contextlib.nullcontext()
 
     async def gated(sent: Sent, t0: float) -> Call:
         async with gate:
@@ -167,9 +168,7 @@ async def poisson(target: str, rate: float, duration_s: float, prompts: Prompts,
             delay = loop_t0 + at - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            pending.append(asyncio.create_task(
-                call(client, prompts.next(), loop_t0) if gate is None
-                else gated(prompts.next(), loop_t0)))
+            pending.append(asyncio.create_task(gated(prompts.next(), loop_t0)))
         calls = list(await asyncio.gather(*pending))
         if side is not None:
             await side

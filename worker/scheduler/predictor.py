@@ -118,7 +118,11 @@ class Predictor:
         workload's speed, in [1, block] (a top-k rule's k)."""
         if state is not None and state.topk:
             return min(float(block), state.spec.settings.param)
-        rate = self.profile_rate(threshold, block) * self.speed
+        return self.at_speed(self.profile_rate(threshold, block), block)
+
+    def at_speed(self, profiled: float, block: int) -> float:
+        """A profiled rate at the workload's speed, in [1, block]."""
+        rate = profiled * self.speed
         return 1.0 if rate < 1.0 else (block if rate > block else rate)
 
     def learn_speed(self, committed: int, profiled: float) -> None:

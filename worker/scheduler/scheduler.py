@@ -221,14 +221,13 @@ class Scheduler:
             state.refreshes += outcome.phase is Phase.REFRESH
             self.budget.commit(state, outcome.committed)
             state.committed += outcome.committed
-            if not state.topk:
-                self.predictor.learn_speed(
-                    outcome.committed,
-                    self.predictor.profile_rate(state.threshold, state.block_size),
-                )
-            state.expected_committed += self.predictor.prior_rate(
-                state.threshold, state.block_size, state
-            )
+            if state.topk:
+                expected = self.predictor.prior_rate(state.threshold, state.block_size, state)
+            else:  # one profile lookup for both: this runs for every row of every step
+                profiled = self.predictor.profile_rate(state.threshold, state.block_size)
+                self.predictor.learn_speed(outcome.committed, profiled)
+                expected = self.predictor.at_speed(profiled, state.block_size)
+            state.expected_committed += expected
             state.masked_left = outcome.masked_left
             if outcome.error:  # the engine ended this row alone and freed it
                 self._forget(state)
